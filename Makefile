@@ -1,0 +1,35 @@
+# Two entry points for users and CI: `make demo` and `make test`.
+# Both create .venv on first use, install the package with its test extras and
+# try to build the native engine (a failed native build leaves the Python engines working).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all bench install clean
+
+$(STAMP): pyproject.toml $(wildcard native/pyproject.toml native/CMakeLists.txt native/src/*)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	@if [ -f native/pyproject.toml ]; then \
+	  $(PY) -m pip install -q ./native \
+	  || echo "WARNING: the native engine failed to build; the Python engines (dense, hull) still work." >&2; \
+	fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m wasmformer demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) -m wasmformer bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,3 @@
+from wasmformer.cli import main
+
+raise SystemExit(main())
