@@ -1,0 +1,56 @@
+"""The dense engine: the MODEL_FORMAT.md forward pass written literally.
+
+Softmax attention over the whole KV cache, O(t) per token. It is the
+specification every faster engine must agree with, so it stays short and
+obvious: no sparsity, no hulls, no shortcuts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wasmformer.model import Model, recency
+
+
+class DenseEngine:
+    name = "dense"
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.position = 0
+        self.keys = [_GrowingArray(2 * model.n_heads) for _ in model.layers]
+        self.values = [_GrowingArray(2 * model.n_heads) for _ in model.layers]
+
+    def step(self, token_id: int) -> int:
+        model, t = self.model, self.position
+        x = model.embed[token_id].copy()
+        x[model.positional["t"]] += t
+        x[model.positional["t2"]] += t * t
+        x[model.positional["recency"]] += recency(t)
+        for layer, key_cache, value_cache in zip(model.layers, self.keys, self.values):
+            q = layer.wq @ x
+            keys = key_cache.append(layer.wk @ x).reshape(t + 1, -1, 2)  # [t+1, H, 2]
+            values = value_cache.append(layer.wv @ x).reshape(t + 1, -1, 2)
+            scores = np.einsum("jhd,hd->hj", keys, q.reshape(-1, 2))  # [H, t+1]
+            weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+            weights /= weights.sum(axis=1, keepdims=True)
+            heads_out = np.einsum("hj,jhd->hd", weights, values).reshape(-1)
+            x = x + layer.wo @ heads_out
+            x = x + layer.w_down @ (np.maximum(layer.w_gate @ x, 0.0) * (layer.w_up @ x))
+        self.position += 1
+        return int(np.argmax(model.unembed @ x))  # argmax returns the lowest id on exact ties
+
+
+class _GrowingArray:
+    """Rows appended one at a time, stored contiguously with amortized doubling."""
+
+    def __init__(self, width: int):
+        self.data = np.zeros((64, width))
+        self.rows = 0
+
+    def append(self, row: np.ndarray) -> np.ndarray:
+        if self.rows == len(self.data):
+            self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+        self.data[self.rows] = row
+        self.rows += 1
+        return self.data[: self.rows]

@@ -1,0 +1,126 @@
+"""The VM program: what the front end produces and the machine executes.
+
+A flat list of instructions over one i32 operand stack, per-call frames of
+locals, globals, and a small byte-addressed linear memory. Structured control
+flow is already turned into absolute jumps; every instruction has at most one
+i32 immediate. docs/vm-program.md gives the semantics of each op; the
+reference VM (wasmformer.oracles.refvm) is their executable definition.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Op(enum.Enum):
+    # value: pushes the immediate
+    CONST = "const"
+    # arithmetic and comparisons on i32 (wrap-around, two's complement)
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV_S = "div_s"
+    DIV_U = "div_u"
+    REM_S = "rem_s"
+    REM_U = "rem_u"
+    AND = "and"
+    OR = "or"
+    XOR = "xor"
+    SHL = "shl"
+    SHR_S = "shr_s"
+    SHR_U = "shr_u"
+    ROTL = "rotl"
+    ROTR = "rotr"
+    CLZ = "clz"
+    CTZ = "ctz"
+    POPCNT = "popcnt"
+    EXTEND8_S = "extend8_s"
+    EXTEND16_S = "extend16_s"
+    EQZ = "eqz"
+    EQ = "eq"
+    NE = "ne"
+    LT_S = "lt_s"
+    LT_U = "lt_u"
+    GT_S = "gt_s"
+    GT_U = "gt_u"
+    LE_S = "le_s"
+    LE_U = "le_u"
+    GE_S = "ge_s"
+    GE_U = "ge_u"
+    # memory: immediate = static offset added to the popped address
+    LOAD8_S = "load8_s"
+    LOAD8_U = "load8_u"
+    LOAD16_S = "load16_s"
+    LOAD16_U = "load16_u"
+    LOAD = "load"
+    STORE8 = "store8"
+    STORE16 = "store16"
+    STORE = "store"
+    MEMORY_SIZE = "memory_size"
+    MEMORY_GROW = "memory_grow"
+    # variables: immediate = index
+    LOCAL_GET = "local_get"
+    LOCAL_SET = "local_set"
+    LOCAL_TEE = "local_tee"
+    GLOBAL_GET = "global_get"
+    GLOBAL_SET = "global_set"
+    # stack
+    DROP = "drop"
+    SELECT = "select"
+    # control: immediate = absolute target pc
+    JUMP = "jump"
+    JUMP_IF_ZERO = "jump_if_zero"
+    JUMP_IF_NONZERO = "jump_if_nonzero"
+    CALL = "call"
+    RETURN = "return"
+    # input/output and the end of the run
+    PUTCHAR = "putchar"  # pops a value, outputs its low byte
+    GETCHAR = "getchar"  # pushes the next input byte, or -1 when the input is exhausted
+    HALT = "halt"
+    TRAP = "trap"  # immediate = a TrapReason code
+
+
+class TrapReason(enum.IntEnum):
+    UNREACHABLE = 0
+    DIVIDE_BY_ZERO = 1
+    INTEGER_OVERFLOW = 2
+    OUT_OF_BOUNDS_MEMORY = 3
+    INDIRECT_CALL = 4  # call_indirect to a bad index or signature
+    CALL_STACK_EXHAUSTED = 5
+
+
+@dataclass(frozen=True)
+class Instr:
+    op: Op
+    arg: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.op.value} {self.arg}" if self.arg or self.op in _SHOWS_ARG else self.op.value
+
+
+_SHOWS_ARG = {Op.CONST, Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_GET, Op.GLOBAL_SET,
+              Op.JUMP, Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO, Op.CALL, Op.TRAP}
+
+
+@dataclass
+class VMProgram:
+    """A whole program ready for the machine.
+
+    ``memory`` is the initial content of linear memory from address 0 (data
+    segments applied, zeros elsewhere); ``memory_limit`` is the number of
+    addressable bytes. Execution starts at pc ``entry`` with an empty stack and
+    a frame of ``entry_locals`` zeroed locals.
+    """
+
+    instrs: list[Instr]
+    entry: int
+    entry_locals: int
+    globals: list[int]
+    memory: bytes
+    memory_limit: int
+    name: str = "program"
+    # pc -> (function name, index of the wasm instruction it came from), for messages
+    origins: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # what lowering added: {"rewritten_ops": {...}, "helper_instructions": n, ...}
+    stats: dict = field(default_factory=dict)
