@@ -46,7 +46,9 @@ class Feature:
         return f"<{type(self).__name__} {self.name!r} [{self.lo}, {self.hi}]>"
 
     def describe(self) -> str:
-        return f"{type(self).__name__.lower()} {self.name!r}"
+        # "TokenTable" -> "token table": messages read as prose
+        kind = "".join(f" {ch.lower()}" if ch.isupper() else ch for ch in type(self).__name__).strip()
+        return f"{kind} {self.name!r}"
 
 
 class Expr:
