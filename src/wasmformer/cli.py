@@ -22,7 +22,16 @@ class CliError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # --invoke NAME may be followed by its i32 arguments after the source (argparse
+    # would otherwise treat them as unknown), so collect the leftovers here.
+    args, leftover = parser.parse_known_args(argv)
+    if leftover:
+        if not getattr(args, "invoke", None):
+            parser.error(f"unrecognized arguments: {' '.join(leftover)}")
+        try:
+            args.args = list(args.args) + [_i32_argument(text) for text in leftover]
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
@@ -125,11 +134,21 @@ def _cmd_refvm(args) -> int:
 
     program = _load_program(args)
     result = refvm.run(program, _read_input(args), max_steps=args.max_steps)
-    sys.stdout.buffer.write(result.output)
-    sys.stdout.flush()
+    _write_output(args, program, result.output)
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
           + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
     return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
+
+
+def _write_output(args, program, output: bytes) -> None:
+    """The program's output on stdout: raw bytes, or with --invoke the results one per line."""
+    if getattr(args, "invoke", None) and len(output) == 4 * program.stats.get("output_results", -1):
+        from wasmformer.frontend import format_invoke_result
+
+        sys.stdout.write(format_invoke_result(output, program.stats["output_results"]))
+    else:
+        sys.stdout.buffer.write(output)
+    sys.stdout.flush()
 
 
 def _cmd_demo(args) -> int:

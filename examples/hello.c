@@ -1,0 +1,7 @@
+/* hello: the smallest wasmformer program. */
+#include <wasmformer.h>
+
+int main(void) {
+    printf("Hello, world! I am a C program running inside a transformer.\n");
+    return 0;
+}

@@ -1,0 +1,111 @@
+"""Relocatable code: instructions whose jump and call targets are still symbolic.
+
+Lowering produces one ``Code`` per function (and per dispatcher, per helper).
+A jump target is a ``Label`` placed inside the same ``Code``; a call target is
+a ``Symbol`` naming another ``Code``. ``link`` lays the pieces out one after
+another and turns both into absolute pcs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wasmformer.frontend.program import Instr, Op
+
+
+class Label:
+    """A position inside one Code, known once placed (compared by identity)."""
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """The start of a linked Code: ("func", unit, index), ("dispatch", type), ..."""
+    key: tuple
+
+
+@dataclass
+class Code:
+    name: str
+    items: list[tuple[Op, object]] = field(default_factory=list)  # arg: int, Label or Symbol
+    origins: list[tuple[str, int] | None] = field(default_factory=list)
+    labels: dict[Label, int] = field(default_factory=dict)
+    origin: tuple[str, int] | None = None  # attached to what is emitted next
+
+    def emit(self, op: Op, arg: object = 0) -> None:
+        self.items.append((op, arg))
+        self.origins.append(self.origin)
+
+    def place(self, label: Label) -> None:
+        self.labels[label] = len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class Linked:
+    instrs: list[Instr]
+    origins: dict[int, tuple[str, int]]
+    starts: dict[Symbol, int]
+
+
+def link(pieces: list[tuple[Symbol, Code]], aliases: dict[Symbol, Symbol] | None = None) -> Linked:
+    """Lay the pieces out in order; an alias symbol resolves to the start of its target."""
+    starts: dict[Symbol, int] = {}
+    pc = 0
+    for symbol, code in pieces:
+        starts[symbol] = pc
+        pc += len(code)
+    for alias, target in (aliases or {}).items():
+        starts[alias] = starts[target]
+    instrs: list[Instr] = []
+    origins: dict[int, tuple[str, int]] = {}
+    for symbol, code in pieces:
+        base = starts[symbol]
+        for offset, ((op, arg), origin) in enumerate(zip(code.items, code.origins)):
+            instrs.append(Instr(op, _resolve(arg, base, code, starts)))
+            if origin is not None:
+                origins[base + offset] = origin
+    return Linked(instrs, origins, starts)
+
+
+def _resolve(arg: object, base: int, code: Code, starts: dict[Symbol, int]) -> int:
+    if isinstance(arg, Label):
+        return base + code.labels[arg]
+    if isinstance(arg, Symbol):
+        return starts[arg]
+    return arg
+
+
+def index_runs(targets: list, default) -> list[tuple[int, object]]:
+    """A table of targets as runs (first index, target); indices past the table go to ``default``."""
+    runs: list[tuple[int, object]] = []
+    for position, target in enumerate(targets + [default]):
+        if not runs or runs[-1][1] != target:
+            runs.append((position, target))
+    return runs
+
+
+def emit_index_search(code: Code, index_local: int, runs: list[tuple[int, object]], labels: dict) -> None:
+    """Jump to ``labels[target]`` of the run holding the (unsigned) value of ``index_local``.
+
+    A binary search on the runs' first indices: O(log runs) compares, so a
+    br_table or call_indirect costs a few steps however large its table.
+    """
+    if len(runs) == 1:
+        code.emit(Op.JUMP, labels[runs[0][1]])
+        return
+    middle = len(runs) // 2
+    lower_half = Label()
+    code.emit(Op.LOCAL_GET, index_local)
+    code.emit(Op.CONST, _signed(runs[middle][0]))
+    code.emit(Op.LT_U)
+    code.emit(Op.JUMP_IF_NONZERO, lower_half)
+    emit_index_search(code, index_local, runs[middle:], labels)
+    code.place(lower_half)
+    emit_index_search(code, index_local, runs[:middle], labels)
+
+
+def _signed(value: int) -> int:
+    """Run boundaries are at most the table length (< 2^31 in practice); keep CONST signed anyway."""
+    return value - (1 << 32) if value >= 1 << 31 else value

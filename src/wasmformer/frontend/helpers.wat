@@ -1,0 +1,278 @@
+;; Helper subroutines: the i32 ops a machine may lack, written with basic ops only
+;; (const, add, sub, eqz, eq, ne, the compares, locals, select, branches, calls).
+;;
+;; The front end lowers this module with its own pipeline and links in the
+;; helpers a program needs (export name = the VM op's name). Every helper runs
+;; in O(32) steps: the only shift available is "x + x" (one bit left), and the
+;; top bit of x is "x <s 0", so numbers are read most significant bit first.
+;; Imports from "wasmformer_helpers" become TRAP instructions with that reason.
+(module
+  (import "wasmformer_helpers" "trap_divide_by_zero" (func $trap_divide_by_zero))
+  (import "wasmformer_helpers" "trap_integer_overflow" (func $trap_integer_overflow))
+
+  ;; x << 8, unrolled: skipping a zero byte costs ~4 steps per bit instead of ~13
+  (func $shift_left_8 (param $x i32) (result i32)
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (local.set $x (i32.add (local.get $x) (local.get $x)))
+    (i32.add (local.get $x) (local.get $x)))
+
+  ;; a * b (mod 2^32): Horner over the bits of the smaller factor, top bit first,
+  ;; starting at its highest set bit.
+  (func $mul (export "mul") (param $a i32) (param $b i32) (result i32)
+    (local $product i32) (local $bits i32) (local $swap i32)
+    (if (i32.lt_u (local.get $a) (local.get $b))
+      (then (local.set $swap (local.get $a))
+            (local.set $a (local.get $b))
+            (local.set $b (local.get $swap))))
+    (if (i32.eqz (local.get $b)) (then (return (i32.const 0))))
+    (local.set $bits (i32.const 32))
+    (loop $skip_zero_byte
+      (if (i32.lt_u (local.get $b) (i32.const 0x1000000))
+        (then (local.set $b (call $shift_left_8 (local.get $b)))
+              (local.set $bits (i32.sub (local.get $bits) (i32.const 8)))
+              (br $skip_zero_byte))))
+    (block $top_bit_found
+      (loop $skip_leading_zero
+        (br_if $top_bit_found (i32.lt_s (local.get $b) (i32.const 0)))
+        (local.set $b (i32.add (local.get $b) (local.get $b)))
+        (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+        (br $skip_leading_zero)))
+    (loop $next_bit
+      (local.set $product (i32.add (local.get $product) (local.get $product)))
+      (if (i32.lt_s (local.get $b) (i32.const 0))
+        (then (local.set $product (i32.add (local.get $product) (local.get $a)))))
+      (local.set $b (i32.add (local.get $b) (local.get $b)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $next_bit (local.get $bits)))
+    (local.get $product))
+
+  ;; unsigned n / d and n % d (restoring division, top bit of n first).
+  (func $divmod_u (param $n i32) (param $d i32) (result i32 i32)
+    (local $quotient i32) (local $remainder i32) (local $bits i32) (local $carry i32)
+    (if (i32.eqz (local.get $d)) (then (call $trap_divide_by_zero)))
+    (if (i32.lt_u (local.get $n) (local.get $d))
+      (then (return (i32.const 0) (local.get $n))))
+    ;; here n >= d > 0, so n has a top bit: skip the zeros above it
+    (local.set $bits (i32.const 32))
+    (loop $skip_zero_byte
+      (if (i32.lt_u (local.get $n) (i32.const 0x1000000))
+        (then (local.set $n (call $shift_left_8 (local.get $n)))
+              (local.set $bits (i32.sub (local.get $bits) (i32.const 8)))
+              (br $skip_zero_byte))))
+    (block $top_bit_found
+      (loop $skip_leading_zero
+        (br_if $top_bit_found (i32.lt_s (local.get $n) (i32.const 0)))
+        (local.set $n (i32.add (local.get $n) (local.get $n)))
+        (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+        (br $skip_leading_zero)))
+    (loop $next_bit
+      ;; remainder = 2 * remainder + top bit of n; carry = the bit that left the remainder
+      (local.set $carry (i32.lt_s (local.get $remainder) (i32.const 0)))
+      (local.set $remainder
+        (i32.add (i32.add (local.get $remainder) (local.get $remainder))
+                 (i32.lt_s (local.get $n) (i32.const 0))))
+      (local.set $n (i32.add (local.get $n) (local.get $n)))
+      (local.set $quotient (i32.add (local.get $quotient) (local.get $quotient)))
+      ;; the true remainder (carry * 2^32 + remainder) is at least d: subtract (mod 2^32 is exact)
+      (if (select (i32.const 1) (i32.ge_u (local.get $remainder) (local.get $d)) (local.get $carry))
+        (then (local.set $remainder (i32.sub (local.get $remainder) (local.get $d)))
+              (local.set $quotient (i32.add (local.get $quotient) (i32.const 1)))))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $next_bit (local.get $bits)))
+    (local.get $quotient) (local.get $remainder))
+
+  (func $div_u (export "div_u") (param $n i32) (param $d i32) (result i32)
+    (call $divmod_u (local.get $n) (local.get $d))
+    (drop))
+
+  (func $rem_u (export "rem_u") (param $n i32) (param $d i32) (result i32)
+    (local $remainder i32)
+    (call $divmod_u (local.get $n) (local.get $d))
+    (local.set $remainder)
+    (drop)
+    (local.get $remainder))
+
+  (func $abs (param $x i32) (result i32)
+    (select (i32.sub (i32.const 0) (local.get $x)) (local.get $x) (i32.lt_s (local.get $x) (i32.const 0))))
+
+  ;; signed division truncates toward zero; INT_MIN / -1 overflows.
+  (func $div_s (export "div_s") (param $a i32) (param $b i32) (result i32)
+    (local $quotient i32)
+    (if (i32.eqz (local.get $b)) (then (call $trap_divide_by_zero)))
+    (if (i32.eq (local.get $b) (i32.const -1))
+      (then
+        (if (i32.eq (local.get $a) (i32.const 0x80000000)) (then (call $trap_integer_overflow)))
+        (return (i32.sub (i32.const 0) (local.get $a)))))
+    (call $divmod_u (call $abs (local.get $a)) (call $abs (local.get $b)))
+    (drop)
+    (local.set $quotient)
+    (select (i32.sub (i32.const 0) (local.get $quotient)) (local.get $quotient)
+            (i32.ne (i32.lt_s (local.get $a) (i32.const 0)) (i32.lt_s (local.get $b) (i32.const 0)))))
+
+  ;; the signed remainder has the sign of the dividend; x % -1 = 0 (no overflow).
+  (func $rem_s (export "rem_s") (param $a i32) (param $b i32) (result i32)
+    (local $remainder i32)
+    (if (i32.eqz (local.get $b)) (then (call $trap_divide_by_zero)))
+    (if (i32.eq (local.get $b) (i32.const -1)) (then (return (i32.const 0))))
+    (call $divmod_u (call $abs (local.get $a)) (call $abs (local.get $b)))
+    (local.set $remainder)
+    (drop)
+    (select (i32.sub (i32.const 0) (local.get $remainder)) (local.get $remainder)
+            (i32.lt_s (local.get $a) (i32.const 0))))
+
+  ;; Bitwise ops, bit by bit from the top: with s = (top bit of a) + (top bit of b),
+  ;; the result bit is 1 when low <= s <= high (and: 2..2, or: 1..2, xor: 1..1).
+  ;; While the top bytes give zero result bits (both zero, or for "and" either
+  ;; zero: $small_needed = 2 or 1), skip them a byte at a time; the result is still 0.
+  (func $bitwise (param $a i32) (param $b i32) (param $low i32) (param $high i32) (result i32)
+    (local $result i32) (local $bits i32) (local $sum i32) (local $small_needed i32)
+    (local.set $small_needed (select (i32.const 1) (i32.const 2) (i32.eq (local.get $low) (i32.const 2))))
+    (local.set $bits (i32.const 32))
+    (block $skipped
+      (loop $skip_zero_byte
+        (br_if $skipped
+          (i32.lt_u (i32.add (i32.lt_u (local.get $a) (i32.const 0x1000000))
+                             (i32.lt_u (local.get $b) (i32.const 0x1000000)))
+                    (local.get $small_needed)))
+        (local.set $a (call $shift_left_8 (local.get $a)))
+        (local.set $b (call $shift_left_8 (local.get $b)))
+        (local.set $bits (i32.sub (local.get $bits) (i32.const 8)))
+        (br_if $skip_zero_byte (local.get $bits))
+        (return (i32.const 0))))
+    (loop $next_bit
+      (local.set $sum (i32.add (i32.lt_s (local.get $a) (i32.const 0)) (i32.lt_s (local.get $b) (i32.const 0))))
+      (local.set $result
+        (i32.add (i32.add (local.get $result) (local.get $result))
+                 (select (i32.le_u (local.get $sum) (local.get $high)) (i32.const 0)
+                         (i32.ge_u (local.get $sum) (local.get $low)))))
+      (local.set $a (i32.add (local.get $a) (local.get $a)))
+      (local.set $b (i32.add (local.get $b) (local.get $b)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $next_bit (local.get $bits)))
+    (local.get $result))
+
+  (func $and (export "and") (param $a i32) (param $b i32) (result i32)
+    (call $bitwise (local.get $a) (local.get $b) (i32.const 2) (i32.const 2)))
+
+  (func $or (export "or") (param $a i32) (param $b i32) (result i32)
+    (call $bitwise (local.get $a) (local.get $b) (i32.const 1) (i32.const 2)))
+
+  (func $xor (export "xor") (param $a i32) (param $b i32) (result i32)
+    (call $bitwise (local.get $a) (local.get $b) (i32.const 1) (i32.const 1)))
+
+  ;; c mod 32, the shift count wasm uses: move the low 5 bits to the top
+  ;; (27 doublings), then read them back.
+  (func $low5 (param $c i32) (result i32)
+    (local $bits i32) (local $result i32)
+    (if (i32.lt_u (local.get $c) (i32.const 32)) (then (return (local.get $c))))
+    (local.set $bits (i32.const 27))
+    (loop $shift_up
+      (local.set $c (i32.add (local.get $c) (local.get $c)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $shift_up (local.get $bits)))
+    (local.set $bits (i32.const 5))
+    (loop $read_bit
+      (local.set $result
+        (i32.add (i32.add (local.get $result) (local.get $result)) (i32.lt_s (local.get $c) (i32.const 0))))
+      (local.set $c (i32.add (local.get $c) (local.get $c)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $read_bit (local.get $bits)))
+    (local.get $result))
+
+  ;; x << count for 0 <= count < 32
+  (func $shift_left (param $x i32) (param $count i32) (result i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $x (i32.add (local.get $x) (local.get $x)))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $next)))
+    (local.get $x))
+
+  ;; x >> count for 0 <= count < 32, the vacated top bits filled with $fill (0 or -1):
+  ;; Horner over the top 32 - count bits of x, starting from fill.
+  (func $shift_right (param $x i32) (param $count i32) (param $fill i32) (result i32)
+    (local $bits i32)
+    (local.set $bits (i32.sub (i32.const 32) (local.get $count)))
+    (loop $next_bit
+      (local.set $fill
+        (i32.add (i32.add (local.get $fill) (local.get $fill)) (i32.lt_s (local.get $x) (i32.const 0))))
+      (local.set $x (i32.add (local.get $x) (local.get $x)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $next_bit (local.get $bits)))
+    (local.get $fill))
+
+  (func $shl (export "shl") (param $x i32) (param $c i32) (result i32)
+    (call $shift_left (local.get $x) (call $low5 (local.get $c))))
+
+  (func $shr_u (export "shr_u") (param $x i32) (param $c i32) (result i32)
+    (call $shift_right (local.get $x) (call $low5 (local.get $c)) (i32.const 0)))
+
+  (func $shr_s (export "shr_s") (param $x i32) (param $c i32) (result i32)
+    (call $shift_right (local.get $x) (call $low5 (local.get $c))
+                       (i32.sub (i32.const 0) (i32.lt_s (local.get $x) (i32.const 0)))))
+
+  ;; rotate left: the bit leaving the top comes back in at the bottom
+  (func $rotl (export "rotl") (param $x i32) (param $c i32) (result i32)
+    (local.set $c (call $low5 (local.get $c)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $c)))
+        (local.set $x (i32.add (i32.add (local.get $x) (local.get $x)) (i32.lt_s (local.get $x) (i32.const 0))))
+        (local.set $c (i32.sub (local.get $c) (i32.const 1)))
+        (br $next)))
+    (local.get $x))
+
+  (func $rotr (export "rotr") (param $x i32) (param $c i32) (result i32)
+    (local.set $c (call $low5 (local.get $c)))
+    (if (i32.eqz (local.get $c)) (then (return (local.get $x))))
+    (call $rotl (local.get $x) (i32.sub (i32.const 32) (local.get $c))))
+
+  (func $clz (export "clz") (param $x i32) (result i32)
+    (local $count i32)
+    (if (i32.eqz (local.get $x)) (then (return (i32.const 32))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.lt_s (local.get $x) (i32.const 0)))
+        (local.set $x (i32.add (local.get $x) (local.get $x)))
+        (local.set $count (i32.add (local.get $count) (i32.const 1)))
+        (br $next)))
+    (local.get $count))
+
+  ;; ctz = 32 - (the number of doublings that turn x into 0)
+  (func $ctz (export "ctz") (param $x i32) (result i32)
+    (local $doublings i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $x)))
+        (local.set $x (i32.add (local.get $x) (local.get $x)))
+        (local.set $doublings (i32.add (local.get $doublings) (i32.const 1)))
+        (br $next)))
+    (i32.sub (i32.const 32) (local.get $doublings)))
+
+  (func $popcnt (export "popcnt") (param $x i32) (result i32)
+    (local $count i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $x)))
+        (local.set $count (i32.add (local.get $count) (i32.lt_s (local.get $x) (i32.const 0))))
+        (local.set $x (i32.add (local.get $x) (local.get $x)))
+        (br $next)))
+    (local.get $count))
+
+  ;; sign-extend the low 8 / 16 bits: move them to the top, shift back arithmetically
+  (func $extend8_s (export "extend8_s") (param $x i32) (result i32)
+    (local.set $x (call $shift_left (local.get $x) (i32.const 24)))
+    (call $shift_right (local.get $x) (i32.const 24)
+                       (i32.sub (i32.const 0) (i32.lt_s (local.get $x) (i32.const 0)))))
+
+  (func $extend16_s (export "extend16_s") (param $x i32) (result i32)
+    (local.set $x (call $shift_left (local.get $x) (i32.const 16)))
+    (call $shift_right (local.get $x) (i32.const 16)
+                       (i32.sub (i32.const 0) (i32.lt_s (local.get $x) (i32.const 0)))))
+)

@@ -1,0 +1,394 @@
+"""One wasm function body -> relocatable VM code with absolute-jump control flow.
+
+The operand stack of the VM is the wasm operand stack; only locals are per
+frame. Lowering tracks the stack height statically (the module is validated,
+so every height is known) and turns each structured construct into jumps:
+
+    block ... end          the label is the position after ``end``
+    loop ... end           the label is the loop's first instruction
+    if ... else ... end    JUMP_IF_ZERO to the else part, JUMP over it at ``else``
+    br / br_if / br_table  a jump to the label, after discarding the values that
+                           lie between the branch's results and the label's base
+                           height (results saved in scratch locals, DROPs, restored)
+    return                 the same discarding down to height 0, then RETURN
+
+A function starts with a prologue that pops its parameters into locals 0..p-1
+(LOCAL_SET in reverse order) and ends with RETURN. Scratch locals live after
+the declared locals. Code after an unconditional branch is not emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs
+from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.program import Instr, Op, TrapReason
+
+I32_MODULUS = 1 << 32
+
+SIMPLE_OPS: dict[str, tuple[Op, int, int]] = {  # wasm name -> (op, values popped, values pushed)
+    "i32.eqz": (Op.EQZ, 1, 1), "i32.eq": (Op.EQ, 2, 1), "i32.ne": (Op.NE, 2, 1),
+    "i32.lt_s": (Op.LT_S, 2, 1), "i32.lt_u": (Op.LT_U, 2, 1), "i32.gt_s": (Op.GT_S, 2, 1),
+    "i32.gt_u": (Op.GT_U, 2, 1), "i32.le_s": (Op.LE_S, 2, 1), "i32.le_u": (Op.LE_U, 2, 1),
+    "i32.ge_s": (Op.GE_S, 2, 1), "i32.ge_u": (Op.GE_U, 2, 1),
+    "i32.add": (Op.ADD, 2, 1), "i32.sub": (Op.SUB, 2, 1), "i32.mul": (Op.MUL, 2, 1),
+    "i32.div_s": (Op.DIV_S, 2, 1), "i32.div_u": (Op.DIV_U, 2, 1),
+    "i32.rem_s": (Op.REM_S, 2, 1), "i32.rem_u": (Op.REM_U, 2, 1),
+    "i32.and": (Op.AND, 2, 1), "i32.or": (Op.OR, 2, 1), "i32.xor": (Op.XOR, 2, 1),
+    "i32.shl": (Op.SHL, 2, 1), "i32.shr_s": (Op.SHR_S, 2, 1), "i32.shr_u": (Op.SHR_U, 2, 1),
+    "i32.rotl": (Op.ROTL, 2, 1), "i32.rotr": (Op.ROTR, 2, 1),
+    "i32.clz": (Op.CLZ, 1, 1), "i32.ctz": (Op.CTZ, 1, 1), "i32.popcnt": (Op.POPCNT, 1, 1),
+    "i32.extend8_s": (Op.EXTEND8_S, 1, 1), "i32.extend16_s": (Op.EXTEND16_S, 1, 1),
+    "drop": (Op.DROP, 1, 0), "select": (Op.SELECT, 3, 1),
+}
+
+MEMORY_OPS: dict[str, tuple[Op, int, int, int]] = {  # name -> (op, popped, pushed, access width)
+    "i32.load": (Op.LOAD, 1, 1, 4), "i32.load8_s": (Op.LOAD8_S, 1, 1, 1),
+    "i32.load8_u": (Op.LOAD8_U, 1, 1, 1), "i32.load16_s": (Op.LOAD16_S, 1, 1, 2),
+    "i32.load16_u": (Op.LOAD16_U, 1, 1, 2),
+    "i32.store": (Op.STORE, 2, 0, 4), "i32.store8": (Op.STORE8, 2, 0, 1), "i32.store16": (Op.STORE16, 2, 0, 2),
+}
+
+VARIABLE_OPS: dict[str, tuple[Op, int, int]] = {
+    "local.get": (Op.LOCAL_GET, 0, 1), "local.set": (Op.LOCAL_SET, 1, 0), "local.tee": (Op.LOCAL_TEE, 1, 1),
+    "global.get": (Op.GLOBAL_GET, 0, 1), "global.set": (Op.GLOBAL_SET, 1, 0),
+}
+
+UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
+    ("i32.wrap_i64", "no i64 yet"), ("i32.trunc", "no floating point"), ("i32.reinterpret", "no floating point"),
+    ("i64.", "no i64 yet"), ("f32.", "no floating point"), ("f64.", "no floating point"),
+    ("memory.copy", "no bulk memory"), ("memory.fill", "no bulk memory"), ("memory.init", "no bulk memory"),
+    ("data.drop", "no bulk memory"), ("table.", "no reference types"), ("elem.drop", "no reference types"),
+    ("ref.", "no reference types"), ("return_call", "no tail calls"),
+]
+
+
+def to_i32(value: int) -> int:
+    """The signed 32-bit value with the same low 32 bits."""
+    value %= I32_MODULUS
+    return value - I32_MODULUS if value >= I32_MODULUS // 2 else value
+
+
+@dataclass
+class Environment:
+    """What a function body needs from the whole program while it is lowered."""
+    module: Module
+    memory_limit: int  # accesses at or beyond this address trap
+    memory_pages: int  # the fixed memory size reported by memory.size
+    function_symbol: Callable[[int], Symbol | Instr]  # an Instr for imports (PUTCHAR, GETCHAR, TRAP)
+    global_slot: Callable[[int, Callable], int]  # wasm global -> VM global; refuses via the 2nd argument
+    op_target: Callable[[Op], Symbol | None]  # None: native; else the helper that replaces the op
+    dispatch_symbol: Callable[[int, int], Symbol]  # (type index, table) -> call_indirect dispatcher
+    name_prefix: str = ""  # for function names in messages and origins
+
+
+@dataclass
+class _Frame:
+    kind: str  # "function", "block", "loop" or "if"
+    base: int  # operand height below the frame's parameters
+    params: int
+    results: int
+    target: Label  # where a branch to this frame goes
+    end: Label
+    else_label: Label | None = None
+    dead: bool = False  # the whole frame is unreachable code
+    unreachable: bool = False  # the rest of the frame is unreachable
+
+    @property
+    def arity(self) -> int:
+        return self.params if self.kind == "loop" else self.results
+
+
+@dataclass
+class LoweredFunction:
+    code: Code
+    calls: set[int] = field(default_factory=set)  # function indices called directly
+    indirect_types: set[int] = field(default_factory=set)  # call_indirect type indices
+    frame_size: int = 0  # params + declared locals + scratch locals
+
+
+def check_i32_signature(module: Module, index: int, signature: FuncType) -> None:
+    for kind in signature.params + signature.results:
+        if kind != "i32":
+            raise FrontendError(f"{module.where(index)}: type {signature} is not supported "
+                                f"({type_reason(kind)}; only i32 values)")
+
+
+def type_reason(kind: str) -> str:
+    return {"i64": "no i64 yet", "f32": "no floating point", "f64": "no floating point",
+            "v128": "no SIMD"}.get(kind, "no reference types")
+
+
+def lower_function(environment: Environment, index: int) -> LoweredFunction:
+    return _FunctionLowering(environment, index).run()
+
+
+class _FunctionLowering:
+    def __init__(self, environment: Environment, index: int):
+        self.env = environment
+        self.module = environment.module
+        self.index = index
+        self.function = self.module.defined_function(index)
+        self.signature = self.module.function_type(index)
+        self.where = self.module.where(index)
+        self.code = Code(environment.name_prefix + self.module.function_name(index))
+        self.result = LoweredFunction(self.code)
+        self.frames: list[_Frame] = []
+        self.height = 0
+        self.position = 0
+        self.locals_count = len(self.signature.params) + self._declared_locals()
+        self.scratch_used = 0
+        self.handlers = {
+            "nop": self._nop, "unreachable": self._unreachable, "i32.const": self._i32_const,
+            "memory.size": self._memory_size, "memory.grow": self._memory_grow,
+            "call": self._call, "call_indirect": self._call_indirect,
+            "block": self._block, "loop": self._loop, "if": self._if, "else": self._else, "end": self._end,
+            "br": self._br, "br_if": self._br_if, "br_table": self._br_table, "return": self._return,
+        }
+
+    def _declared_locals(self) -> int:
+        total = 0
+        for count, kind in self.function.local_types:
+            if count and kind != "i32":
+                raise FrontendError(f"{self.where}: locals of type {kind} are not supported ({type_reason(kind)})")
+            total += count
+        return total
+
+    def run(self) -> LoweredFunction:
+        check_i32_signature(self.module, self.index, self.signature)
+        params = len(self.signature.params)
+        for local in reversed(range(params)):
+            self.code.emit(Op.LOCAL_SET, local)
+        end = Label()
+        self.frames.append(_Frame("function", 0, 0, len(self.signature.results), end, end))
+        for position, instruction in enumerate(decode_body(self.module, self.function)):
+            self.position = position
+            self.code.origin = (self.code.name, position)
+            self._instruction(instruction)
+        self.result.frame_size = self.locals_count + self.scratch_used
+        return self.result
+
+    # --- errors and bookkeeping -------------------------------------------------
+
+    def fail(self, message: str) -> FrontendError:
+        return FrontendError(f"{self.where}, instruction {self.position}: {message}")
+
+    def _scratch(self, slot: int) -> int:
+        self.scratch_used = max(self.scratch_used, slot + 1)
+        return self.locals_count + slot
+
+    def _block_type(self, block_type) -> tuple[int, int]:
+        if block_type is None:
+            return 0, 0
+        if isinstance(block_type, str):
+            self._require_i32(block_type)
+            return 0, 1
+        signature = self.module.types[block_type]
+        for kind in signature.params + signature.results:
+            self._require_i32(kind)
+        return len(signature.params), len(signature.results)
+
+    def _require_i32(self, kind: str) -> None:
+        if kind != "i32":
+            raise self.fail(f"a block of type {kind} is not supported ({type_reason(kind)})")
+
+    # --- dispatch on the instruction ----------------------------------------------
+
+    def _instruction(self, instruction: Instruction) -> None:
+        name = instruction.name
+        frame = self.frames[-1]
+        if frame.unreachable and name not in ("block", "loop", "if", "else", "end"):
+            return
+        handler = self.handlers.get(name)
+        if name in SIMPLE_OPS:
+            self._simple(*SIMPLE_OPS[name])
+        elif name in MEMORY_OPS:
+            self._memory(instruction, *MEMORY_OPS[name])
+        elif name in VARIABLE_OPS:
+            self._variable(instruction, *VARIABLE_OPS[name])
+        elif handler is not None:
+            handler(instruction)
+        else:
+            raise self.fail(f"{name} is not supported ({self._unsupported_reason(name)})")
+
+    @staticmethod
+    def _unsupported_reason(name: str) -> str:
+        for prefix, reason in UNSUPPORTED_BY_PREFIX:
+            if name.startswith(prefix):
+                return reason
+        return "not in the machine's instruction set"
+
+    def _simple(self, op: Op, pops: int, pushes: int) -> None:
+        helper = self.env.op_target(op)
+        self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(op)
+        self.height += pushes - pops
+
+    def _memory(self, instruction: Instruction, op: Op, pops: int, pushes: int, width: int) -> None:
+        offset = instruction.args[1]
+        if offset + width > self.env.memory_limit:
+            # Every address plus this offset is out of the window: the access always traps.
+            for _ in range(pops):
+                self.code.emit(Op.DROP)
+            self.code.emit(Op.TRAP, TrapReason.OUT_OF_BOUNDS_MEMORY)
+        else:
+            self.code.emit(op, offset)
+        self.height += pushes - pops
+
+    def _variable(self, instruction: Instruction, op: Op, pops: int, pushes: int) -> None:
+        index = instruction.args[0]
+        if op in (Op.GLOBAL_GET, Op.GLOBAL_SET):
+            index = self.env.global_slot(index, self.fail)
+        self.code.emit(op, index)
+        self.height += pushes - pops
+
+    # --- plain instructions ----------------------------------------------------------
+
+    def _nop(self, instruction: Instruction) -> None:
+        pass
+
+    def _unreachable(self, instruction: Instruction) -> None:
+        self.code.emit(Op.TRAP, TrapReason.UNREACHABLE)
+        self.frames[-1].unreachable = True
+
+    def _i32_const(self, instruction: Instruction) -> None:
+        self.code.emit(Op.CONST, to_i32(instruction.args[0]))
+        self.height += 1
+
+    def _memory_size(self, instruction: Instruction) -> None:
+        self.code.emit(Op.MEMORY_SIZE, self.env.memory_pages)
+        self.height += 1
+
+    def _memory_grow(self, instruction: Instruction) -> None:
+        self.code.emit(Op.MEMORY_GROW, self.env.memory_pages)
+
+    def _call(self, instruction: Instruction) -> None:
+        callee = instruction.args[0]
+        signature = self.module.function_type(callee)
+        target = self.env.function_symbol(callee)
+        if isinstance(target, Instr):
+            self.code.emit(target.op, target.arg)
+        else:
+            self.result.calls.add(callee)
+            self.code.emit(Op.CALL, target)
+        self.height += len(signature.results) - len(signature.params)
+
+    def _call_indirect(self, instruction: Instruction) -> None:
+        type_index, table = instruction.args
+        signature = self.module.types[type_index]
+        for kind in signature.params + signature.results:
+            self._require_i32(kind)
+        self.result.indirect_types.add(type_index)
+        self.code.emit(Op.CALL, self.env.dispatch_symbol(type_index, table))
+        self.height += len(signature.results) - len(signature.params) - 1
+
+    # --- structured control --------------------------------------------------------------
+
+    def _open(self, kind: str, block_type, target: Label | None = None) -> _Frame:
+        params, results = self._block_type(block_type)
+        end = Label()
+        dead = self.frames[-1].unreachable
+        frame = _Frame(kind, self.height - params, params, results, target or end, end, dead=dead, unreachable=dead)
+        self.frames.append(frame)
+        return frame
+
+    def _block(self, instruction: Instruction) -> None:
+        self._open("block", instruction.args[0])
+
+    def _loop(self, instruction: Instruction) -> None:
+        start = Label()
+        frame = self._open("loop", instruction.args[0], start)
+        if not frame.dead:
+            self.code.place(start)
+
+    def _if(self, instruction: Instruction) -> None:
+        if not self.frames[-1].unreachable:
+            self.height -= 1  # the condition
+        frame = self._open("if", instruction.args[0])
+        frame.else_label = Label()
+        if not frame.dead:
+            self.code.emit(Op.JUMP_IF_ZERO, frame.else_label)
+
+    def _else(self, instruction: Instruction) -> None:
+        frame = self.frames[-1]
+        if frame.dead:
+            return
+        if not frame.unreachable:
+            self.code.emit(Op.JUMP, frame.end)
+        self.code.place(frame.else_label)
+        frame.else_label = None
+        frame.unreachable = False
+        self.height = frame.base + frame.params
+
+    def _end(self, instruction: Instruction) -> None:
+        frame = self.frames.pop()
+        if frame.dead:
+            return
+        if frame.else_label is not None:
+            self.code.place(frame.else_label)  # an if without else: false falls through
+        self.code.place(frame.end)
+        self.height = frame.base + frame.results
+        if frame.kind == "function":
+            self.code.emit(Op.RETURN)
+
+    # --- branches ----------------------------------------------------------------------
+
+    def _br(self, instruction: Instruction) -> None:
+        self._branch_to(self.frames[-1 - instruction.args[0]])
+        self.frames[-1].unreachable = True
+
+    def _return(self, instruction: Instruction) -> None:
+        self._branch_to(self.frames[0])
+        self.frames[-1].unreachable = True
+
+    def _br_if(self, instruction: Instruction) -> None:
+        self.height -= 1
+        frame = self.frames[-1 - instruction.args[0]]
+        if self._is_plain_jump(frame):
+            self.code.emit(Op.JUMP_IF_NONZERO, frame.target)
+            return
+        skip = Label()
+        self.code.emit(Op.JUMP_IF_ZERO, skip)
+        self._branch_to(frame)
+        self.code.place(skip)
+
+    def _br_table(self, instruction: Instruction) -> None:
+        depths, default = instruction.args
+        self.height -= 1
+        index_local = self._scratch(0)
+        self.code.emit(Op.LOCAL_SET, index_local)
+        targets: dict[int, Label] = {}
+        stubs: dict[int, Label] = {}  # targets that first need values discarded
+        for depth in sorted(set(depths) | {default}):
+            frame = self.frames[-1 - depth]
+            if self._is_plain_jump(frame):
+                targets[depth] = frame.target
+            else:
+                targets[depth] = stubs[depth] = Label()
+        emit_index_search(self.code, index_local, index_runs(list(depths), default), targets)
+        for depth, stub in stubs.items():
+            self.code.place(stub)
+            self._branch_to(self.frames[-1 - depth])
+        self.frames[-1].unreachable = True
+
+    def _is_plain_jump(self, frame: _Frame) -> bool:
+        return frame.kind != "function" and self.height - frame.arity == frame.base
+
+    def _branch_to(self, frame: _Frame) -> None:
+        """Discard the values between the kept results and the frame's base, then go."""
+        keep = frame.arity
+        discard = self.height - keep - frame.base
+        if discard:
+            slots = [self._scratch(slot) for slot in range(keep)]
+            for slot in reversed(slots):
+                self.code.emit(Op.LOCAL_SET, slot)
+            for _ in range(discard):
+                self.code.emit(Op.DROP)
+            for slot in slots:
+                self.code.emit(Op.LOCAL_GET, slot)
+        if frame.kind == "function":
+            self.code.emit(Op.RETURN)
+        else:
+            self.code.emit(Op.JUMP, frame.target)

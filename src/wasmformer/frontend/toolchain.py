@@ -1,0 +1,168 @@
+"""C -> wasm32 with a clang that needs no system toolchain.
+
+The default compiler is the clang bundled in the ``ziglang`` PyPI package
+(``python -m ziglang cc``, run with this interpreter). A system clang with the
+wasm32 target and ``wasm-ld`` can be chosen with ``clang=``.
+
+The module we produce is shaped for the machine:
+
+* no libc, no entry point; ``main`` is exported under exactly that name with type
+  ``() -> i32`` (see ``MAIN_EXPORT_DEFINE``);
+* MVP instruction set only (no bulk-memory, sign-ext, multivalue...), so the
+  lowering sees the smallest opcode set;
+* linear memory laid out low and small: the stack first (growing down from
+  ``stack_size`` to 0), data right after it, the heap after the data and ending
+  below ``DEFAULT_MEMORY_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from wasmformer.frontend.errors import FrontendError
+
+# The machine addresses only this many bytes of linear memory. The authoritative
+# constant is DEFAULT_MEMORY_LIMIT in wasmformer.frontend.lower; it is repeated here
+# (not imported) so that compiling C does not depend on the lowering module.
+DEFAULT_MEMORY_LIMIT = 16384
+
+# Bytes reserved for the C stack at the bottom of memory. Small, because every
+# byte the program touches costs tokens; enough for the examples' recursion.
+DEFAULT_STACK_SIZE = 4096
+
+# Instruction-set level handed to clang: the 1.0 "MVP" feature set. Newer default
+# CPUs enable bulk-memory (memset -> memory.fill), sign-ext etc.
+WASM_CPU = "mvp"
+
+WASM_TARGET = "wasm32-freestanding"
+
+# The runtime header wasmformer.h lives here (shipped as package data).
+INCLUDE_DIR = Path(__file__).parent / "include"
+
+# clang for wasm32 renames `int main(void)` to `__main_void` and adds a
+# `main(argc, argv)` wrapper for a libc start-up that we do not have. Renaming the
+# user's main and exporting it under the name "main" gives the machine exactly one
+# entry point of type () -> i32.
+MAIN_EXPORT_DEFINE = 'main=__attribute__((export_name("main"))) wasmformer_main'
+
+COMPILE_TIMEOUT_SECONDS = 120
+
+
+def compile_c(
+    source: str | Path,
+    *,
+    opt: str = "-O2",
+    clang: str | None = None,
+    extra_flags: Iterable[str] = (),
+    stack_size: int = DEFAULT_STACK_SIZE,
+) -> bytes:
+    """Compile one C file to a wasm32 module and return its bytes.
+
+    ``source`` is a ``Path`` (or a one-line ``str`` ending in ``.c``) naming a C
+    file, or otherwise a ``str`` holding C source text. Compiler errors raise
+    ``FrontendError`` carrying the compiler's own ``file:line:col`` messages.
+    """
+    if not 0 < stack_size < DEFAULT_MEMORY_LIMIT:
+        raise FrontendError(f"stack size {stack_size} must be between 1 and {DEFAULT_MEMORY_LIMIT - 1} bytes")
+    with tempfile.TemporaryDirectory(prefix="wasmformer-cc-") as work_dir:
+        work = Path(work_dir)
+        c_file, compile_dir = _source_file(source, work)
+        wasm_file = work / "module.wasm"
+        command = _compiler_command(clang) + _flags(opt, clang is not None, stack_size, extra_flags)
+        command += ["-o", str(wasm_file), str(c_file)]
+        _run_compiler(command, compile_dir, work)
+        return wasm_file.read_bytes()
+
+
+def _source_file(source: str | Path, work: Path) -> tuple[Path, Path | None]:
+    """The C file to compile and the directory to compile in.
+
+    A user's file is compiled in place so the compiler's messages name it as the
+    user wrote it; source text goes to ``input.c`` in the temp dir, compiled there
+    so messages say ``input.c:line:col``.
+    """
+    if isinstance(source, str) and not _looks_like_path(source):
+        text_file_name = "input.c"
+        (work / text_file_name).write_text(source)
+        return Path(text_file_name), work
+    c_file = Path(source)
+    if not c_file.is_file():
+        raise FrontendError(f"{c_file}: no such C file")
+    return c_file, None
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and text.strip().endswith(".c")
+
+
+def _compiler_command(clang: str | None) -> list[str]:
+    if clang is not None:
+        return [clang]
+    if importlib.util.find_spec("ziglang") is None:
+        raise FrontendError(
+            "compiling C needs the 'ziglang' package (it bundles clang): "
+            "pip install ziglang, or pass clang=<path to a clang with the wasm32 target>"
+        )
+    return [sys.executable, "-m", "ziglang", "cc"]
+
+
+def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[str]) -> list[str]:
+    target = "--target=wasm32-unknown-unknown" if system_clang else f"--target={WASM_TARGET}"
+    flags = [
+        target,
+        f"-mcpu={WASM_CPU}",
+        opt,
+        "-g0",  # no DWARF; the "name" section stays for readable function names
+        "-std=gnu11",
+        # zig cc turns on UBSan at -O0; its runtime does not exist here.
+        "-fno-sanitize=all",
+        # The machine has no i64. LLVM merges neighbouring i32/byte stores (e.g. an
+        # unrolled copy loop) into i64 stores; turn that merging off. Copies and
+        # zero-fills of whole structs/arrays of 8+ bytes still become i64 moves.
+        "-mllvm",
+        "-combiner-store-merging=0",
+        "-nostdlib",
+        "-I",
+        str(INCLUDE_DIR),
+        f"-D{MAIN_EXPORT_DEFINE}",
+        "-Wl,--no-entry",
+        f"-Wl,-z,stack-size={stack_size}",
+    ]
+    # wasm-ld places data first unless told otherwise; zig's own wasm linker always
+    # puts the stack first and rejects the flag.
+    if system_clang:
+        flags.append("-Wl,--stack-first")
+    return flags + list(extra_flags)
+
+
+def _run_compiler(command: list[str], compile_dir: Path | None, work: Path) -> None:
+    try:
+        result = subprocess.run(
+            command,
+            cwd=compile_dir,
+            env=_compiler_env(work),
+            capture_output=True,
+            text=True,
+            timeout=COMPILE_TIMEOUT_SECONDS,
+        )
+    except FileNotFoundError as missing:
+        raise FrontendError(f"C compiler not found: {missing.filename}") from None
+    except subprocess.TimeoutExpired:
+        raise FrontendError(f"the C compiler did not finish within {COMPILE_TIMEOUT_SECONDS} s") from None
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        raise FrontendError(f"C compilation failed:\n{message}")
+
+
+def _compiler_env(work: Path) -> dict[str, str]:
+    """Point zig's caches into the temp dir: nothing is left behind, and a read-only HOME works."""
+    env = dict(os.environ)
+    env["ZIG_GLOBAL_CACHE_DIR"] = str(work / "zig-global-cache")
+    env["ZIG_LOCAL_CACHE_DIR"] = str(work / "zig-local-cache")
+    return env

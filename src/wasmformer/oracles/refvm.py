@@ -1,0 +1,368 @@
+"""The reference VM: a plain interpreter of VMProgram that defines its semantics.
+
+One dispatch table, one small function per op, executed top to bottom (after
+the WebAssembly reference interpreter). It is a test oracle: the transformer
+must produce exactly the output it produces. docs/vm-program.md describes the
+same semantics in prose.
+
+State: pc, one operand stack of i32 values (stored as Python ints in
+[0, 2^32)), a call stack of (return pc, locals) frames whose locals start at
+zero, the globals, the linear memory window, the input cursor and the output.
+A trap ends the run with its reason; it is a result, not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.program import Op, TrapReason, VMProgram
+from wasmformer.machine.prompt import MAX_INPUT_BYTES
+
+MASK32 = 0xFFFFFFFF
+SIGN_BIT = 0x80000000
+# Deepest call nesting: the machine tracks call depth as a running sum and keys
+# locals and return addresses by it; a bounded depth keeps those keys small and
+# turns runaway recursion into a clean trap (assert_exhaustion in the spec tests).
+MAX_CALL_DEPTH = 4096
+FAILED_GROW = MASK32  # memory.grow returns -1 when it cannot grow
+
+
+class _Trap(Exception):
+    def __init__(self, reason: TrapReason, address: int | None = None):
+        super().__init__(reason.name)
+        self.reason = reason
+        self.address = address
+
+
+@dataclass
+class RefResult:
+    output: bytes
+    steps: int  # executed instructions (HALT and a trapping instruction included)
+    halted: bool  # ran to HALT or a trap (False: stopped at max_steps)
+    trap: TrapReason | None
+    helper_steps: int  # how many of the steps ran inside helper subroutines
+    trap_pc: int | None = None
+    trap_address: int | None = None  # for OUT_OF_BOUNDS_MEMORY: the effective address
+    failed_grows: int = 0  # memory.grow calls that returned -1 with a nonzero delta
+    stack: list[int] = field(default_factory=list)  # the operand stack at the end (signed)
+
+
+@dataclass
+class _State:
+    program: VMProgram
+    memory: bytearray
+    globals: list[int]
+    input: bytes
+    stack: list[int] = field(default_factory=list)
+    frames: list[tuple[int, list[int]]] = field(default_factory=list)  # (return pc, caller's locals)
+    locals: list[int] = field(default_factory=list)
+    pc: int = 0
+    input_position: int = 0
+    output: bytearray = field(default_factory=bytearray)
+    halted: bool = False
+    failed_grows: int = 0
+
+    def pop(self) -> int:
+        return self.stack.pop()
+
+    def push(self, value: int) -> None:
+        self.stack.append(value & MASK32)
+
+    def local(self, index: int) -> int:
+        return self.locals[index] if index < len(self.locals) else 0
+
+    def set_local(self, index: int, value: int) -> None:
+        if index >= len(self.locals):
+            self.locals.extend([0] * (index + 1 - len(self.locals)))
+        self.locals[index] = value
+
+
+def signed(value: int) -> int:
+    value &= MASK32
+    return value - (1 << 32) if value & SIGN_BIT else value
+
+
+def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = None) -> RefResult:
+    if len(input_bytes) > MAX_INPUT_BYTES:
+        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
+    memory = bytearray(program.memory_limit)
+    initial = program.memory[:program.memory_limit]
+    memory[:len(initial)] = initial
+    state = _State(program, memory, [g & MASK32 for g in program.globals], bytes(input_bytes))
+    state.pc = program.entry
+    state.locals = [0] * program.entry_locals
+    helper_start, helper_end = program.stats.get("helper_pcs", (0, 0))
+    code = [(OPS[instr.op], instr.arg) for instr in program.instrs]  # decoded once, not per step
+    step_limit = float("inf") if max_steps is None else max_steps
+    steps = helper_steps = 0
+    trap = None
+    while not state.halted and steps < step_limit:
+        pc = state.pc
+        if not 0 <= pc < len(code):
+            raise FrontendError(f"the program jumped to pc {pc}, outside its {len(code)} instructions")
+        execute, arg = code[pc]
+        steps += 1
+        if helper_start <= pc < helper_end:
+            helper_steps += 1
+        state.pc = pc + 1
+        try:
+            execute(state, arg)
+        except _Trap as caught:
+            trap = caught
+            state.halted = True
+            state.pc = pc
+    return RefResult(output=bytes(state.output), steps=steps, halted=state.halted,
+                     trap=trap.reason if trap else None, helper_steps=helper_steps,
+                     trap_pc=state.pc if trap else None, trap_address=trap.address if trap else None,
+                     failed_grows=state.failed_grows, stack=[signed(v) for v in state.stack])
+
+
+# --- ops: each takes the state and the instruction's immediate ---------------------------------
+
+
+def _binary(compute):
+    """An op popping b then a and pushing compute(a, b) on unsigned 32-bit values."""
+    def op(state: _State, arg: int) -> None:
+        b = state.pop()
+        a = state.pop()
+        state.push(compute(a, b))
+    return op
+
+
+def _unary(compute):
+    def op(state: _State, arg: int) -> None:
+        state.push(compute(state.pop()))
+    return op
+
+
+def _div_s(a: int, b: int) -> int:
+    if b == 0:
+        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
+    if signed(a) == -SIGN_BIT and signed(b) == -1:
+        raise _Trap(TrapReason.INTEGER_OVERFLOW)
+    quotient = abs(signed(a)) // abs(signed(b))  # truncation toward zero
+    return -quotient if (signed(a) < 0) != (signed(b) < 0) else quotient
+
+
+def _div_u(a: int, b: int) -> int:
+    if b == 0:
+        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
+    return a // b
+
+
+def _rem_s(a: int, b: int) -> int:
+    if b == 0:
+        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
+    remainder = abs(signed(a)) % abs(signed(b))  # the sign of the dividend
+    return -remainder if signed(a) < 0 else remainder
+
+
+def _rem_u(a: int, b: int) -> int:
+    if b == 0:
+        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
+    return a % b
+
+
+def _rotl(a: int, b: int) -> int:
+    count = b % 32
+    return (a << count) | (a >> (32 - count)) if count else a
+
+
+def _clz(a: int) -> int:
+    return 32 - a.bit_length()
+
+
+def _ctz(a: int) -> int:
+    return 32 if a == 0 else (a & -a).bit_length() - 1
+
+
+def _extend(bits: int):
+    def extend(a: int) -> int:
+        low = a & ((1 << bits) - 1)
+        return low - (1 << bits) if low >> (bits - 1) else low
+    return extend
+
+
+def _effective_address(state: _State, offset: int, width: int) -> int:
+    address = state.pop() + offset
+    if address + width > state.program.memory_limit:
+        raise _Trap(TrapReason.OUT_OF_BOUNDS_MEMORY, address)
+    return address
+
+
+def _load(width: int, is_signed: bool):
+    def op(state: _State, arg: int) -> None:
+        address = _effective_address(state, arg, width)
+        value = int.from_bytes(state.memory[address:address + width], "little", signed=is_signed)
+        state.push(value)
+    return op
+
+
+def _store(width: int):
+    def op(state: _State, arg: int) -> None:
+        value = state.pop()
+        address = _effective_address(state, arg, width)
+        state.memory[address:address + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+    return op
+
+
+def _memory_size(state: _State, arg: int) -> None:
+    state.push(arg)  # the immediate is the memory's size in pages (it never grows)
+
+
+def _memory_grow(state: _State, arg: int) -> None:
+    delta = state.pop()
+    if delta == 0:
+        state.push(arg)
+    else:
+        state.failed_grows += 1
+        state.push(FAILED_GROW)
+
+
+def _local_get(state: _State, arg: int) -> None:
+    state.push(state.local(arg))
+
+
+def _local_set(state: _State, arg: int) -> None:
+    state.set_local(arg, state.pop())
+
+
+def _local_tee(state: _State, arg: int) -> None:
+    state.set_local(arg, state.stack[-1])
+
+
+def _global_get(state: _State, arg: int) -> None:
+    state.push(state.globals[arg])
+
+
+def _global_set(state: _State, arg: int) -> None:
+    state.globals[arg] = state.pop()
+
+
+def _drop(state: _State, arg: int) -> None:
+    state.pop()
+
+
+def _select(state: _State, arg: int) -> None:
+    condition = state.pop()
+    second = state.pop()
+    first = state.pop()
+    state.push(first if condition else second)
+
+
+def _jump(state: _State, arg: int) -> None:
+    state.pc = arg
+
+
+def _jump_if_zero(state: _State, arg: int) -> None:
+    if state.pop() == 0:
+        state.pc = arg
+
+
+def _jump_if_nonzero(state: _State, arg: int) -> None:
+    if state.pop() != 0:
+        state.pc = arg
+
+
+def _call(state: _State, arg: int) -> None:
+    if len(state.frames) >= MAX_CALL_DEPTH:
+        raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+    state.frames.append((state.pc, state.locals))
+    state.locals = []  # a fresh frame: every local reads as zero
+    state.pc = arg
+
+
+def _return(state: _State, arg: int) -> None:
+    if not state.frames:
+        raise FrontendError(f"RETURN at pc {state.pc - 1} with no caller (a malformed program)")
+    state.pc, state.locals = state.frames.pop()
+
+
+def _putchar(state: _State, arg: int) -> None:
+    state.output.append(state.pop() & 0xFF)
+
+
+def _getchar(state: _State, arg: int) -> None:
+    if state.input_position < len(state.input):
+        state.push(state.input[state.input_position])
+        state.input_position += 1
+    else:
+        state.push(-1)
+
+
+def _halt(state: _State, arg: int) -> None:
+    state.halted = True
+    state.pc -= 1
+
+
+def _trap(state: _State, arg: int) -> None:
+    raise _Trap(TrapReason(arg))
+
+
+def _const(state: _State, arg: int) -> None:
+    state.push(arg)
+
+
+OPS = {
+    Op.CONST: _const,
+    Op.ADD: _binary(lambda a, b: a + b),
+    Op.SUB: _binary(lambda a, b: a - b),
+    Op.MUL: _binary(lambda a, b: a * b),
+    Op.DIV_S: _binary(_div_s),
+    Op.DIV_U: _binary(_div_u),
+    Op.REM_S: _binary(_rem_s),
+    Op.REM_U: _binary(_rem_u),
+    Op.AND: _binary(lambda a, b: a & b),
+    Op.OR: _binary(lambda a, b: a | b),
+    Op.XOR: _binary(lambda a, b: a ^ b),
+    Op.SHL: _binary(lambda a, b: a << (b % 32)),
+    Op.SHR_S: _binary(lambda a, b: signed(a) >> (b % 32)),
+    Op.SHR_U: _binary(lambda a, b: a >> (b % 32)),
+    Op.ROTL: _binary(_rotl),
+    Op.ROTR: _binary(lambda a, b: _rotl(a, (32 - b % 32) % 32)),
+    Op.CLZ: _unary(_clz),
+    Op.CTZ: _unary(_ctz),
+    Op.POPCNT: _unary(lambda a: bin(a).count("1")),
+    Op.EXTEND8_S: _unary(_extend(8)),
+    Op.EXTEND16_S: _unary(_extend(16)),
+    Op.EQZ: _unary(lambda a: int(a == 0)),
+    Op.EQ: _binary(lambda a, b: int(a == b)),
+    Op.NE: _binary(lambda a, b: int(a != b)),
+    Op.LT_S: _binary(lambda a, b: int(signed(a) < signed(b))),
+    Op.LT_U: _binary(lambda a, b: int(a < b)),
+    Op.GT_S: _binary(lambda a, b: int(signed(a) > signed(b))),
+    Op.GT_U: _binary(lambda a, b: int(a > b)),
+    Op.LE_S: _binary(lambda a, b: int(signed(a) <= signed(b))),
+    Op.LE_U: _binary(lambda a, b: int(a <= b)),
+    Op.GE_S: _binary(lambda a, b: int(signed(a) >= signed(b))),
+    Op.GE_U: _binary(lambda a, b: int(a >= b)),
+    Op.LOAD8_S: _load(1, True),
+    Op.LOAD8_U: _load(1, False),
+    Op.LOAD16_S: _load(2, True),
+    Op.LOAD16_U: _load(2, False),
+    Op.LOAD: _load(4, False),
+    Op.STORE8: _store(1),
+    Op.STORE16: _store(2),
+    Op.STORE: _store(4),
+    Op.MEMORY_SIZE: _memory_size,
+    Op.MEMORY_GROW: _memory_grow,
+    Op.LOCAL_GET: _local_get,
+    Op.LOCAL_SET: _local_set,
+    Op.LOCAL_TEE: _local_tee,
+    Op.GLOBAL_GET: _global_get,
+    Op.GLOBAL_SET: _global_set,
+    Op.DROP: _drop,
+    Op.SELECT: _select,
+    Op.JUMP: _jump,
+    Op.JUMP_IF_ZERO: _jump_if_zero,
+    Op.JUMP_IF_NONZERO: _jump_if_nonzero,
+    Op.CALL: _call,
+    Op.RETURN: _return,
+    Op.PUTCHAR: _putchar,
+    Op.GETCHAR: _getchar,
+    Op.HALT: _halt,
+    Op.TRAP: _trap,
+}
+
+assert set(OPS) == set(Op), "every op needs a definition"

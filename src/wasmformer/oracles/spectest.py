@@ -1,0 +1,383 @@
+"""Conformance harness: run the official WebAssembly spec scripts (.wast) on the reference VM.
+
+For every assertion of a script the harness builds a VMProgram with the front
+end (entry stub = the invoked export, results output as bytes), runs it on the
+reference VM and compares. Every assertion ends in exactly one bucket:
+
+    passed                    the VM agreed with the script
+    unsupported: <reason>     the script needs something the machine does not
+                              have (i64, floats, imports, ...); the reason says what
+    failed                    a real disagreement (listed with file and line)
+
+Instances and state: each program starts from a fresh instantiation, so for a
+module whose code can change state (stores, global.set, memory.grow) the
+program first replays the earlier successful invocations on that module
+(results dropped). Invocations that trapped are not replayed (their partial
+effects are lost: a documented approximation). After a state-changing
+invocation the machine cannot run (say, of an i64 function), the state is
+uncertain: later assertions on that module still count as passed when the VM
+gives the expected answer, and as unsupported (not failed) when it does not. The scripts live outside the
+repository: ``../shared/spec-tests`` next to the repo, or $WASMFORMER_SPEC_TESTS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmformer.frontend.decode import Module, decode_body, decode_module
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.lower import Call, lower
+from wasmformer.frontend.program import TrapReason
+from wasmformer.oracles import refvm
+from wasmformer.oracles.wast import SList, read_script
+
+SPEC_TESTS_ENV = "WASMFORMER_SPEC_TESTS"
+SPEC_TESTS_RELATIVE = Path("..") / "shared" / "spec-tests"  # from the repository root
+# Spec modules use whole 64 KiB pages; run them with a one-page window (the
+# machine's window is a parameter; programs use DEFAULT_MEMORY_LIMIT).
+SPEC_MEMORY_LIMIT = 65536
+MAX_STEPS_PER_ASSERTION = 2_000_000
+I32_BYTES = 4
+
+TRAP_MESSAGES = {  # the start of a script's trap message -> our reason
+    "unreachable": TrapReason.UNREACHABLE,
+    "integer divide by zero": TrapReason.DIVIDE_BY_ZERO,
+    "integer overflow": TrapReason.INTEGER_OVERFLOW,
+    "out of bounds memory access": TrapReason.OUT_OF_BOUNDS_MEMORY,
+    "undefined element": TrapReason.INDIRECT_CALL,
+    "uninitialized element": TrapReason.INDIRECT_CALL,
+    "indirect call type mismatch": TrapReason.INDIRECT_CALL,
+    "call stack exhausted": TrapReason.CALL_STACK_EXHAUSTED,
+}
+FLOAT_TRAP_MESSAGES = ("invalid conversion to integer",)  # float -> int truncation traps
+
+REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it stands for
+    ("no i64 yet", "i64"), ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
+    ("no reference types", "reference types"), ("no bulk memory", "bulk memory"), ("no tail calls", "tail calls"),
+    ("is not supported: a program may only import", "imports"), ("multiple memories", "multiple memories"),
+    ("only table 0", "multiple tables"), ("beyond the memory limit", "memory beyond memory_limit"),
+    ("memory64", "memory64"), ("later proposals", "later proposals"), ("typed references", "later proposals"),
+]
+
+STATE_CHANGING = ("store", "global.set", "memory.grow", "table.set", "table.grow", "table.fill", "table.copy",
+                  "table.init", "memory.fill", "memory.copy", "memory.init", "data.drop", "elem.drop")
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    unsupported: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.passed + sum(self.unsupported.values()) + len(self.failures)
+
+    def add(self, other: Tally) -> None:
+        self.passed += other.passed
+        self.unsupported.update(other.unsupported)
+        self.failures += other.failures
+
+
+class Unsupported(Exception):
+    """The assertion needs something the machine does not support; the message is the reason."""
+
+
+class Failure(Exception):
+    """A disagreement between the script and the VM."""
+
+
+@dataclass
+class _Instance:
+    module: Module | None
+    error: str | None = None
+    stateful: bool = False
+    history: list[Call] = field(default_factory=list)  # state-changing calls to replay
+    changes_state: dict[str, bool] = field(default_factory=dict)  # export name -> may change state
+    poisoned: str | None = None  # why the state may differ from the script's (see module doc)
+
+
+def spec_tests_dir(repo_root: Path) -> Path:
+    override = os.environ.get(SPEC_TESTS_ENV)
+    return Path(override) if override else (repo_root / SPEC_TESTS_RELATIVE).resolve()
+
+
+def refusal_reason(message: str) -> str | None:
+    for phrase, reason in REFUSAL_REASONS:
+        if phrase in message:
+            return reason
+    return None
+
+
+def run_script(path: Path, *, memory_limit: int = SPEC_MEMORY_LIMIT) -> Tally:
+    return _Script(path, memory_limit).run()
+
+
+def run_suite(paths: list[Path], **options) -> dict[str, Tally]:
+    return {path.name: run_script(path, **options) for path in paths}
+
+
+def format_summary(tallies: dict[str, Tally]) -> str:
+    total = Tally()
+    for tally in tallies.values():
+        total.add(tally)
+    lines = [f"{'script':<22} {'total':>6} {'passed':>6} {'unsupp':>6} {'failed':>6}"]
+    for name, tally in tallies.items():
+        lines.append(f"{name:<22} {tally.total:>6} {tally.passed:>6} "
+                     f"{sum(tally.unsupported.values()):>6} {len(tally.failures):>6}")
+    lines.append(f"{'all':<22} {total.total:>6} {total.passed:>6} "
+                 f"{sum(total.unsupported.values()):>6} {len(total.failures):>6}")
+    lines.append("unsupported, by reason:")
+    lines += [f"  {count:>6}  {reason}" for reason, count in total.unsupported.most_common()]
+    lines += [f"FAILED {failure}" for failure in total.failures[:50]]
+    return "\n".join(lines)
+
+
+class _Script:
+    def __init__(self, path: Path, memory_limit: int):
+        self.path = path
+        self.text = path.read_text()
+        self.memory_limit = memory_limit
+        self.tally = Tally()
+        self.instances: dict[str, _Instance] = {}
+        self.current: _Instance | None = None
+
+    def run(self) -> Tally:
+        for command in read_script(self.text):
+            head = command.head()
+            if head == "module":
+                self._define(command)
+            elif head == "invoke":
+                self._standalone_action(command)
+            elif head in ("register", "get"):
+                continue  # no assertion; a later import of a registered module is refused anyway
+            else:
+                self._assertion(command)
+        return self.tally
+
+    # --- modules -----------------------------------------------------------------------
+
+    def _define(self, command: SList) -> None:
+        items = command.items[1:]
+        name = items[0] if items and isinstance(items[0], str) and items[0].startswith("$") else None
+        if "definition" in items[:2] or "instance" in items[:2]:
+            return  # module definitions / instances (not instantiated here): no assertion
+        try:
+            instance = _Instance(decode_module(self._module_binary(command)))
+            instance.stateful = _changes_state(instance.module)
+        except FrontendError as error:
+            instance = _Instance(None, error=str(error))
+        self.current = instance
+        if name:
+            self.instances[name] = instance
+
+    def _module_binary(self, command: SList) -> bytes:
+        import wasmtime
+
+        items = [item for item in command.items[1:] if not (isinstance(item, str) and item.startswith("$"))]
+        try:
+            if items and items[0] == "binary":
+                return b"".join(item.value for item in items[1:])
+            if items and items[0] == "quote":
+                text = b" ".join(item.value for item in items[1:]).decode("utf-8", errors="replace")
+                return bytes(wasmtime.wat2wasm(f"(module {text})"))
+            return bytes(wasmtime.wat2wasm(self.text[command.start:command.end]))
+        except wasmtime.WasmtimeError as error:
+            raise FrontendError(f"WAT: {str(error).strip().splitlines()[0]}") from None
+
+    # --- assertions ----------------------------------------------------------------------
+
+    def _assertion(self, command: SList) -> None:
+        where = f"{self.path.name}:{command.line}"
+        try:
+            self._check(command)
+            self.tally.passed += 1
+        except Unsupported as reason:
+            self.tally.unsupported[str(reason)] += 1
+        except Failure as failure:
+            uncertain = self.current.poisoned if self.current is not None else None
+            if uncertain:  # the state before it could not be reproduced: not the VM's fault
+                self.tally.unsupported[uncertain] += 1
+            else:
+                self.tally.failures.append(f"{where}: {failure}")
+
+    def _check(self, command: SList) -> None:
+        head = command.head()
+        if head == "assert_return":
+            self._assert_return(command.items[1], command.items[2:])
+        elif head in ("assert_trap", "assert_exhaustion") and command.items[1].head() in ("invoke", "get"):
+            self._assert_trap(command.items[1], command.items[2].value.decode())
+        elif head in ("assert_trap", "assert_uninstantiable"):
+            self._assert_instantiation_trap(command.items[1], command.items[2].value.decode())
+        elif head in ("assert_invalid", "assert_malformed"):
+            self._assert_refused(command.items[1])
+        elif head == "assert_unlinkable":
+            raise Unsupported("imports (assert_unlinkable)")
+        else:
+            raise Unsupported(f"command {head}")
+
+    def _assert_return(self, action: SList, expected: list) -> None:
+        expected_values = [_i32_value(item) for item in expected]
+        result = self._run(action)
+        if result.trap is not None:
+            self._explain_trap(result)
+            raise Failure(f"trapped with {result.trap.name}, expected {expected_values}")
+        actual = [int.from_bytes(result.output[i:i + I32_BYTES], "little", signed=True)
+                  for i in range(0, len(result.output), I32_BYTES)]
+        if actual != [_signed(v) for v in expected_values]:
+            if result.failed_grows:
+                raise Unsupported("memory.grow (the machine's memory never grows)")
+            raise Failure(f"returned {actual}, expected {[_signed(v) for v in expected_values]}")
+
+    def _assert_trap(self, action: SList, message: str) -> None:
+        expected = _trap_reason(message)
+        result = self._run(action, replay=False)
+        if result.trap != expected:
+            if result.trap is not None:
+                self._explain_trap(result)
+            raise Failure(f"ended with {result.trap and result.trap.name}, expected trap {expected.name}")
+
+    def _explain_trap(self, result: refvm.RefResult) -> None:
+        """A trap that only the machine's smaller memory window explains is a limit, not a failure."""
+        if result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY and result.trap_address is not None \
+                and result.trap_address >= self.memory_limit:
+            raise Unsupported("memory beyond memory_limit")
+
+    def _assert_instantiation_trap(self, module_form: SList, message: str) -> None:
+        expected = _trap_reason(message)
+        try:
+            module = decode_module(self._module_binary(module_form))
+            program = lower(module, calls=[], memory_limit=self.memory_limit)
+        except FrontendError as error:
+            if "instantiation would trap" in str(error):
+                return
+            raise Unsupported(refusal_reason(str(error)) or f"refused: {error}") from None
+        result = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+        if result.trap != expected:
+            raise Failure(f"instantiation ended with {result.trap}, expected trap {expected.name}")
+
+    def _assert_refused(self, module_form: SList) -> None:
+        try:
+            decode_module(self._module_binary(module_form))
+        except FrontendError:
+            return
+        raise Failure("the front end accepted an invalid or malformed module")
+
+    # --- running actions ------------------------------------------------------------------
+
+    def _standalone_action(self, action: SList) -> None:
+        """An invoke outside an assertion, run for its effects (replayed later); not counted."""
+        try:
+            self._run(action)
+        except Unsupported:
+            pass  # _run already marked the instance if the action could have changed its state
+        except Failure as failure:
+            self.tally.failures.append(f"{self.path.name}:{action.line}: (invoke) {failure}")
+
+    @staticmethod
+    def _may_change_state(instance: _Instance, name: str) -> bool:
+        if not instance.stateful:
+            return False
+        if name not in instance.changes_state:
+            instance.changes_state[name] = _export_may_change_state(instance.module, name)
+        return instance.changes_state[name]
+
+    def _instance(self, action: SList) -> _Instance | None:
+        name = action.items[1] if isinstance(action.items[1], str) else None
+        return self.instances.get(name) if name else self.current
+
+    def _run(self, action: SList, replay: bool = True) -> refvm.RefResult:
+        if action.head() != "invoke":
+            raise Unsupported("get (exported globals)")
+        instance = self._instance(action)
+        items = [item for item in action.items[1:] if not isinstance(item, str)]
+        name, args = items[0].value.decode(), [_i32_value(item) for item in items[1:]]
+        if instance is None or instance.module is None:
+            error = instance.error if instance else "no module"
+            raise Unsupported(refusal_reason(error) or f"module not built: {error}")
+        call = Call(name, tuple(args))
+        try:
+            program = lower(instance.module, calls=instance.history + [call], memory_limit=self.memory_limit)
+        except FrontendError as error:
+            reason = refusal_reason(str(error))
+            if self._may_change_state(instance, name):
+                instance.poisoned = f"after an unsupported state-changing action ({reason})"
+            if reason is None:
+                raise Failure(f"refused: {error}") from None
+            raise Unsupported(reason) from None
+        result = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+        if not result.halted:
+            raise Failure(f"did not finish in {MAX_STEPS_PER_ASSERTION} steps")
+        if replay and result.trap is None and self._may_change_state(instance, name):
+            instance.history.append(Call(name, tuple(args), output=False))
+        return result
+
+
+def _changes_state(module: Module) -> bool:
+    return any(_function_changes_state(module, function.index) for function in module.functions)
+
+
+def _function_changes_state(module: Module, index: int) -> bool:
+    """Whether the function's own body has a state-changing instruction (undecodable: assume so)."""
+    try:
+        names = {instruction.name for instruction in decode_body(module, module.defined_function(index))}
+    except FrontendError:
+        return True
+    return any(name.endswith(STATE_CHANGING) or ".store" in name for name in names)
+
+
+def _export_may_change_state(module: Module, name: str) -> bool:
+    """Whether calling the export can change state: any reachable function (or the table) changes it."""
+    kind, start = module.exports.get(name, ("", -1))
+    if kind != "func":
+        return False
+    imported = len(module.imported_functions)
+    seen, pending = set(), [start]
+    while pending:
+        index = pending.pop()
+        if index in seen or index < imported:
+            continue
+        seen.add(index)
+        if _function_changes_state(module, index):
+            return True
+        for instruction in decode_body(module, module.defined_function(index)):
+            if instruction.name == "call":
+                pending.append(instruction.args[0])
+            elif instruction.name == "call_indirect":
+                pending += [f for segment in module.elements for f in segment.functions if f is not None]
+    return False
+
+
+def _i32_value(item) -> int:
+    if not isinstance(item, SList) or not item.items:
+        raise Unsupported("unexpected value form")
+    head = item.head()
+    if head != "i32.const":
+        kind = head.split(".")[0] if head else "?"
+        reason = {"i64": "i64", "f32": "f32/f64", "f64": "f32/f64", "v128": "SIMD",
+                  "either": "either (alternative results)"}.get(kind, "reference types")
+        raise Unsupported(reason)
+    return _parse_int(item.items[1]) % (1 << 32)
+
+
+def _parse_int(text: str) -> int:
+    text = text.replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    return sign * (int(digits, 16) if digits.lower().startswith("0x") else int(digits, 10))
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _trap_reason(message: str) -> TrapReason:
+    for prefix, reason in TRAP_MESSAGES.items():
+        if message.startswith(prefix):
+            return reason
+    if message.startswith(FLOAT_TRAP_MESSAGES):
+        raise Unsupported("f32/f64")
+    raise Unsupported(f"trap message '{message}'")

@@ -1,0 +1,103 @@
+"""What the front end refuses, and how it says so."""
+
+import pytest
+
+from wasmformer.frontend import FrontendError, load_program
+
+pytest.importorskip("wasmtime")
+
+
+def refused(wat: str, **options) -> str:
+    with pytest.raises(FrontendError) as caught:
+        load_program(wat, kind="wat", **options)
+    return str(caught.value)
+
+
+def test_unsupported_instruction_names_function_and_position():
+    message = refused("""(module
+      (func $helper (param i64) (result i64) (i64.mul (local.get 0) (i64.const 3)))
+      (func $foo (export "main") (drop (call $helper (i64.const 2)))))""")
+    assert "function 'foo' (index 1), instruction 0: i64.const is not supported (no i64 yet)" in message
+
+
+def test_i64_instruction_in_i32_function():
+    message = refused("""(module (func $bar (export "main")
+      (drop (i32.wrap_i64 (i64.mul (i64.const 2) (i64.const 3))))))""")
+    assert "function 'bar' (index 0), instruction 0: i64.const is not supported (no i64 yet)" in message
+
+
+def test_float_signature():
+    message = refused('(module (func $f (param f32)) (func (export "main") (call $f (f32.const 1))))')
+    assert "function 'main' (index 1), instruction 0: f32.const is not supported (no floating point)" in message
+    message = refused('(module (type $t (func (param f32))) (table 1 funcref) '
+                      '(func (export "main") (call_indirect (type $t) (f32.const 1) (i32.const 0))))')
+    assert "no floating point" in message
+
+
+def test_unreachable_unsupported_function_is_fine():
+    program = load_program("""(module
+      (func $unused (param f64) (result f64) (f64.add (local.get 0) (local.get 0)))
+      (func (export "main")))""", kind="wat")
+    assert program.stats["functions"] == 1
+
+
+def test_bulk_memory_refused():
+    message = refused("""(module (memory 1) (func $fill (export "main")
+      (memory.fill (i32.const 0) (i32.const 0) (i32.const 4))))""")
+    assert "memory.fill is not supported (no bulk memory)" in message and "'fill'" in message
+
+
+def test_simd_refused():
+    message = refused("""(module (func $vec (export "main") (drop (v128.const i32x4 1 2 3 4))))""")
+    assert "function 'vec' (index 0)" in message and "SIMD" in message
+
+
+def test_other_imports_refused():
+    message = refused('(module (import "env" "puts" (func (param i32))) (func (export "main")))')
+    assert "import env.puts (func) is not supported" in message and "putchar" in message
+
+
+def test_wrongly_typed_io_import_refused():
+    message = refused('(module (import "wasmformer" "putchar" (func (param i32) (result i32))) (func (export "main")))')
+    assert "must have type" in message
+
+
+def test_data_beyond_memory_limit():
+    message = refused('(module (memory 1) (data (i32.const 20000) "x") (func (export "main")))')
+    assert "data segment 0 (20000..20001) lies beyond the memory limit of 16384 bytes" in message
+    load_program('(module (memory 1) (data (i32.const 20000) "x") (func (export "main")))', kind="wat",
+                 memory_limit=65536)
+
+
+def test_no_entry_and_bad_entry():
+    assert "exports no entry function" in refused('(module (func (export "f")))')
+    assert "expected () -> () or () -> (i32)" in refused('(module (func (export "main") (param i32)))')
+
+
+def test_invoke_errors():
+    wat = '(module (func (export "f") (param i32) (result i32) (local.get 0)))'
+    assert "'f' takes 1 arguments, 0 given" in refused(wat, invoke="f")
+    assert "no function named 'g'" in refused(wat, invoke="g", args=(1,))
+    assert "does not fit in 32 bits" in refused(wat, invoke="f", args=(2**32,))
+
+
+def test_invalid_module_and_bad_wat():
+    assert "invalid wasm module" in str(pytest.raises(FrontendError, load_program, b"\0asm\1\0\0\0\x05", kind="wasm").value)
+    assert "invalid WAT" in refused("(module (func (export \"main\") (i32.bogus)))")
+    assert "invalid wasm module: type mismatch" in refused("(module (func (export \"main\") (i32.add)))")
+
+
+def test_multiple_memories_refused():
+    assert "memories" in refused('(module (memory 1) (memory 1) (func (export "main")))')
+
+
+def test_too_many_instructions():
+    body = "(drop (i32.const 1))" * 40000
+    assert "at most 65536 are supported" in refused(f'(module (func (export "main") {body}))')
+
+
+def test_unknown_file_type(tmp_path):
+    path = tmp_path / "program.txt"
+    path.write_text("x")
+    with pytest.raises(FrontendError, match="unknown file type"):
+        load_program(path)
