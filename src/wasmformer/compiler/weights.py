@@ -49,6 +49,7 @@ class _ExactMatrix:
         self.name, self.shape = name, (rows, columns)
         self.entries: dict[tuple[int, int], object] = {}
         self.owner: dict[tuple[int, int], str] = {}
+        self.flag_penalties: set[tuple[int, int]] = set()  # entries allowed to be a power of two >= 2**53
 
     def add(self, row: int, column: int, value, owner: str) -> None:
         if value:
@@ -60,11 +61,27 @@ class _ExactMatrix:
         for column, value in coefficients.items():
             self.add(row, column, scale * value, owner)
 
+    def add_flag_penalty(self, row: int, column: int, value, owner: str) -> None:
+        """An entry that only ever multiplies a 0/1 flag in a slot of its own: a power of two of any size
+        is exact there (the product is 0 or the entry), so it may exceed 2**53."""
+        if (row, column) in self.entries:
+            raise GraphError(f"{owner}: the clear flag's slot is shared with another term of {self.name}")
+        self.add(row, column, value, owner)
+        self.flag_penalties.add((row, column))
+
     def to_array(self) -> np.ndarray:
         array = np.zeros(self.shape, dtype=np.float64)
         for key, value in self.entries.items():
-            array[key] = _to_float(value, f"{self.owner[key]}: {self.name}[{key[0]}, {key[1]}]")
+            where = f"{self.owner[key]}: {self.name}[{key[0]}, {key[1]}]"
+            if key in self.flag_penalties and _is_power_of_two(abs(value)):
+                array[key] = float(value)
+            else:
+                array[key] = _to_float(value, where)
         return array
+
+
+def _is_power_of_two(value) -> bool:
+    return Fraction(value).denominator == 1 and value > 0 and int(value) & (int(value) - 1) == 0
 
 
 def _to_float(value, where: str) -> float:
@@ -135,7 +152,7 @@ def _attention_tensors(graph, placements: list[HeadPlacement], n_heads: int, d_m
         if op.tie == LATEST:
             wk.add(second, t, 1, owner)
         if op.clear is not None:
-            wk.add_row(second, coefficients(op.clear, allocation), -placement.clear_penalty, owner)
+            _add_clear_penalty(wk, second, op, allocation, placement.clear_penalty, owner)
         for index, value in enumerate(op.values):
             wv.add_row(first + index, coefficients(value, allocation), 1, owner)
         for index, output in enumerate(op.outputs):
@@ -152,6 +169,24 @@ class _HiddenUnit:
     up: dict[int, object]
     down: dict[int, object]
     owner: str
+
+
+def _add_clear_penalty(wk: _ExactMatrix, row: int, op, allocation: Allocation, penalty: int, owner: str) -> None:
+    """Subtract M * clear from the key's y coordinate.
+
+    When M reaches 2**53 the clear flag must be a single feature (coefficient 1,
+    no constant): then its slot's weight -M multiplies 0 for every live token and
+    the live scores stay exact integers.
+    """
+    clear_row = coefficients(op.clear, allocation)
+    if penalty < EXACT_INTEGER_LIMIT:
+        wk.add_row(row, clear_row, -penalty, owner)
+        return
+    if len(clear_row) != 1 or next(iter(clear_row.values())) != 1 or op.clear.constant:
+        raise GraphError(f"{owner}: its clear penalty {penalty} needs 2**53 or more, so its clear flag must be a "
+                         f"single 0/1 feature (found {op.clear!r}); make it one with a neuron")
+    (column,) = clear_row
+    wk.add_flag_penalty(row, column, -penalty, owner)
 
 
 def _ffn_units(program: Program, schedule: Schedule, allocation: Allocation) -> list[list[_HiddenUnit]]:

@@ -1,73 +1,80 @@
 """The prompt half of the token language: a VM program and its input as tokens.
 
-Layout (docs/token-language.md has the full language):
-
-    <s>
-    <code>    op.NAME i.XX i.XX i.XX i.XX      one record per instruction (stride 5)
-    <globals> g.XX g.XX g.XX g.XX              one record per global (initial value)
-    <data>    da.XX da.XX dv.XX                one record per nonzero initial memory byte
-    <input>   in.XX ...                        the input bytes
-    <run>
-
-Immediates and global values are 32-bit two's complement, little-endian, one
-byte per token; data addresses are 16-bit little-endian. Fixed strides let the
-machine fetch any field with a lookup keyed by position.
+docs/token-language.md gives the layout; ``tokens.py`` its constants. Every
+field sits at a position the machine can compute, so it is fetched by a lookup
+keyed by position.
 """
 
 from __future__ import annotations
 
 from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.ops import DEFAULT_NATIVE_OPS
 from wasmformer.frontend.program import Op, VMProgram
+from wasmformer.machine import tokens as T
 
-INSTRUCTION_STRIDE = 5  # opcode token + four immediate bytes
-GLOBAL_STRIDE = 4
-DATA_RECORD_STRIDE = 3  # address low byte, address high byte, value
-MAX_DATA_ADDRESS = 1 << 16  # data addresses are written as two bytes
 MAX_INPUT_BYTES = 1 << 16
-
-START, CODE, GLOBALS, DATA, INPUT, RUN = "<s>", "<code>", "<globals>", "<data>", "<input>", "<run>"
-SECTION_MARKERS = (START, CODE, GLOBALS, DATA, INPUT, RUN)
-
-
-def opcode_token(op: Op) -> str:
-    return f"op.{op.value}"
+# The ops the universal machine executes; the front end rewrites the others.
+MACHINE_OPS = DEFAULT_NATIVE_OPS
 
 
-def byte_token(prefix: str, value: int) -> str:
-    return f"{prefix}.{value:02x}"
-
-
-def prompt_vocabulary() -> list[str]:
-    """Every token a prompt can contain, in a fixed order."""
-    tokens = list(SECTION_MARKERS)
-    tokens += [opcode_token(op) for op in Op]
-    for prefix in ("i", "g", "da", "dv", "in"):
-        tokens += [byte_token(prefix, value) for value in range(256)]
-    return tokens
-
-
-def _le_bytes(value: int, width: int) -> list[int]:
+def _bytes(value: int, width: int = 4) -> list[int]:
     return list((value & ((1 << (8 * width)) - 1)).to_bytes(width, "little"))
 
 
-def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
+def _slot(marker: str, value: int) -> list[str]:
+    return [marker] + [T.byte_token("i", b) for b in _bytes(value)]
+
+
+def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
+    """Refuse, with a message, what the machine cannot run (before any token is generated)."""
+    unsupported = sorted({instr.op.value for instr in program.instrs if instr.op not in MACHINE_OPS})
+    if unsupported:
+        raise FrontendError(f"the program uses {', '.join(unsupported)}, which the machine does not execute "
+                            "(the front end rewrites them when asked for the machine's op set)")
+    if len(program.instrs) > T.MAX_PC:
+        raise FrontendError(f"the program has {len(program.instrs)} instructions; at most {T.MAX_PC} are supported")
+    if len(program.globals) > T.MAX_GLOBALS:
+        raise FrontendError(f"the program has {len(program.globals)} globals; at most {T.MAX_GLOBALS} are supported")
+    if program.memory_limit > T.MAX_MEMORY:
+        raise FrontendError(f"the program addresses {program.memory_limit} bytes of memory; "
+                            f"at most {T.MAX_MEMORY} are supported")
     if len(input_bytes) > MAX_INPUT_BYTES:
         raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
-    if len(program.memory) > MAX_DATA_ADDRESS:
-        raise FrontendError(f"initial memory of {len(program.memory)} bytes exceeds {MAX_DATA_ADDRESS}")
-    tokens = [START, CODE]
-    for instr in program.instrs:
-        tokens.append(opcode_token(instr.op))
-        tokens += [byte_token("i", b) for b in _le_bytes(instr.arg, 4)]
-    tokens.append(GLOBALS)
-    for value in program.globals:
-        tokens += [byte_token("g", b) for b in _le_bytes(value, 4)]
-    tokens.append(DATA)
-    for address, value in enumerate(program.memory):
+    if T.call_depth_limit(max_frame_locals(program)) < 1:
+        raise FrontendError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
+
+
+def max_frame_locals(program: VMProgram) -> int:
+    used = [instr.arg + 1 for instr in program.instrs if instr.op in (Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE)]
+    return max([program.entry_locals, program.stats.get("max_frame_locals", 0), *used])
+
+
+def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
+    check_program(program, input_bytes)
+    stride = T.locals_stride(max_frame_locals(program))
+    code_base = T.GLOBALS_START + T.SLOT * len(program.globals)
+    code: list[str] = []
+    for pc, instr in enumerate(program.instrs):
+        arg = instr.arg
+        if instr.op is Op.CALL:
+            arg = (instr.arg & 0xFFFF) | ((pc + 1) << 16)  # the return pc rides along for `return`
+        code += _slot(T.opcode_token(instr.op), arg)
+    data: list[str] = []
+    for address, value in enumerate(program.memory[:program.memory_limit]):
         if value:
-            low, high = _le_bytes(address, 2)
-            tokens += [byte_token("da", low), byte_token("da", high), byte_token("dv", value)]
-    tokens.append(INPUT)
-    tokens += [byte_token("in", b) for b in input_bytes]
-    tokens.append(RUN)
-    return tokens
+            data += [T.DATA_RECORD] + [T.byte_token("i", b) for b in (*_bytes(address, 2), value)]
+    input_start = code_base + len(code) + 1 + len(data) + 1
+    header = [T.START]
+    header += _slot(T.ZERO, 0)
+    header += _slot(T.MEMORY, program.memory_limit)
+    header += _slot(T.FRAME, stride)
+    header += _slot(T.CALLS, T.call_depth_limit(stride))
+    header += _slot(T.CODE, code_base)
+    header += _slot(T.INPUT, input_start)
+    for value in program.globals:
+        header += _slot(T.GLOBAL, value)
+    entry_high, entry_low = program.entry >> 8, program.entry & 0xFF
+    prompt = header + code + [T.DATA] + data + [T.INPUT_BYTES]
+    assert len(prompt) == input_start
+    prompt += [T.byte_token("i", b) for b in input_bytes]
+    return prompt + [T.byte_token("ph", entry_high), T.byte_token("pl", entry_low), T.RUN]

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.program import Op, TrapReason, VMProgram
-from wasmformer.machine.prompt import MAX_INPUT_BYTES
+from wasmformer.machine import tokens as T
+from wasmformer.machine.prompt import MAX_INPUT_BYTES, max_frame_locals
 
 MASK32 = 0xFFFFFFFF
 SIGN_BIT = 0x80000000
-# Deepest call nesting: the machine tracks call depth as a running sum and keys
-# locals and return addresses by it; a bounded depth keeps those keys small and
-# turns runaway recursion into a clean trap (assert_exhaustion in the spec tests).
-MAX_CALL_DEPTH = 4096
+# Deepest call nesting and operand stack: the machine keys locals by call depth
+# and stack slots by index, and bounded keys keep its lookups exact; runaway
+# recursion becomes a clean trap (assert_exhaustion in the spec tests). The
+# limits are the machine's (machine/tokens.py), so both trap at the same step.
+MAX_CALL_DEPTH = T.MAX_CALL_DEPTH
 FAILED_GROW = MASK32  # memory.grow returns -1 when it cannot grow
 
 
@@ -62,11 +64,14 @@ class _State:
     output: bytearray = field(default_factory=bytearray)
     halted: bool = False
     failed_grows: int = 0
+    call_depth_limit: int = MAX_CALL_DEPTH
 
     def pop(self) -> int:
         return self.stack.pop()
 
     def push(self, value: int) -> None:
+        if len(self.stack) >= T.STACK_LIMIT:
+            raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
         self.stack.append(value & MASK32)
 
     def local(self, index: int) -> int:
@@ -92,6 +97,7 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
     state = _State(program, memory, [g & MASK32 for g in program.globals], bytes(input_bytes))
     state.pc = program.entry
     state.locals = [0] * program.entry_locals
+    state.call_depth_limit = T.call_depth_limit(max_frame_locals(program))
     helper_start, helper_end = program.stats.get("helper_pcs", (0, 0))
     code = [(OPS[instr.op], instr.arg) for instr in program.instrs]  # decoded once, not per step
     step_limit = float("inf") if max_steps is None else max_steps
@@ -266,7 +272,7 @@ def _jump_if_nonzero(state: _State, arg: int) -> None:
 
 
 def _call(state: _State, arg: int) -> None:
-    if len(state.frames) >= MAX_CALL_DEPTH:
+    if len(state.frames) >= state.call_depth_limit:
         raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
     state.frames.append((state.pc, state.locals))
     state.locals = []  # a fresh frame: every local reads as zero

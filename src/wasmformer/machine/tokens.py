@@ -1,0 +1,91 @@
+"""The vocabulary and the fixed layout of the token language (docs/token-language.md).
+
+Token ids are chosen so that every byte family is contiguous: the token for
+byte b of family F has id ``family_base(F) + b``. The model then names its
+next token with one linear expression (base + byte) instead of a table.
+"""
+
+from __future__ import annotations
+
+from wasmformer.frontend.program import Op, TrapReason
+
+# -- markers and fixed prompt positions -------------------------------------------------------
+START, ZERO, MEMORY, FRAME, CALLS, CODE, INPUT = "<s>", "<zero>", "<mem>", "<frame>", "<calls>", "<code>", "<input>"
+GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN = "g", "<data>", "d", "<input_bytes>", "<run>"
+HALT = "halt"
+MARKERS = (START, ZERO, MEMORY, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
+
+SLOT = 5  # a marker or op token, then four value bytes
+# The header: <s>, then one slot per parameter. A slot's value is read at its last byte.
+HEADER_SLOTS = (ZERO, MEMORY, FRAME, CALLS, CODE, INPUT)
+ZERO_FIRST_BYTE = 2  # positions 2..5 hold four zero bytes
+
+
+def header_value_position(marker: str) -> int:
+    """Position of the last byte of a header slot (where its 32-bit value is assembled)."""
+    return 1 + SLOT * HEADER_SLOTS.index(marker) + SLOT - 1
+
+
+GLOBALS_START = 1 + SLOT * len(HEADER_SLOTS)  # position of global 0's marker
+
+
+def global_key(index: int) -> int:
+    """Variable-record key of global ``index``: the position of its prompt slot's last byte."""
+    return GLOBALS_START + SLOT * index + SLOT - 1
+
+
+MAX_GLOBALS = 256
+LOCAL_KEY_BASE = global_key(MAX_GLOBALS)  # locals' keys start above every global's
+
+# -- limits that keep every lookup key small (the precision budget, docs/token-language.md) ---
+KEY_LIMIT = 1 << 14  # stack slots, variable keys and memory addresses stay below this
+MAX_MEMORY = KEY_LIMIT  # addressable bytes of linear memory
+STACK_LIMIT = KEY_LIMIT - 1  # deepest operand stack (slot indices 1..STACK_LIMIT)
+MAX_CALL_DEPTH = 4096  # never deeper than the reference VM's own limit
+MAX_PC = 1 << 16  # jump targets are written as two bytes
+
+
+def locals_stride(max_frame_locals: int) -> int:
+    return max(1, max_frame_locals)
+
+
+def call_depth_limit(max_frame_locals: int) -> int:
+    """Deepest call nesting whose locals' keys stay below KEY_LIMIT."""
+    stride = locals_stride(max_frame_locals)
+    return min(MAX_CALL_DEPTH, (KEY_LIMIT - LOCAL_KEY_BASE) // stride - 1)
+
+
+def local_key(depth: int, stride: int, index: int) -> int:
+    return LOCAL_KEY_BASE + depth * stride + index
+
+
+# -- generated tokens ---------------------------------------------------------------------------
+COMMITS = ("c.push", "c.getc", "c.keep", "c.pop", "c.pop2", "c.jump", "c.branch", "c.call", "c.return")
+TRANSFER_COMMITS = ("c.jump", "c.branch", "c.call", "c.return", RUN)
+STACK_DELTA = {"c.push": 1, "c.getc": 1, "c.pop": -1, "c.branch": -1, "c.pop2": -2}
+TRAPS = tuple(f"trap.{reason.name.lower()}" for reason in TrapReason)
+
+# byte families, in id order; "i" is the prompt's, the rest are generated
+BYTE_FAMILIES = ("i", "v", "vc", "m", "o", "ph", "pl")
+
+
+def byte_token(family: str, value: int) -> str:
+    return f"{family}.{value:02x}"
+
+
+def opcode_token(op: Op) -> str:
+    return f"op.{op.value}"
+
+
+def vocabulary() -> list[str]:
+    """Every token, in id order: byte families first (contiguous), then the rest."""
+    tokens = [byte_token(family, value) for family in BYTE_FAMILIES for value in range(256)]
+    tokens += list(MARKERS) + list(COMMITS) + list(TRAPS) + [opcode_token(op) for op in Op]
+    return tokens
+
+
+def family_base(family: str) -> int:
+    return 256 * BYTE_FAMILIES.index(family)
+
+
+OUTPUT_BYTES = {byte_token("o", value): value for value in range(256)}
