@@ -27,7 +27,11 @@ REWRITABLE_OPS: frozenset[Op] = frozenset({
     Op.EXTEND8_S, Op.EXTEND16_S,
 })
 
-# For now the machine executes the basic ops only; everything else is rewritten.
-DEFAULT_NATIVE_OPS: frozenset[Op] = BASIC_OPS
+# Rewritable ops the universal machine executes itself (bytewise, through the bits
+# of each byte); the others (mul, div/rem, bit counts) become helper calls.
+MACHINE_BITWISE_OPS: frozenset[Op] = frozenset({
+    Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR_S, Op.SHR_U, Op.ROTL, Op.ROTR, Op.EXTEND8_S, Op.EXTEND16_S,
+})
+DEFAULT_NATIVE_OPS: frozenset[Op] = BASIC_OPS | MACHINE_BITWISE_OPS
 
 assert BASIC_OPS | REWRITABLE_OPS == frozenset(Op) and not BASIC_OPS & REWRITABLE_OPS

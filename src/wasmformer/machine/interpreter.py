@@ -39,11 +39,19 @@ SIGN = 1 << 31
 
 # Op classes (docs/token-language.md "Tokens of each step").
 PUSH_OPS = (Op.CONST, Op.LOCAL_GET, Op.GLOBAL_GET, Op.MEMORY_SIZE)  # commit c.push
-BINARY_OPS = (Op.ADD, Op.SUB, Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U)
+BITWISE_OPS = (Op.AND, Op.OR, Op.XOR)
+LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - q - 1 of the value
+RIGHT_SHIFTS = (Op.SHR_U, Op.SHR_S, Op.ROTR)  # ... from bytes k + q and k + q + 1
+ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
+SHIFTS = (*LEFT_SHIFTS, *RIGHT_SHIFTS)
+BINARY_OPS = (Op.ADD, Op.SUB, Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U,
+              *BITWISE_OPS, *SHIFTS)
 LOAD_WIDTH = {Op.LOAD8_S: 1, Op.LOAD8_U: 1, Op.LOAD16_S: 2, Op.LOAD16_U: 2, Op.LOAD: 4}
+EXTEND_WIDTH = {Op.EXTEND8_S: 1, Op.EXTEND16_S: 2}  # sign-extend the low 8 or 16 bits
+BITS = 8
 SIGNED_LOADS = (Op.LOAD8_S, Op.LOAD16_S)
 STORE_WIDTH = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4}
-KEEP_OPS = (Op.EQZ, *LOAD_WIDTH, Op.MEMORY_GROW)  # value ops with commit c.keep
+KEEP_OPS = (Op.EQZ, *LOAD_WIDTH, *EXTEND_WIDTH, Op.MEMORY_GROW)  # value ops with commit c.keep
 VALUE_OPS = (*PUSH_OPS, Op.GETCHAR, *KEEP_OPS, *BINARY_OPS, Op.SELECT)  # write a stack record
 VARIABLE_WRITES = (Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_SET)
 CONDITIONAL_JUMPS = (Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO)
@@ -126,6 +134,8 @@ class _Builder:
         self.is_carry = g.token_table("is_carry", {token: 1 for token in byte_tokens if family[token] == "vc"})
         self.is_value_byte = g.token_table("is_value_byte", {t: 1 for t in byte_tokens if family[t] in ("v", "vc")})
         self.is_prompt_byte = g.token_table("is_prompt_byte", {t: 1 for t in byte_tokens if family[t] == "i"})
+        self.bit = [g.token_table(f"bit{i}", {t: 1 for t in byte_tokens if int(t.split(".")[1], 16) >> i & 1})
+                    for i in range(BITS)]
         self.is_stored_byte = g.token_table("is_stored_byte", {t: 1 for t in byte_tokens if family[t] == "m"})
         self.is_target_low = g.token_table("is_target_low", {t: 1 for t in byte_tokens if family[t] == "pl"})
         self.is_start = g.token_table("is_start", {T.START: 1})
@@ -249,14 +259,15 @@ class _Builder:
         is_store = self.either("is_store", *(self.is_op[op] for op in STORE_WIDTH))
         address = g.select("address", is_store, self.second.value, self.top.value)
         self.effective_address = address + self.immediate
-        self.width = self.by_op({**LOAD_WIDTH, **STORE_WIDTH})
+        memory_width = self.by_op({**LOAD_WIDTH, **STORE_WIDTH})
         memory_op = self.op_flag(*LOAD_WIDTH, *STORE_WIDTH)
-        beyond = g.step("beyond_memory", self.effective_address + self.width - self.memory_limit - 1)
+        beyond = g.step("beyond_memory", self.effective_address + memory_width - self.memory_limit - 1)
         self.out_of_bounds = self.flag_and("out_of_bounds", beyond, memory_op)
-        # a load reads byte min(phase, width - 1): above the width it repeats the top byte for the sign
-        last_byte = self.width - 1
-        byte_index = self.phase - g.relu("past_width", self.phase - last_byte)
-        self.memory_query = self.clamp("memory_query", self.effective_address + byte_index, -1, T.MAX_MEMORY)
+        # loads and sign extensions read byte min(phase, width - 1): above the width, the top byte gives the sign
+        self.narrow_width = self.by_op({**LOAD_WIDTH, **EXTEND_WIDTH})
+        self.narrow_index = self.phase - g.relu("past_width", self.phase - self.narrow_width + 1)
+        self.memory_query = self.clamp("memory_query", self.effective_address + self.narrow_index, -1,
+                                       T.MAX_MEMORY)
         self.memory_key = g.placeholder("memory_key", -1, T.MAX_MEMORY)
         self.holds_memory = g.placeholder("holds_memory", 0, 1)
         stored, stored_key = g.lookup("memory", self.memory_query, self.memory_key, [self.byte, self.memory_key],
@@ -327,9 +338,13 @@ class _Builder:
                   + self.gate("src.top", self.op_flag(*VARIABLE_WRITES, *STORE_WIDTH, Op.PUTCHAR), top_bytes + phase)
                   + self.gate("src.input", self.is_op[Op.GETCHAR], input_byte_at)
                   + self.gate("src.target", self.op_flag(Op.JUMP, Op.CALL, *CONDITIONAL_JUMPS), slot_bytes + 1 - phase)
-                  + self.gate("src.return", self.is_op[Op.RETURN], return_bytes + 1 - phase))
+                  + self.gate("src.return", self.is_op[Op.RETURN], return_bytes + 1 - phase)
+                  + self.gate("src.extend", self.op_flag(*EXTEND_WIDTH), top_bytes + self.narrow_index))
         source_byte, source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte], tie=UNIQUE)
-        (operand_byte,) = g.lookup("operand", top_bytes + phase, g.t, [self.byte], tie=UNIQUE)
+        # the top's byte at this phase; for shifts its byte 0, which holds the shift count
+        is_shift = self.either("is_shift", *(self.is_op[op] for op in SHIFTS))
+        operand_at = top_bytes + phase - g.product("shift_count_byte", phase, is_shift)
+        (operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
 
         # add / sub, one byte at a time with the carry mark of the previous byte token
         carry_in = self.is_carry
@@ -343,11 +358,14 @@ class _Builder:
 
         # comparisons: 0/1 in byte 0
         comparison = self._comparisons(top, second, top_is_zero)
-        # loads: the byte, or above the width the sign fill
-        sign_fill = self.gate("sign_fill", self.op_flag(*SIGNED_LOADS), g.step("loaded_negative",
-                                                                               self.loaded_byte - 128))
-        past_width = g.step("load_past_width", phase - self.width)
-        load_byte = g.select("load_byte", past_width, 255 * sign_fill, self.loaded_byte)
+        # loads and extensions: the byte, or above the width the sign fill
+        narrow = (self.gate("narrow.load", self.op_flag(*LOAD_WIDTH), self.loaded_byte)
+                  + self.gate("narrow.extend", self.op_flag(*EXTEND_WIDTH), source_byte))
+        signed_narrow = self.op_flag(*SIGNED_LOADS, *EXTEND_WIDTH)
+        sign_fill = self.gate("sign_fill", signed_narrow, g.step("narrow_negative", narrow - 128))
+        past_width = g.step("narrow_past_width", phase - self.narrow_width)
+        narrow_byte = g.select("narrow_byte", past_width, 255 * sign_fill, narrow)
+        bits_byte = self._bits_and_shifts(second_bytes, top_bytes, operand_byte)
         # getchar: the input byte, or -1 at the end of the input; memory.grow by nonzero: -1
         at_end = self.flag_and("input_ended", 1 - source_is_input, self.is_op[Op.GETCHAR])
         getchar_byte = self.gate("getchar_byte", self.flag_and("getchar_first", first_phase,
@@ -361,11 +379,66 @@ class _Builder:
                     + self.gate("out.add", is_add, byte_sum - BYTE_RANGE * sum_carries)
                     + self.gate("out.sub", is_sub, byte_difference + BYTE_RANGE * difference_borrows)
                     + self.gate("out.compare", first_phase, comparison)
-                    + self.gate("out.load", self.op_flag(*LOAD_WIDTH), load_byte)
+                    + self.gate("out.narrow", self.op_flag(*LOAD_WIDTH, *EXTEND_WIDTH), narrow_byte)
+                    + bits_byte
                     + self.gate("out.getchar", 1 - at_end, getchar_byte)
                     + 255 * all_ones)
         out_byte = g.persist("out_byte", out_byte)
         self._next_token(out_byte, carry_out, transfer, taken, first_phase)
+
+    def _bits_and_shifts(self, second_bytes: Expr, top_bytes: Expr, count_byte: Expr) -> Expr:
+        """Byte ``phase`` of and/or/xor (second OP top) and of the shifts and rotations of second by top.
+
+        Both read the bits of two bytes: for and/or/xor byte k of each operand;
+        for a shift by c = 8q + r, the 16-bit window of the shifted value's bytes
+        whose bits land in result byte k, which is then shifted right by s bits
+        (s = 8 - r for left shifts, r for right shifts). Bytes outside the value
+        read as zero (or, for shr_s of a negative value, as 0xff); rotations wrap.
+        """
+        g, phase = self.g, self.phase
+        eighths = sum((g.step(f"count_eighths{m}", count_byte - 32 * m) for m in range(1, 8)), Expr())
+        count = count_byte - 32 * eighths  # the shift count mod 32
+        whole_bytes = sum((g.step(f"count_bytes{m}", count - 8 * m) for m in range(1, 4)), Expr())
+        rest_bits = count - 8 * whole_bytes
+        left, right = self.op_flag(*LEFT_SHIFTS), self.op_flag(*RIGHT_SHIFTS)
+        low_index = phase + g.product("right_bytes", whole_bytes, right) - g.product("left_bytes", whole_bytes + 1,
+                                                                                        left)
+        negative = g.step("value_negative", self.second.value - SIGN)
+        fill_first = T.ZERO_FIRST_BYTE + (T.ONES_FIRST_BYTE - T.ZERO_FIRST_BYTE) * self.flag_and(
+            "fills_ones", negative, self.is_op[Op.SHR_S])
+        rotates = self.either("rotates", *(self.is_op[op] for op in ROTATIONS))
+        bitwise = self.either("is_bitwise", *(self.is_op[op] for op in BITWISE_OPS))
+
+        def window_byte(name: str, index: Expr, bitwise_position: Expr) -> list[Expr]:
+            wrapped = index + 4 * g.step(f"{name}.below", -index - 1) - 4 * g.step(f"{name}.above", index - 4)
+            inside = self.flag_and(f"{name}.inside", g.step(f"{name}.from0", index),
+                                                          g.step(f"{name}.to3", 3 - index))
+            shifted_position = g.select(f"{name}.shifted", inside, second_bytes + index, fill_first)
+            shifted_position = g.select(f"{name}.rotated", rotates, second_bytes + wrapped, shifted_position)
+            position = g.select(f"{name}.position", bitwise, bitwise_position, shifted_position)
+            bits = []
+            for pair in range(0, BITS, 2):
+                bits += g.lookup(f"{name}.bits{pair}", position, g.t, [self.bit[pair], self.bit[pair + 1]], tie=UNIQUE)
+            return bits
+
+        low = window_byte("window_low", low_index, second_bytes + phase)
+        high = window_byte("window_high", low_index + 1, top_bytes + phase)
+        both = [self.flag_and(f"both_bits{i}", low[i], high[i]) for i in range(BITS)]
+        bit_value = [1 << i for i in range(BITS)]
+        and_byte = sum((bit_value[i] * both[i] for i in range(BITS)), Expr())
+        or_byte = sum((bit_value[i] * (low[i] + high[i] - both[i]) for i in range(BITS)), Expr())
+        xor_byte = sum((bit_value[i] * (low[i] + high[i] - 2 * both[i]) for i in range(BITS)), Expr())
+
+        shift = 8 * left - g.product("left_rest", rest_bits, left) + g.product("right_rest", rest_bits, right)
+        window = low + high  # bit j of the 16-bit window
+        terms = []
+        for amount in range(BITS + 1):
+            by_amount = g.equals(f"shift_by{amount}", shift, amount)
+            terms += [(bit_value[i], g.one, by_amount + window[i + amount] - 1) for i in range(BITS)]
+        shifted_byte = g.neurons("shifted_byte", terms, bounds=(0, 255))
+        return (self.gate("out.and", self.is_op[Op.AND], and_byte) + self.gate("out.or", self.is_op[Op.OR], or_byte)
+                + self.gate("out.xor", self.is_op[Op.XOR], xor_byte)
+                + self.gate("out.shift", self.op_flag(*SHIFTS), shifted_byte))
 
     def _comparisons(self, top: Expr, second: Expr, top_is_zero: Expr) -> Expr:
         g = self.g
@@ -386,8 +459,8 @@ class _Builder:
     def _next_token(self, out_byte: Expr, carry_out: Expr, transfer: Expr, taken: Expr, first_phase: Expr) -> None:
         g, ids, phase = self.g, self.ids, self.phase
         # how many tokens come before the commit
-        body_length = (VALUE_BYTES * self.op_flag(*VALUE_OPS, *VARIABLE_WRITES) + self.width
-                       - self.by_op(LOAD_WIDTH) + self.is_op[Op.PUTCHAR] + 2 * transfer)
+        body_length = (VALUE_BYTES * self.op_flag(*VALUE_OPS, *VARIABLE_WRITES) + self.by_op(STORE_WIDTH)
+                       + self.is_op[Op.PUTCHAR] + 2 * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
         value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * carry_out
         target_family = T.family_base("ph") + g.product("target_family", transfer, phase) * BYTE_RANGE

@@ -66,6 +66,7 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     input_start = code_base + len(code) + 1 + len(data) + 1
     header = [T.START]
     header += _slot(T.ZERO, 0)
+    header += _slot(T.ONES, 0xFFFFFFFF)
     header += _slot(T.MEMORY, program.memory_limit)
     header += _slot(T.FRAME, stride)
     header += _slot(T.CALLS, T.call_depth_limit(stride))

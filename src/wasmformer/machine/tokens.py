@@ -10,15 +10,17 @@ from __future__ import annotations
 from wasmformer.frontend.program import Op, TrapReason
 
 # -- markers and fixed prompt positions -------------------------------------------------------
-START, ZERO, MEMORY, FRAME, CALLS, CODE, INPUT = "<s>", "<zero>", "<mem>", "<frame>", "<calls>", "<code>", "<input>"
+START, ZERO, ONES, MEMORY, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<frame>"
+CALLS, CODE, INPUT = "<calls>", "<code>", "<input>"
 GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN = "g", "<data>", "d", "<input_bytes>", "<run>"
 HALT = "halt"
-MARKERS = (START, ZERO, MEMORY, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
+MARKERS = (START, ZERO, ONES, MEMORY, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
 
 SLOT = 5  # a marker or op token, then four value bytes
 # The header: <s>, then one slot per parameter. A slot's value is read at its last byte.
-HEADER_SLOTS = (ZERO, MEMORY, FRAME, CALLS, CODE, INPUT)
+HEADER_SLOTS = (ZERO, ONES, MEMORY, FRAME, CALLS, CODE, INPUT)
 ZERO_FIRST_BYTE = 2  # positions 2..5 hold four zero bytes
+ONES_FIRST_BYTE = 7  # positions 7..10 hold four 0xff bytes (the fill of a negative number)
 
 
 def header_value_position(marker: str) -> int:

@@ -1,0 +1,424 @@
+"""The trace half of the token language: what the model must generate after the prompt.
+
+``expected_trace(program, input_bytes)`` runs the program on a plain
+interpreter (one small function per op and a dispatch table, like the
+reference VM) and writes each step's tokens exactly as docs/token-language.md
+prescribes. It is a test oracle for the model: the model's generated tokens
+must equal these, token for token.
+
+The interpreter keeps the state the token language reads back from the trace
+(pc, operand stack, call frames with return pcs, locals, globals, memory, input
+cursor); its semantics are the reference VM's (wasmformer.oracles.refvm), with
+the machine's limits (machine/tokens.py). ``TraceMachine.step`` executes one
+instruction and returns that step's tokens, so tests can watch the state
+between steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.program import Op, TrapReason, VMProgram
+from wasmformer.machine import tokens as T
+from wasmformer.machine.prompt import MACHINE_OPS, check_program, max_frame_locals
+
+MASK32 = 0xFFFFFFFF
+SIGN_BIT = 0x80000000
+VALUE_BYTES = 4
+
+# Token strings, built once: one table per byte family.
+V, VC, M, O, PH, PL = ([T.byte_token(family, b) for b in range(256)] for family in ("v", "vc", "m", "o", "ph", "pl"))
+TRAP_TOKENS = {reason: f"trap.{reason.name.lower()}" for reason in TrapReason}
+assert set(TRAP_TOKENS.values()) == set(T.TRAPS)
+
+
+OpFunction = Callable[["TraceMachine", int], list[str]]
+
+
+class _Trap(Exception):
+    def __init__(self, reason: TrapReason):
+        super().__init__(reason.name)
+        self.reason = reason
+
+
+@dataclass
+class TraceResult:
+    tokens: list[str]  # the trace, without the prompt
+    output: bytes  # the bytes of its o.XX tokens
+    halted: bool  # the trace ends with `halt` (normal end or trap)
+    trap: TrapReason | None  # the reason when it ended with a trap
+    steps: int  # instructions whose tokens are all in the trace (the halting step included)
+
+
+@dataclass
+class TraceMachine:
+    """The interpreter's state; ``step()`` runs one instruction and returns its tokens."""
+
+    program: VMProgram
+    input: bytes
+    memory: bytearray = field(init=False)
+    globals: list[int] = field(init=False)
+    stack: list[int] = field(default_factory=list)  # unsigned 32-bit values, top last
+    frames: list[tuple[int, list[int]]] = field(default_factory=list)  # (return pc, caller's locals)
+    locals: list[int] = field(default_factory=list)  # the current frame's; missing entries read 0
+    pc: int = 0
+    input_cursor: int = 0
+    call_depth_limit: int = field(init=False)
+    halted: bool = False
+    trap: TrapReason | None = None
+    steps: int = 0
+    _code: list[tuple[OpFunction, int]] = field(init=False, repr=False)  # decoded once, not per step
+
+    def __post_init__(self) -> None:
+        check_program(self.program, self.input)
+        limit = self.program.memory_limit
+        self.memory = bytearray(limit)
+        initial = self.program.memory[:limit]
+        self.memory[:len(initial)] = initial
+        self.globals = [value & MASK32 for value in self.program.globals]
+        self.pc = self.program.entry
+        self.call_depth_limit = T.call_depth_limit(max_frame_locals(self.program))
+        self._code = [(OPS[instr.op], instr.arg) for instr in self.program.instrs]
+
+    @property
+    def call_depth(self) -> int:
+        return len(self.frames)
+
+    def step(self) -> list[str]:
+        """Execute the instruction at pc; return the step's tokens (ending with its commit or `halt`)."""
+        if self.halted:
+            raise RuntimeError("the machine has halted")
+        pc = self.pc
+        if not 0 <= pc < len(self._code):
+            raise FrontendError(f"the program jumped to pc {pc}, outside its {len(self._code)} instructions")
+        execute, arg = self._code[pc]
+        self.steps += 1
+        self.pc = pc + 1
+        try:
+            return execute(self, arg)
+        except _Trap as caught:
+            self.pc = pc
+            self.halted = True
+            self.trap = caught.reason
+            return [TRAP_TOKENS[caught.reason], T.HALT]
+
+    # -- stack and variables, with the machine's limits --
+
+    def pop(self) -> int:
+        return self.stack.pop()
+
+    def check_room_for_push(self) -> None:
+        """A step that grows the stack traps before writing anything when the stack is full."""
+        if len(self.stack) >= T.STACK_LIMIT:
+            raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+
+    def local(self, index: int) -> int:
+        return self.locals[index] if index < len(self.locals) else 0
+
+    def set_local(self, index: int, value: int) -> None:
+        if index >= len(self.locals):
+            self.locals.extend([0] * (index + 1 - len(self.locals)))
+        self.locals[index] = value
+
+
+def expected_trace(program: VMProgram, input_bytes: bytes = b"", max_tokens: int | None = None) -> TraceResult:
+    """The tokens the model must generate after ``encode_prompt(program, input_bytes)``.
+
+    The trace ends with `halt` (a trap: `trap.REASON halt`). With ``max_tokens``
+    it stops after that many tokens, possibly inside a step.
+    """
+    machine = TraceMachine(program, bytes(input_bytes))
+    trace: list[str] = []
+    complete_steps = 0
+    while not machine.halted and (max_tokens is None or len(trace) < max_tokens):
+        step_tokens = machine.step()
+        if max_tokens is not None and len(trace) + len(step_tokens) > max_tokens:
+            trace += step_tokens[:max_tokens - len(trace)]
+            break
+        trace += step_tokens
+        complete_steps += 1
+    halted = bool(trace) and trace[-1] == T.HALT
+    return TraceResult(tokens=trace, output=decode_output(trace), halted=halted,
+                       trap=machine.trap if halted else None, steps=complete_steps)
+
+
+def decode_output(trace: Iterable[str]) -> bytes:
+    """The program's output: the bytes of the trace's o.XX tokens."""
+    return bytes(T.OUTPUT_BYTES[token] for token in trace if token in T.OUTPUT_BYTES)
+
+
+# --- token helpers ---------------------------------------------------------------------------------
+
+
+def value_tokens(value: int) -> list[str]:
+    """A 32-bit value as four plain result bytes, low first."""
+    return [V[value & 0xFF], V[(value >> 8) & 0xFF], V[(value >> 16) & 0xFF], V[(value >> 24) & 0xFF]]
+
+
+def add_tokens(a: int, b: int) -> list[str]:
+    """The bytes of a + b, each marked vc when it carries out (carry-in: the previous byte's mark)."""
+    out, carry = [], 0
+    for k in range(VALUE_BYTES):
+        total = ((a >> 8 * k) & 0xFF) + ((b >> 8 * k) & 0xFF) + carry
+        carry = int(total > 0xFF)
+        out.append((VC if carry else V)[total & 0xFF])
+    return out
+
+
+def sub_tokens(a: int, b: int) -> list[str]:
+    """The bytes of a - b, each marked vc when it borrows (borrow-in: the previous byte's mark)."""
+    out, borrow = [], 0
+    for k in range(VALUE_BYTES):
+        difference = ((a >> 8 * k) & 0xFF) - ((b >> 8 * k) & 0xFF) - borrow
+        borrow = int(difference < 0)
+        out.append((VC if borrow else V)[difference & 0xFF])
+    return out
+
+
+def target_tokens(target: int, commit: str) -> list[str]:
+    """A transfer: the target pc's high byte, its low byte, then the commit."""
+    return [PH[target >> 8], PL[target & 0xFF], commit]
+
+
+def signed(value: int) -> int:
+    return value - (1 << 32) if value & SIGN_BIT else value
+
+
+# --- ops: each takes the machine and the immediate, updates the state, returns the step's tokens ---
+
+def _push_op(read: Callable[[TraceMachine, int], int], commit: str = "c.push") -> OpFunction:
+    """A step that pushes one new value (const, local_get, global_get, memory_size)."""
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        machine.check_room_for_push()
+        value = read(machine, arg) & MASK32
+        machine.stack.append(value)
+        return value_tokens(value) + [commit]
+    return op
+
+
+def _getchar(machine: TraceMachine, arg: int) -> list[str]:
+    machine.check_room_for_push()
+    if machine.input_cursor < len(machine.input):
+        value = machine.input[machine.input_cursor]
+    else:
+        value = MASK32  # -1: the end of the input (the cursor still advances: it counts c.getc)
+    machine.input_cursor += 1
+    machine.stack.append(value)
+    return value_tokens(value) + ["c.getc"]
+
+
+def _add(machine: TraceMachine, arg: int) -> list[str]:
+    b, a = machine.pop(), machine.pop()
+    machine.stack.append((a + b) & MASK32)
+    return add_tokens(a, b) + ["c.pop"]
+
+
+def _sub(machine: TraceMachine, arg: int) -> list[str]:
+    b, a = machine.pop(), machine.pop()
+    machine.stack.append((a - b) & MASK32)
+    return sub_tokens(a, b) + ["c.pop"]
+
+
+def _binary(compute: Callable[[int, int], int]) -> OpFunction:
+    """A binary op other than add/sub: pops b then a, writes compute(a, b) as plain v.XX bytes, c.pop."""
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        b, a = machine.pop(), machine.pop()
+        result = compute(a, b) & MASK32
+        machine.stack.append(result)
+        return value_tokens(result) + ["c.pop"]
+    return op
+
+
+def _unary(compute: Callable[[int], int]) -> OpFunction:
+    """eqz and sign extension: replaces the top, commit c.keep."""
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        result = compute(machine.pop()) & MASK32
+        machine.stack.append(result)
+        return value_tokens(result) + ["c.keep"]
+    return op
+
+
+def _compare(holds: Callable[[int, int], bool]) -> OpFunction:
+    """A comparison: 0 or 1 in the low byte, then three zero bytes."""
+    return _binary(lambda a, b: int(holds(a, b)))
+
+
+def _rotate_left(a: int, count: int) -> int:
+    count %= 32
+    return (a << count | a >> (32 - count)) & MASK32
+
+
+def _sign_extend(bits: int) -> Callable[[int], int]:
+    def extend(a: int) -> int:
+        low = a & ((1 << bits) - 1)
+        return low - (1 << bits) if low >> (bits - 1) else low
+    return extend
+
+
+def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
+    """Pop the address; trap when any of the ``width`` bytes at address + offset is past memory_limit."""
+    address = machine.pop() + offset
+    if address + width > machine.program.memory_limit:
+        raise _Trap(TrapReason.OUT_OF_BOUNDS_MEMORY)
+    return address
+
+
+def _load(width: int, is_signed: bool) -> OpFunction:
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        address = _effective_address(machine, arg, width)
+        value = int.from_bytes(machine.memory[address:address + width], "little", signed=is_signed) & MASK32
+        machine.stack.append(value)
+        return value_tokens(value) + ["c.keep"]
+    return op
+
+
+def _store(width: int) -> OpFunction:
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        value = machine.pop()
+        address = _effective_address(machine, arg, width)
+        stored = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
+        machine.memory[address:address + width] = stored
+        return [M[b] for b in stored] + ["c.pop2"]
+    return op
+
+
+def _memory_grow(machine: TraceMachine, arg: int) -> list[str]:
+    delta = machine.pop()
+    result = arg & MASK32 if delta == 0 else MASK32  # the memory never grows: -1 for any nonzero delta
+    machine.stack.append(result)
+    return value_tokens(result) + ["c.keep"]
+
+
+def _local_set(machine: TraceMachine, arg: int) -> list[str]:
+    value = machine.pop()
+    machine.set_local(arg, value)
+    return value_tokens(value) + ["c.pop"]
+
+
+def _local_tee(machine: TraceMachine, arg: int) -> list[str]:
+    value = machine.stack[-1]
+    machine.set_local(arg, value)
+    return value_tokens(value) + ["c.keep"]
+
+
+def _global_set(machine: TraceMachine, arg: int) -> list[str]:
+    value = machine.pop()
+    machine.globals[arg] = value
+    return value_tokens(value) + ["c.pop"]
+
+
+def _drop(machine: TraceMachine, arg: int) -> list[str]:
+    machine.pop()
+    return ["c.pop"]
+
+
+def _select(machine: TraceMachine, arg: int) -> list[str]:
+    condition, second, first = machine.pop(), machine.pop(), machine.pop()
+    chosen = first if condition else second
+    machine.stack.append(chosen)
+    return value_tokens(chosen) + ["c.pop2"]
+
+
+def _jump(machine: TraceMachine, arg: int) -> list[str]:
+    machine.pc = arg
+    return target_tokens(arg, "c.jump")
+
+
+def _branch_if(taken_when_zero: bool) -> OpFunction:
+    def op(machine: TraceMachine, arg: int) -> list[str]:
+        condition = machine.pop()
+        if (condition == 0) == taken_when_zero:
+            machine.pc = arg
+            return target_tokens(arg, "c.branch")
+        return ["c.pop"]
+    return op
+
+
+def _call(machine: TraceMachine, arg: int) -> list[str]:
+    if machine.call_depth >= machine.call_depth_limit:
+        raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+    target = arg & 0xFFFF  # the prompt packs the return pc above it; the program's arg is the target
+    machine.frames.append((machine.pc, machine.locals))
+    machine.locals = []  # a fresh frame: every local reads 0
+    machine.pc = target
+    return target_tokens(target, "c.call")
+
+
+def _return(machine: TraceMachine, arg: int) -> list[str]:
+    if not machine.frames:
+        raise FrontendError(f"RETURN at pc {machine.pc - 1} with no caller (a malformed program)")
+    machine.pc, machine.locals = machine.frames.pop()
+    return target_tokens(machine.pc, "c.return")
+
+
+def _putchar(machine: TraceMachine, arg: int) -> list[str]:
+    return [O[machine.pop() & 0xFF], "c.pop"]
+
+
+def _halt(machine: TraceMachine, arg: int) -> list[str]:
+    machine.pc -= 1
+    machine.halted = True
+    return [T.HALT]
+
+
+def _trap(machine: TraceMachine, arg: int) -> list[str]:
+    raise _Trap(TrapReason(arg))
+
+
+OPS: dict[Op, OpFunction] = {
+    Op.CONST: _push_op(lambda machine, arg: arg),
+    Op.LOCAL_GET: _push_op(lambda machine, arg: machine.local(arg)),
+    Op.GLOBAL_GET: _push_op(lambda machine, arg: machine.globals[arg]),
+    Op.MEMORY_SIZE: _push_op(lambda machine, arg: arg),  # the immediate: the declared size in pages
+    Op.GETCHAR: _getchar,
+    Op.ADD: _add,
+    Op.SUB: _sub,
+    Op.EQZ: _unary(lambda a: int(a == 0)),
+    Op.EQ: _compare(lambda a, b: a == b),
+    Op.NE: _compare(lambda a, b: a != b),
+    Op.LT_S: _compare(lambda a, b: signed(a) < signed(b)),
+    Op.LT_U: _compare(lambda a, b: a < b),
+    Op.GT_S: _compare(lambda a, b: signed(a) > signed(b)),
+    Op.GT_U: _compare(lambda a, b: a > b),
+    Op.LE_S: _compare(lambda a, b: signed(a) <= signed(b)),
+    Op.LE_U: _compare(lambda a, b: a <= b),
+    Op.GE_S: _compare(lambda a, b: signed(a) >= signed(b)),
+    Op.GE_U: _compare(lambda a, b: a >= b),
+    # bitwise ops, shifts and sign extension (machine ops since ops.MACHINE_BITWISE_OPS): plain bytes
+    Op.AND: _binary(lambda a, b: a & b),
+    Op.OR: _binary(lambda a, b: a | b),
+    Op.XOR: _binary(lambda a, b: a ^ b),
+    Op.SHL: _binary(lambda a, b: a << (b % 32)),
+    Op.SHR_S: _binary(lambda a, b: signed(a) >> (b % 32)),
+    Op.SHR_U: _binary(lambda a, b: a >> (b % 32)),
+    Op.ROTL: _binary(lambda a, b: _rotate_left(a, b)),
+    Op.ROTR: _binary(lambda a, b: _rotate_left(a, -b)),
+    Op.EXTEND8_S: _unary(_sign_extend(8)),
+    Op.EXTEND16_S: _unary(_sign_extend(16)),
+    Op.LOAD8_S: _load(1, True),
+    Op.LOAD8_U: _load(1, False),
+    Op.LOAD16_S: _load(2, True),
+    Op.LOAD16_U: _load(2, False),
+    Op.LOAD: _load(4, False),
+    Op.STORE8: _store(1),
+    Op.STORE16: _store(2),
+    Op.STORE: _store(4),
+    Op.MEMORY_GROW: _memory_grow,
+    Op.LOCAL_SET: _local_set,
+    Op.LOCAL_TEE: _local_tee,
+    Op.GLOBAL_SET: _global_set,
+    Op.DROP: _drop,
+    Op.SELECT: _select,
+    Op.JUMP: _jump,
+    Op.JUMP_IF_ZERO: _branch_if(taken_when_zero=True),
+    Op.JUMP_IF_NONZERO: _branch_if(taken_when_zero=False),
+    Op.CALL: _call,
+    Op.RETURN: _return,
+    Op.PUTCHAR: _putchar,
+    Op.HALT: _halt,
+    Op.TRAP: _trap,
+}
+
+assert set(OPS) == set(MACHINE_OPS), "every op the machine executes needs a definition"
