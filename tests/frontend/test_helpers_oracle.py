@@ -1,4 +1,8 @@
-"""The rewrite helpers: every rewritten op equals wasm semantics (wasmtime) on edge cases and random pairs."""
+"""The rewrite helpers: every rewritten op equals wasm semantics (wasmtime) on edge cases and random pairs.
+
+Every op is rewritten here (native_ops=BASIC_OPS), including those the universal machine
+executes itself, so each helper stays tested.
+"""
 
 import pytest
 from frontend_oracle import assert_same, lowered, run_wasmtime, _wat_binary
@@ -21,6 +25,7 @@ EDGES = [0, 1, -1, 2, -2, 3, 7, -7, 31, 32, 33, 63, 64, 255, 256, 0x7FFF, 0x8000
 # ~50 steps per bit at most; an O(value) loop would take billions of steps
 WORST_CASE_HELPER_STEPS = 32 * 50
 BINARY_EDGES = [0, 1, -1, 2, 7, -7, 31, 32, 33, 0x8000, 0xFFFF, 0x7FFFFFFF, -0x80000000, 0x12345678, -0x55555556]
+REWRITE_ALL = BASIC_OPS  # the machine's bitwise ops are rewritten too, to test their helpers
 I32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 
 
@@ -28,7 +33,7 @@ def assert_batch(op: str, argument_lists: list[tuple]) -> None:
     """Many calls in one program (one lowering, one run); compared with wasmtime call by call."""
     wasm = _wat_binary(OPS_MODULE)
     expected = b"".join(run_wasmtime(wasm, op, args).output for args in argument_lists)
-    program = lowered(OPS_MODULE, calls=[Call(op, args) for args in argument_lists])
+    program = lowered(OPS_MODULE, native_ops=REWRITE_ALL, calls=[Call(op, args) for args in argument_lists])
     result = refvm.run(program)
     assert result.trap is None
     for position, args in enumerate(argument_lists):
@@ -53,24 +58,25 @@ def test_unary_edge_cases(op):
 @settings(max_examples=100, deadline=None)
 @given(op=st.sampled_from(BINARY), a=I32, b=I32 | st.integers(min_value=-40, max_value=40))
 def test_binary_random_pairs(op, a, b):
-    assert_same(OPS_MODULE, op, (a, b))
+    assert_same(OPS_MODULE, op, (a, b), native_ops=REWRITE_ALL)
 
 
 @settings(max_examples=60, deadline=None)
 @given(op=st.sampled_from(UNARY), a=I32)
 def test_unary_random(op, a):
-    assert_same(OPS_MODULE, op, (a,))
+    assert_same(OPS_MODULE, op, (a,), native_ops=REWRITE_ALL)
 
 
 def test_traps_of_division():
     for op in ("div_s", "div_u", "rem_s", "rem_u"):
-        assert assert_same(OPS_MODULE, op, (5, 0)).trap.name == "DIVIDE_BY_ZERO"
-    assert assert_same(OPS_MODULE, "div_s", (-(2**31), -1)).trap.name == "INTEGER_OVERFLOW"
-    assert assert_same(OPS_MODULE, "rem_s", (-(2**31), -1)).trap is None
+        assert assert_same(OPS_MODULE, op, (5, 0), native_ops=REWRITE_ALL).trap.name == "DIVIDE_BY_ZERO"
+    assert assert_same(OPS_MODULE, "div_s", (-(2**31), -1), native_ops=REWRITE_ALL).trap.name == "INTEGER_OVERFLOW"
+    assert assert_same(OPS_MODULE, "rem_s", (-(2**31), -1), native_ops=REWRITE_ALL).trap is None
 
 
 def test_helpers_use_basic_ops_only_and_stay_short():
-    program = lowered(OPS_MODULE, calls=[Call(op, (1, 2)) for op in BINARY] + [Call(op, (1,)) for op in UNARY],
+    program = lowered(OPS_MODULE, native_ops=REWRITE_ALL,
+                      calls=[Call(op, (1, 2)) for op in BINARY] + [Call(op, (1,)) for op in UNARY],
                       memory_limit=65536)
     start, end = program.stats["helper_pcs"]
     assert end > start
@@ -84,7 +90,7 @@ def test_helpers_use_basic_ops_only_and_stay_short():
 def test_helpers_cost_o32_steps(op, a, b):
     """Worst-case operands: the helper finishes in a few dozen steps per bit, never O(value)."""
     args = (a,) if b is None else (a, b)
-    program = lowered(OPS_MODULE, calls=[Call(op, args)])
+    program = lowered(OPS_MODULE, native_ops=REWRITE_ALL, calls=[Call(op, args)])
     result = refvm.run(program)
     assert result.trap is None and result.helper_steps > 0
     assert result.helper_steps < WORST_CASE_HELPER_STEPS

@@ -31,8 +31,9 @@ def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
     if unsupported:
         raise FrontendError(f"the program uses {', '.join(unsupported)}, which the machine does not execute "
                             "(the front end rewrites them when asked for the machine's op set)")
-    if len(program.instrs) > T.MAX_PC:
-        raise FrontendError(f"the program has {len(program.instrs)} instructions; at most {T.MAX_PC} are supported")
+    if len(program.instrs) > T.MAX_PC - 1:  # a call's return pc (pc + 1) must fit in 16 bits too
+        raise FrontendError(f"the program has {len(program.instrs)} instructions; "
+                            f"at most {T.MAX_PC - 1} are supported")
     if len(program.globals) > T.MAX_GLOBALS:
         raise FrontendError(f"the program has {len(program.globals)} globals; at most {T.MAX_GLOBALS} are supported")
     if program.memory_limit > T.MAX_MEMORY:
@@ -51,7 +52,8 @@ def max_frame_locals(program: VMProgram) -> int:
 
 def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     check_program(program, input_bytes)
-    stride = T.locals_stride(max_frame_locals(program))
+    frame_locals = max_frame_locals(program)
+    stride = T.locals_stride(frame_locals)
     code_base = T.GLOBALS_START + T.SLOT * len(program.globals)
     code: list[str] = []
     for pc, instr in enumerate(program.instrs):
@@ -69,7 +71,7 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     header += _slot(T.ONES, 0xFFFFFFFF)
     header += _slot(T.MEMORY, program.memory_limit)
     header += _slot(T.FRAME, stride)
-    header += _slot(T.CALLS, T.call_depth_limit(stride))
+    header += _slot(T.CALLS, T.call_depth_limit(frame_locals))
     header += _slot(T.CODE, code_base)
     header += _slot(T.INPUT, input_start)
     for value in program.globals:

@@ -26,11 +26,12 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from wasmformer.frontend.decode import Module, decode_body, decode_module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower import Call, lower
-from wasmformer.frontend.program import TrapReason
+from wasmformer.frontend.program import TrapReason, VMProgram
 from wasmformer.oracles import refvm
 from wasmformer.oracles.wast import SList, read_script
 
@@ -112,8 +113,16 @@ def refusal_reason(message: str) -> str | None:
     return None
 
 
-def run_script(path: Path, *, memory_limit: int = SPEC_MEMORY_LIMIT) -> Tally:
-    return _Script(path, memory_limit).run()
+Executor = Callable[[VMProgram], refvm.RefResult]
+
+
+def reference_executor(program: VMProgram) -> refvm.RefResult:
+    return refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+
+
+def run_script(path: Path, *, memory_limit: int = SPEC_MEMORY_LIMIT, executor: Executor = reference_executor) -> Tally:
+    """Run one .wast script; ``executor`` runs each lowered program (the reference VM, or the transformer)."""
+    return _Script(path, memory_limit, executor).run()
 
 
 def run_suite(paths: list[Path], **options) -> dict[str, Tally]:
@@ -137,8 +146,9 @@ def format_summary(tallies: dict[str, Tally]) -> str:
 
 
 class _Script:
-    def __init__(self, path: Path, memory_limit: int):
+    def __init__(self, path: Path, memory_limit: int, executor: Executor):
         self.path = path
+        self.execute = executor
         self.text = path.read_text()
         self.memory_limit = memory_limit
         self.tally = Tally()
@@ -255,7 +265,7 @@ class _Script:
             if "instantiation would trap" in str(error):
                 return
             raise Unsupported(refusal_reason(str(error)) or f"refused: {error}") from None
-        result = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+        result = self.execute(program)
         if result.trap != expected:
             raise Failure(f"instantiation ended with {result.trap}, expected trap {expected.name}")
 
@@ -308,7 +318,7 @@ class _Script:
             if reason is None:
                 raise Failure(f"refused: {error}") from None
             raise Unsupported(reason) from None
-        result = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+        result = self.execute(program)
         if not result.halted:
             raise Failure(f"did not finish in {MAX_STEPS_PER_ASSERTION} steps")
         if replay and result.trap is None and self._may_change_state(instance, name):

@@ -1,0 +1,67 @@
+"""The spec-conformance scripts through the transformer: what passes on the reference VM passes on the model.
+
+Each assertion's program runs on the universal model (native engine when built);
+its output and trap are read from the generated tokens. The reference VM runs
+too, only to size the token budget and to classify limits exactly as the
+reference harness does. A quick subset runs in `make test`, every script in
+`make test-all`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wasmformer.machine import tokens as T
+from wasmformer.machine.execute import run_program
+from wasmformer.oracles import refvm
+from wasmformer.oracles.spectest import (MAX_STEPS_PER_ASSERTION, SPEC_TESTS_ENV, format_summary, run_script,
+                                         spec_tests_dir)
+
+pytest.importorskip("wasmtime")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = spec_tests_dir(REPO_ROOT)
+SCRIPTS = sorted(SPEC_DIR.glob("*.wast")) if SPEC_DIR.is_dir() else []
+QUICK = ["i32.wast", "br_table.wast", "labels.wast", "load.wast", "store.wast", "call.wast", "local_tee.wast",
+         "select.wast", "memory_size.wast", "loop.wast"]
+MAX_TOKENS_PER_STEP = 5  # a value step: four bytes and its commit
+
+pytestmark = [
+    pytest.mark.oracle,
+    pytest.mark.skipif(not SCRIPTS, reason=f"spec tests not found in {SPEC_DIR} (set {SPEC_TESTS_ENV})"),
+]
+
+
+@pytest.fixture(scope="module")
+def on_model(universal):
+    def execute(program):
+        reference = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
+        run = run_program(universal, program, max_tokens=MAX_TOKENS_PER_STEP * reference.steps + MAX_TOKENS_PER_STEP)
+        return refvm.RefResult(output=run.output, steps=reference.steps, halted=run.halted, trap=run.trap,
+                               helper_steps=0, trap_address=reference.trap_address,
+                               failed_grows=reference.failed_grows)
+    return execute
+
+
+def compare(paths, on_model):
+    reference = {path.name: run_script(path, memory_limit=T.MAX_MEMORY) for path in paths}
+    model = {path.name: run_script(path, memory_limit=T.MAX_MEMORY, executor=on_model) for path in paths}
+    print("\nreference VM:\n" + format_summary(reference) + "\n\ntransformer:\n" + format_summary(model))
+    for name in reference:
+        assert not model[name].failures, "\n".join(model[name].failures[:20])
+        assert model[name].passed == reference[name].passed, name
+        assert model[name].unsupported == reference[name].unsupported, name
+    return model
+
+
+def test_quick_scripts_on_the_transformer(on_model):
+    paths = [path for path in SCRIPTS if path.name in QUICK]
+    model = compare(paths, on_model)
+    assert sum(tally.passed for tally in model.values()) > 500
+
+
+@pytest.mark.slow
+def test_every_script_on_the_transformer(on_model):
+    compare(SCRIPTS, on_model)
