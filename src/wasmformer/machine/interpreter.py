@@ -29,9 +29,13 @@ from wasmformer.graph.graph import Graph
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import MACHINE_OPS
 
-# The exactness horizon: every latest-lookup key stays below KEY_LIMIT = 2**14, so
-# the score B*(2|q||k| + k^2) + T < 3 * 2**23 * 2**28 < 2**53 with B = T = 2**23.
-MAX_TOKENS = 1 << 23
+# The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
+# and is centred (KEY_CENTER subtracted from key and query alike, which leaves
+# (q - k)^2 unchanged), so |q|, |k| <= 2**13 + 1 and the score
+# B*(2|q||k| + k^2) + T stays below 2**53 with B = T = 2**24 (16.7M tokens).
+# The count heads allow up to 2.37e7 (graph/precision.py).
+MAX_TOKENS = 1 << 24
+KEY_CENTER = T.KEY_LIMIT // 2
 VALUE_BYTES = 4
 BYTE_RANGE = 256
 WORD = 1 << 32
@@ -108,6 +112,11 @@ class _Builder:
         """1 when one of several mutually exclusive 0/1 flags is 1 (one unit; the evaluator checks exclusivity)."""
         total = sum((Expr.of(f) for f in flags), Expr())
         return self.g.neurons(name, [(1, self.g.one, total)], bounds=(0, 1))
+
+    def record_lookup(self, name: str, query: ExprLike, key: ExprLike, values: list[ExprLike],
+                      clear: ExprLike) -> list[Expr]:
+        """The newest record whose key equals the query (keys centred to keep scores exact)."""
+        return self.g.lookup(name, Expr.of(query) - KEY_CENTER, Expr.of(key) - KEY_CENTER, values, clear=clear)
 
     def cleared(self, name: str, holds: ExprLike) -> Expr:
         """The clear flag of a lookup as a feature of its own (1 - holds): the compiler needs that when the
@@ -217,7 +226,7 @@ class _Builder:
 
     # -- 3. operands -------------------------------------------------------------------------------
     def _stack_slot(self, name: str, depth: ExprLike) -> _Record:
-        position, value = self.g.lookup(name, depth, self.stack_key, [self.g.t, self.word_here],
+        position, value = self.record_lookup(name, depth, self.stack_key, [self.g.t, self.word_here],
                                         clear=self.stack_cleared)
         return _Record(position, value)
 
@@ -240,7 +249,7 @@ class _Builder:
                            + is_global_get, -1, T.KEY_LIMIT)
         self.variable_key = g.placeholder("variable_key", -1, T.KEY_LIMIT)
         self.holds_variable = g.placeholder("holds_variable", 0, 1)
-        variable_at, found_key = g.lookup("variable", query, self.variable_key, [g.t, self.variable_key],
+        variable_at, found_key = self.record_lookup("variable", query, self.variable_key, [g.t, self.variable_key],
                                           clear=self.cleared("variable.cleared", self.holds_variable))
 
         # the current frame began at the newest call record for this depth
@@ -270,8 +279,9 @@ class _Builder:
                                        T.MAX_MEMORY)
         self.memory_key = g.placeholder("memory_key", -1, T.MAX_MEMORY)
         self.holds_memory = g.placeholder("holds_memory", 0, 1)
-        stored, stored_key = g.lookup("memory", self.memory_query, self.memory_key, [self.byte, self.memory_key],
-                                      clear=self.cleared("memory.cleared", self.holds_memory))
+        stored, stored_key = self.record_lookup("memory", self.memory_query, self.memory_key,
+                                                [self.byte, self.memory_key],
+                                                clear=self.cleared("memory.cleared", self.holds_memory))
         memory_found = g.equals("memory_found", stored_key - self.memory_query, 0)
         self.loaded_byte = g.product("loaded_byte", stored, memory_found)
 
@@ -340,6 +350,7 @@ class _Builder:
                   + self.gate("src.target", self.op_flag(Op.JUMP, Op.CALL, *CONDITIONAL_JUMPS), slot_bytes + 1 - phase)
                   + self.gate("src.return", self.is_op[Op.RETURN], return_bytes + 1 - phase)
                   + self.gate("src.extend", self.op_flag(*EXTEND_WIDTH), top_bytes + self.narrow_index))
+        source = self.clamp("source_position", source, 0, MAX_TOKENS)
         source_byte, source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte], tie=UNIQUE)
         # the top's byte at this phase; for shifts its byte 0, which holds the shift count
         is_shift = self.either("is_shift", *(self.is_op[op] for op in SHIFTS))

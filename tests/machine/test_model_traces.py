@@ -1,0 +1,113 @@
+"""The universal model's traces: token for token the expected trace, output equal to wasmtime's.
+
+For every bundled example and every WAT edge-case program of the front-end
+tests, the model (fastest engine available) generates the whole trace, which
+must equal ``expected_trace`` (the reference VM's token language) and whose
+output must equal wasmtime's (the examples' .expected files are checked against
+wasmtime in tests/test_examples_wasmtime.py). The dense engine, the definition,
+agrees with the fast engine on the WAT programs in `make test` and over the
+first 3,000 tokens of every example in `make test-all`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wasmformer.engines import default_engine_name
+from wasmformer.frontend import load_program
+from wasmformer.machine.execute import run_program
+from wasmformer.machine.trace import expected_trace
+from wasmformer.oracles import refvm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontend"))
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = sorted(path.stem for path in EXAMPLES_DIR.glob("*.c"))
+INPUTS = {"sudoku_hard": "sudoku_hard.input"}  # examples sharing a source with another input
+DENSE_PREFIX = 3000
+
+
+def example_runs():
+    """(name, source, input file) for every example input, sudoku_hard included."""
+    runs = [(name, name, EXAMPLES_DIR / f"{name}.input") for name in EXAMPLES]
+    runs += [(name, "sudoku", EXAMPLES_DIR / file) for name, file in INPUTS.items()]
+    return runs
+
+
+@pytest.fixture(scope="module")
+def programs():
+    cache = {}
+
+    def get(source: str):
+        if source not in cache:
+            cache[source] = load_program(EXAMPLES_DIR / f"{source}.c")
+        return cache[source]
+    return get
+
+
+def _input(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b""
+
+
+def token_ids(model, tokens: list[str]) -> np.ndarray:
+    ids = model.token_ids
+    return np.fromiter((ids[token] for token in tokens), dtype=np.int32, count=len(tokens))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name,source,input_path", example_runs(), ids=[run[0] for run in example_runs()])
+def test_example_trace_equals_the_expected_trace(universal, programs, name, source, input_path):
+    program, input_bytes = programs(source), _input(input_path)
+    expected = expected_trace(program, input_bytes)
+    assert expected.halted and expected.trap is None
+    run = run_program(universal, program, input_bytes, max_tokens=len(expected.tokens) + 16)
+    assert run.halted, f"{name}: stopped after {len(run.trace)} tokens"
+    assert len(run.trace) == len(expected.tokens)
+    mismatch = np.flatnonzero(token_ids(universal, run.trace) != token_ids(universal, expected.tokens))
+    assert mismatch.size == 0, f"{name}: first differing token at {mismatch[:1]}"
+    assert run.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
+
+
+def _wat_calls():
+    import test_trace
+
+    for module, source, export, argument_tuples in test_trace.WAT_CASES:
+        for index, args in enumerate(argument_tuples):
+            yield pytest.param(module, source, export, args, index == 0, id=f"{source}.{export}{args}")
+
+
+@pytest.mark.wasmtime
+@pytest.mark.parametrize("module,source,export,args,on_dense", list(_wat_calls()))
+def test_wat_edge_case_on_the_model(universal, module, source, export, args, on_dense):
+    """Every call on the fast engine; the first call of each export on the dense engine too."""
+    import frontend_oracle
+    import test_trace
+
+    wat = test_trace.wat_module(module, source)
+    program = load_program(wat, kind="wat", invoke=export, args=args)
+    expected = expected_trace(program, max_tokens=200_000)
+    run = run_program(universal, program, max_tokens=200_000)
+    assert run.trace == expected.tokens
+    oracle = frontend_oracle.run_wasmtime(frontend_oracle._wat_binary(wat), export, args)
+    reference = refvm.run(program, max_steps=200_000)
+    beyond_window = reference.trap_address is not None and reference.trap_address + 4 > program.memory_limit
+    # the machine's memory is a window smaller than wasm's page, and never grows (docs/vm-program.md)
+    if expected.halted and not beyond_window and not reference.failed_grows:
+        assert (run.output, run.trap) == (oracle.output, oracle.trap)
+    if on_dense and default_engine_name() != "dense":
+        dense = run_program(universal, program, engine="dense", max_tokens=min(len(run.trace), DENSE_PREFIX))
+        assert dense.trace == run.trace[:len(dense.trace)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,source,input_path", example_runs(), ids=[run[0] for run in example_runs()])
+def test_dense_engine_agrees_on_the_first_tokens_of_each_example(universal, programs, name, source, input_path):
+    program, input_bytes = programs(source), _input(input_path)
+    fast = run_program(universal, program, input_bytes, max_tokens=DENSE_PREFIX)
+    dense = run_program(universal, program, input_bytes, engine="dense", max_tokens=DENSE_PREFIX)
+    assert len(dense.trace) == DENSE_PREFIX
+    assert dense.trace == fast.trace
