@@ -127,5 +127,5 @@ def test_refusals():
              b"", "uses mul, popcnt, which the machine does not execute")
     _refusal(_program(globals=[0] * (T.MAX_GLOBALS + 1)), b"", "at most 256 are supported")
     _refusal(_program(memory_limit=T.MAX_MEMORY + 1), b"", f"at most {T.MAX_MEMORY} are supported")
-    _refusal(_program(instrs=[Instr(Op.HALT)] * (T.MAX_PC + 1)), b"", f"at most {T.MAX_PC} are supported")
+    _refusal(_program(instrs=[Instr(Op.HALT)] * T.MAX_PC), b"", f"at most {T.MAX_PC - 1} are supported")
     _refusal(_program(instrs=[Instr(Op.LOCAL_GET, T.KEY_LIMIT), Instr(Op.HALT)], entry=0), b"", "too many")

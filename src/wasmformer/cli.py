@@ -1,14 +1,17 @@
-"""The command line: wasmformer compile | refvm | demo | inspect.
+"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect.
 
-Only the program's output goes to stdout; progress, statistics and errors go to
-stderr. User mistakes end with a one-line message and a non-zero exit status,
-never a traceback.
+Only the program's output goes to stdout (for ``bench``, its table); progress,
+statistics and errors go to stderr. User mistakes end with a one-line message
+``wasmformer: error: ...`` and exit status 1, never a traceback. docs/cli.md
+describes every command.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK = 0
@@ -20,26 +23,33 @@ class CliError(Exception):
     """An error to show the user as one line on stderr."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage mistake is one line and exit status 1 like every user error.
+
+    (argparse's own status 2 would read as `run`'s "stopped without halting".)
+    """
+
+    def error(self, message: str):
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    # --invoke NAME may be followed by its i32 arguments after the source (argparse
-    # would otherwise treat them as unknown), so collect the leftovers here.
-    args, leftover = parser.parse_known_args(argv)
-    if leftover:
-        if not getattr(args, "invoke", None):
-            parser.error(f"unrecognized arguments: {' '.join(leftover)}")
-        try:
-            args.args = list(args.args) + [_i32_argument(text) for text in leftover]
-        except argparse.ArgumentTypeError as error:
-            parser.error(str(error))
+    try:
+        args = _parse_arguments(argv)
+    except CliError as error:
+        print(f"wasmformer: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     if not hasattr(args, "handler"):
-        parser.print_help(sys.stderr)
+        _parser().print_help(sys.stderr)
         return EXIT_ERROR
     try:
         return args.handler(args)
     except KeyboardInterrupt:
         print("wasmformer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`| head`): stop quietly
+        return EXIT_ERROR
     except Exception as error:  # noqa: BLE001 - turned into a message below
         known = _user_errors()
         if isinstance(error, known):
@@ -48,23 +58,66 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    # --invoke NAME may be followed by its i32 arguments after the source (argparse
+    # would otherwise treat them as unknown), so collect the leftovers here.
+    args, leftover = parser.parse_known_args(argv)
+    if leftover:
+        if not getattr(args, "invoke", None):
+            raise CliError(f"unrecognized arguments: {' '.join(leftover)}")
+        try:
+            args.args = list(args.args) + [_i32_argument(text) for text in leftover]
+        except argparse.ArgumentTypeError as error:
+            raise CliError(str(error)) from None
+    return args
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from wasmformer.engines.base import EngineError
     from wasmformer.frontend.errors import FrontendError
     from wasmformer.graph.expr import GraphError
     from wasmformer.model import ModelFormatError
+    from wasmformer.runner import ExamplesUnavailableError, ModelUnavailableError
 
-    return (CliError, FrontendError, GraphError, EngineError, ModelFormatError, OSError)
+    return (CliError, FrontendError, GraphError, EngineError, ModelFormatError, ModelUnavailableError,
+            ExamplesUnavailableError, OSError)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasmformer", description="A computer inside a transformer.")
+    parser = _Parser(prog="wasmformer", description="A computer inside a transformer.")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     compile_ = commands.add_parser("compile", help="write the prompt file for a C, WAT or WASM program and its input")
     _add_source_arguments(compile_)
     compile_.add_argument("-o", "--output", required=True, type=Path, help="prompt file to write")
     compile_.set_defaults(handler=_cmd_compile)
+
+    run = commands.add_parser("run", help="run a program (or a prompt file) through the transformer")
+    _add_source_arguments(run, source_help="a .c, .wat or .wasm program, or a prompt file (any other suffix)")
+    run.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                     help="model directory to run (default: the universal model)")
+    _add_engine_argument(run)
+    run.add_argument("--max-tokens", type=_positive_int, default=None, metavar="N",
+                     help="stop after N generated tokens (default: as many as the precision horizon allows)")
+    run.add_argument("--trace-out", type=Path, default=None, metavar="FILE",
+                     help="write the generated tokens (the trace, not the prompt) to FILE")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress, engine notes or summary on stderr")
+    run.set_defaults(handler=_cmd_run)
+
+    build = commands.add_parser("build", help="write the universal model to a directory")
+    build.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL_DIR", help="directory to write")
+    build.add_argument("--force", action="store_true", help="overwrite the model files of an existing directory")
+    build.set_defaults(handler=_cmd_build)
 
     refvm = commands.add_parser(
         "refvm", help="run a program on the reference VM (a test oracle, not the transformer)"
@@ -74,8 +127,26 @@ def _parser() -> argparse.ArgumentParser:
     refvm.set_defaults(handler=_cmd_refvm)
 
     demo = commands.add_parser("demo", help="run the bundled examples through the transformer")
-    demo.add_argument("--engine", default=None, help="engine to use (default: the fastest available)")
+    _add_engine_argument(demo)
+    demo.add_argument("--budget", type=_positive_int, default=None, metavar="N",
+                      help="generated tokens allowed per example (default: 2,000,000)")
+    demo.add_argument("--examples", default=None, metavar="NAME,...", help="run only these examples")
     demo.set_defaults(handler=_cmd_demo)
+
+    bench = commands.add_parser("bench", help="tokens per second of the bundled examples on each engine")
+    bench.add_argument("--engines", default=None, metavar="NAME,...",
+                       help="engines to measure (default: every available one of native, hull, dense)")
+    bench.add_argument("--examples", default=None, metavar="NAME,...", help="only these examples")
+    bench.add_argument("--prompt", type=Path, action="append", default=[], metavar="FILE",
+                       help="benchmark this prompt file instead of the examples (repeatable)")
+    bench.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                       help="model directory (default: the universal model)")
+    bench.add_argument("--hull-tokens", type=_positive_int, default=None, metavar="N",
+                       help="generated tokens per run on the hull engine (default: 30,000)")
+    bench.add_argument("--dense-tokens", type=_positive_int, default=None, metavar="N",
+                       help="generated tokens per run on the dense engine (default: 3,000)")
+    bench.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write results.json and results.md")
+    bench.set_defaults(handler=_cmd_bench)
 
     inspect = commands.add_parser("inspect", help="describe a model directory (sizes, layers, heads)")
     inspect.add_argument("model", type=Path)
@@ -83,14 +154,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_source_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("source", type=Path, help="a .c, .wat or .wasm file")
+def _add_source_arguments(command: argparse.ArgumentParser, source_help: str = "a .c, .wat or .wasm file") -> None:
+    command.add_argument("source", type=Path, help=source_help)
     inputs = command.add_mutually_exclusive_group()
     inputs.add_argument("--input", default=None, help="input text given to the program (getchar)")
     inputs.add_argument("--input-file", type=Path, default=None, help="read the program's input from a file")
     command.add_argument("--cc", default=None, help="use this clang (with the wasm32 target) instead of ziglang's")
     command.add_argument("--invoke", default=None, metavar="NAME", help="call this exported function instead of main")
-    command.add_argument("args", nargs="*", type=_i32_argument, help="i32 arguments for --invoke")
+    command.add_argument("args", nargs="*", default=[], type=_i32_argument, help="i32 arguments for --invoke")
+
+
+def _add_engine_argument(command: argparse.ArgumentParser) -> None:
+    from wasmformer.engines import ENGINE_NAMES
+
+    command.add_argument("--engine", choices=ENGINE_NAMES, default=None,
+                         help="engine to run on (default: the fastest available)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return value
 
 
 def _i32_argument(text: str) -> int:
@@ -151,10 +239,188 @@ def _write_output(args, program, output: bytes) -> None:
     sys.stdout.flush()
 
 
+# -- run ------------------------------------------------------------------------------------------
+
+SOURCE_SUFFIXES = (".c", ".wat", ".wasm")
+
+
+def _cmd_run(args) -> int:
+    from wasmformer import runner
+
+    prompt_tokens, program = _run_prompt_tokens(args)
+    model = _load_model_or_universal(args.model, quiet=args.quiet)
+    prompt_ids = runner.prompt_ids_or_error(model, prompt_tokens, str(args.source))
+    horizon_limit = runner.default_max_tokens(model, len(prompt_ids))
+    max_tokens = args.max_tokens or horizon_limit
+    engine, note = runner.choose_engine(model, args.engine)
+    if note and not args.quiet:
+        _say(note)
+    progress = runner.progress_line(sys.stderr, quiet=args.quiet)
+    # With --invoke the results are formatted at the end, like `refvm --invoke`.
+    stdout = _StreamedStdout(progress) if not args.invoke else None
+    try:
+        outcome = runner.run_prompt(model, prompt_ids, engine=engine, max_tokens=max_tokens,
+                                    on_output=stdout, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if args.invoke:
+        _write_output(args, program, outcome.output)
+    if args.trace_out is not None:
+        runner.write_trace_file(args.trace_out, model, outcome.trace)
+    if not args.quiet:
+        _say(_run_summary(outcome))
+    return _run_status(outcome, model, stopped_by_horizon=max_tokens >= horizon_limit)
+
+
+def _run_prompt_tokens(args) -> tuple[list[str], object]:
+    """(prompt token strings, the VMProgram or None): compiled from a source, or read from a prompt file."""
+    from wasmformer import runner
+    from wasmformer.machine.prompt import encode_prompt
+
+    if not args.source.is_file():
+        raise CliError(f"{args.source}: no such file")
+    if args.source.suffix.lower() in SOURCE_SUFFIXES:
+        program = _load_program(args)
+        return encode_prompt(program, _read_input(args)), program
+    given = [option for option, value in (("--input", args.input), ("--input-file", args.input_file),
+                                          ("--invoke", args.invoke), ("--cc", args.cc)) if value is not None]
+    if given or args.args:
+        what = given[0] if given else "an argument list"
+        raise CliError(f"{what} is only for a .c, .wat or .wasm source; {args.source} is a prompt file "
+                       "(it already holds the program and its input)")
+    return runner.read_prompt_file(args.source), None
+
+
+def _load_model_or_universal(model_dir: Path | None, quiet: bool):
+    from wasmformer import runner
+    from wasmformer.model import load_model
+
+    if model_dir is not None:
+        if not model_dir.exists():
+            raise CliError(f"{model_dir}: no such model directory")
+        return load_model(model_dir)
+    try:
+        return runner.load_universal_model(log=None if quiet else _say)
+    except runner.ModelUnavailableError as error:
+        raise CliError(f"{error}; pass --model MODEL_DIR") from None
+
+
+class _StreamedStdout:
+    """on_output for a run: each chunk of output bytes to stdout at once, clear of the progress line."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        # Only when stdout is the progress line's terminal can a line without its
+        # newline yet be overwritten by a redraw; then the line waits for the newline.
+        self.shares_terminal = progress is not None and sys.stdout.isatty()
+
+    def __call__(self, chunk: bytes) -> None:
+        if self.progress is not None:
+            self.progress.hide()
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+        if self.shares_terminal:
+            self.progress.paused = not chunk.endswith(b"\n")
+
+
+def _run_summary(outcome) -> str:
+    if outcome.trap:
+        ending = f"trapped ({outcome.trap})"
+    else:
+        ending = "halted" if outcome.halted else "did not halt"
+    return (f"{outcome.engine} engine: {outcome.generated_tokens:,} tokens generated after a "
+            f"{outcome.prompt_tokens:,}-token prompt in {outcome.seconds:.2f} s, "
+            f"{outcome.tokens_per_second:,.0f} tok/s; {ending}")
+
+
+def _run_status(outcome, model, stopped_by_horizon: bool) -> int:
+    """0 when the program halted, 1 when it trapped, 2 when the token limit came first."""
+    if outcome.trap:
+        print(f"wasmformer: error: the program trapped: {outcome.trap} "
+              f"(after {outcome.generated_tokens:,} tokens)", file=sys.stderr)
+        return EXIT_ERROR
+    if outcome.halted:
+        return EXIT_OK
+    if stopped_by_horizon:
+        reason = (f"the model's precision horizon (max_exact_tokens = {model.max_exact_tokens:,}) "
+                  f"allows no more after the {outcome.prompt_tokens:,}-token prompt")
+        print(f"wasmformer: stopped after {outcome.generated_tokens} tokens without halting: {reason}",
+              file=sys.stderr)
+    else:
+        print(f"wasmformer: stopped after {outcome.generated_tokens} tokens without halting (raise --max-tokens)",
+              file=sys.stderr)
+    return EXIT_NOT_HALTED
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- build ------------------------------------------------------------------------------------------
+
+
+def _cmd_build(args) -> int:
+    from wasmformer import runner
+    from wasmformer.model import save_model
+
+    directory = args.output
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not args.force:
+        raise CliError(f"{directory} already exists and is not empty (--force overwrites the model files in it)")
+    started = time.perf_counter()
+    model = runner.load_universal_model(log=_say)
+    save_model(model, directory)
+    sizes = runner.model_description(model)
+    _say(f"{directory}: D={sizes['d_model']} L={sizes['n_layers']} H={sizes['n_heads']} F={sizes['d_ffn']} "
+         f"vocab={sizes['vocab']:,} nonzeros={sizes['nonzero_weights']:,} "
+         f"max_exact_tokens={sizes['max_exact_tokens']:,} ({time.perf_counter() - started:.1f} s)")
+    return EXIT_OK
+
+
+# -- demo and bench ---------------------------------------------------------------------------------
+
+
 def _cmd_demo(args) -> int:
     from wasmformer.demo import run_demo
 
-    return run_demo(engine_name=args.engine)
+    return run_demo(engine_name=args.engine, budget=args.budget, example_names=_name_list(args.examples))
+
+
+def _cmd_bench(args) -> int:
+    from rich.console import Console
+
+    from wasmformer import runner
+
+    engine_names = runner.parse_engine_list(args.engines)
+    if args.prompt and args.examples:
+        raise CliError("--prompt and --examples are alternatives: benchmark prompt files or examples")
+    workloads = ([runner.prompt_file_workload(path) for path in _existing_files(args.prompt)] if args.prompt
+                 else [example.workload() for example in runner.bundled_examples(_name_list(args.examples))])
+    model = _load_model_or_universal(args.model, quiet=False)
+    caps = {"hull": args.hull_tokens, "dense": args.dense_tokens}
+    rows = runner.bench_workloads(
+        model, workloads, engine_names, {name: cap for name, cap in caps.items() if cap is not None},
+        progress_for=lambda label: runner.progress_line(sys.stderr, label=label),
+    )
+    # rich assumes 80 columns when stdout is not a terminal: too narrow for the table
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(runner.bench_table(rows))
+    if args.out is not None:
+        for path in runner.write_bench_results(args.out, rows, model):
+            _say(f"wrote {path}")
+    return EXIT_OK
+
+
+def _name_list(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def _existing_files(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    return paths
 
 
 def _cmd_inspect(args) -> int:

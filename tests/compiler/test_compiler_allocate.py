@@ -95,13 +95,28 @@ def test_an_approximate_value_is_never_zeroed_by_the_ffn_that_overwrites_its_slo
             assert 2 * zeroing.layer + 1 < write_sublayer[successor]
 
 
-def test_a_weight_beyond_2_53_stops_the_compiler_naming_the_head():
+def _tensors_with_penalty(clear_of, penalty):
     graph = Graph(["x", "y", "halt"], halt_token="halt", max_tokens=64, name="huge")
     key = graph.token_table("key", {"x": 1})
-    (fetched,) = graph.lookup("fetch", key, key, [key], clear=key)
+    (fetched,) = graph.lookup("fetch", key, key, [key], clear=clear_of(key))
     graph.set_next_token_id(fetched)
     program = lower(graph)
     layers = asap(program)
-    allocation = allocate(program, layers)
+    return build_tensors(program, layers, allocate(program, layers), {"fetch": penalty})
+
+
+def test_a_clear_penalty_beyond_2_53_needs_a_flag_of_its_own():
+    """1 - key puts -M on the constant slot, where other terms of the key would be lost: refused."""
+    with pytest.raises(GraphError, match="latest lookup 'fetch'.*clear flag must be a single 0/1 feature"):
+        _tensors_with_penalty(lambda key: 1 - key, 2**53)
+
+
+def test_a_power_of_two_penalty_on_a_flag_slot_is_exact():
+    tensors = _tensors_with_penalty(lambda key: key, 2**60)
+    layers = tensors[2]
+    assert any((layer["wk"] == -(2.0**60)).any() for layer in layers)
+
+
+def test_a_weight_beyond_2_53_stops_the_compiler_naming_the_head():
     with pytest.raises(GraphError, match="latest lookup 'fetch'.*not below 2\\*\\*53"):
-        build_tensors(program, layers, allocation, {"fetch": 2**53})
+        _tensors_with_penalty(lambda key: key, 2**53 + 2)
