@@ -100,7 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="write the prompt file for a C, WAT or WASM program and its input")
     _add_source_arguments(compile_)
     compile_.add_argument("-o", "--output", required=True, type=Path, help="prompt file to write")
+    compile_.add_argument("--for-model", type=Path, default=None, metavar="DIR",
+                          help="write the prompt of this specialised model (input only) instead")
     compile_.set_defaults(handler=_cmd_compile)
+
+    specialize = commands.add_parser("specialize", help="bake one program into a model of its own")
+    _add_source_arguments(specialize)
+    specialize.add_argument("-o", "--output", required=True, type=Path, help="model directory to write")
+    specialize.set_defaults(handler=_cmd_specialize)
 
     run = commands.add_parser("run", help="run a program (or a prompt file) through the transformer")
     _add_source_arguments(run, source_help="a .c, .wat or .wasm program, or a prompt file (any other suffix)")
@@ -211,9 +218,32 @@ def _cmd_compile(args) -> int:
     from wasmformer.machine.prompt import encode_prompt
 
     program = _load_program(args)
-    tokens = encode_prompt(program, _read_input(args))
+    if args.for_model is not None:
+        from wasmformer.machine.specialize import prompt_for_model
+
+        if not (args.for_model / "config.json").is_file():
+            raise CliError(f"{args.for_model}: not a model directory (no config.json)")
+        tokens = prompt_for_model(program, _read_input(args), args.for_model)
+    else:
+        tokens = encode_prompt(program, _read_input(args))
     args.output.write_text(" ".join(tokens) + "\n")
     print(f"{args.output}: {len(tokens)} prompt tokens, {len(program.instrs)} instructions", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_specialize(args) -> int:
+    from wasmformer.machine.specialize import write_specialised
+
+    from wasmformer.runner import stdout_to_stderr
+
+    program = _load_program(args)
+    with stdout_to_stderr():  # the MILP solver's banner is not output
+        result, prompt_path = write_specialised(program, _read_input(args), args.output)
+    model = result.model
+    print(f"{args.output}: specialised '{program.name}' in {result.seconds:.1f} s: D={model.d_model} "
+          f"L={len(model.layers)} H={model.n_heads} F={model.d_ffn}, {result.table_units} table units, "
+          f"{model.nonzero_weights():,} nonzero weights; "
+          f"prompt {prompt_path}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wasmformer.frontend.program import Op, TrapReason
+from wasmformer.frontend.program import Op, TrapReason, VMProgram
+from wasmformer.graph.examples import switch
 from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
 from wasmformer.machine import tokens as T
+from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.prompt import MACHINE_OPS
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
@@ -70,9 +72,14 @@ COMMIT_OF = {**{op: "c.push" for op in PUSH_OPS}, Op.GETCHAR: "c.getc", **{op: "
 OPCODE = {op: index + 1 for index, op in enumerate(sorted(MACHINE_OPS, key=lambda op: op.value))}  # 0: not an op
 
 
-def build_interpreter(max_tokens: int = MAX_TOKENS) -> Graph:
-    """The universal machine as a graph (compile it with ``compiler.build_model``)."""
-    return _Builder(max_tokens).graph
+def build_interpreter(max_tokens: int = MAX_TOKENS, program: VMProgram | None = None) -> Graph:
+    """The machine as a graph (compile it with ``compiler.build_model``).
+
+    Without ``program``: the universal machine, reading the program from its
+    prompt. With one: that program baked into FFN tables (machine/specialize.py);
+    the prompt then holds only the input.
+    """
+    return _Builder(max_tokens, program).graph
 
 
 @dataclass
@@ -83,11 +90,13 @@ class _Record:
 
 
 class _Builder:
-    def __init__(self, max_tokens: int):
+    def __init__(self, max_tokens: int, program: VMProgram | None = None):
         vocab = T.vocabulary()
         self.ids = {token: index for index, token in enumerate(vocab)}
-        self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens,
-                       name="wasm-machine")
+        self.program = program
+        self.baked = None if program is None else BakedProgram(program)
+        name = "wasm-machine" if program is None else f"wasm-machine.{program.name}"
+        self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens, name=name)
         self.graph = self.g
         self._token_tables()
         self._previous_tokens()
@@ -117,6 +126,26 @@ class _Builder:
                       clear: ExprLike) -> list[Expr]:
         """The newest record whose key equals the query (keys centred to keep scores exact)."""
         return self.g.lookup(name, Expr.of(query) - KEY_CENTER, Expr.of(key) - KEY_CENTER, values, clear=clear)
+
+    def table(self, name: str, x: ExprLike, values: list[int]) -> Expr:
+        """values[x] for an integer x in [0, len(values)) (values[0] below, values[-1] above): one unit per
+        change of slope of the piecewise-linear interpolation, f(x) = v0 + sum_p s_p * relu(x - p).
+
+        Exact while every term stays far below 2**53: tables hold bytes and opcodes (|s_p| < 2**10) over
+        x < 2**16, so no partial sum exceeds 2**42.
+        """
+        x = Expr.of(x)
+        terms, slope = [], 0
+        for point in range(len(values) - 1):
+            new_slope = values[point + 1] - values[point]
+            if new_slope != slope:
+                terms.append((new_slope - slope, self.g.one, x - point))
+                slope = new_slope
+        if slope:
+            terms.append((-slope, self.g.one, x - (len(values) - 1)))  # flat beyond the last value
+        if not terms:
+            return Expr.of(values[0])
+        return self.g.neurons(name, terms, bounds=(min(values) - values[0], max(values) - values[0])) + values[0]
 
     def cleared(self, name: str, holds: ExprLike) -> Expr:
         """The clear flag of a lookup as a feature of its own (1 - holds): the compiler needs that when the
@@ -209,6 +238,10 @@ class _Builder:
                                 [self.word_here], tie=UNIQUE)
             return self.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
 
+        if self.baked is not None:  # the program's parameters are constants of the weights
+            self.memory_limit, self.stride = Expr.of(self.baked.memory_limit), Expr.of(self.baked.stride)
+            self.call_limit, self.input_start = Expr.of(self.baked.call_limit), Expr.of(SPECIALISED_INPUT_START)
+            return
         self.memory_limit = header(T.MEMORY, T.MAX_MEMORY)
         self.stride = header(T.FRAME, T.KEY_LIMIT)
         self.call_limit = header(T.CALLS, T.MAX_CALL_DEPTH)
@@ -218,9 +251,15 @@ class _Builder:
     # -- 2. fetch and decode ---------------------------------------------------------------------
     def _fetch(self) -> None:
         g = self.g
-        self.slot_position = self.code_base + T.SLOT * self.pc  # the op token of instruction pc
-        self.immediate, opcode = g.lookup("fetch", self.slot_position + VALUE_BYTES, g.t,
-                                          [self.word_here, self.slot_opcode], tie=UNIQUE)
+        if self.baked is not None:  # instruction fetch through neurons: tables indexed by pc
+            opcode = self.table("opcode_at_pc", self.pc, self.baked.opcodes)
+            self.immediate_bytes = [self.table(f"immediate.byte{k}", self.pc, self.baked.immediate_bytes[k])
+                                    for k in range(VALUE_BYTES)]
+            self.immediate = sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
+        else:
+            self.slot_position = self.code_base + T.SLOT * self.pc  # the op token of instruction pc
+            self.immediate, opcode = g.lookup("fetch", self.slot_position + VALUE_BYTES, g.t,
+                                              [self.word_here, self.slot_opcode], tie=UNIQUE)
         self.is_op = {op: g.equals(f"is.{op.value}", opcode, code) for op, code in OPCODE.items()}
         self.small_immediate = self.clamp("small_immediate", self.immediate, 0, T.KEY_LIMIT)
 
@@ -255,13 +294,20 @@ class _Builder:
         # the current frame began at the newest call record for this depth
         self.call_key = g.placeholder("call_key", -1, T.MAX_CALL_DEPTH + 1)
         self.holds_call = g.placeholder("holds_call", 0, 1)
-        return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (the return pc)
-        self.frame_start, self.return_slot = g.lookup("frame", self.depth, self.call_key, [g.t, return_slot_here],
-                                                      clear=self.cleared("frame.cleared", self.holds_call))
+        frame_cleared = self.cleared("frame.cleared", self.holds_call)
+        if self.baked is not None:  # the call record carries its return pc's bytes (immediate bytes 3, 2)
+            (self.frame_start,) = g.lookup("frame", self.depth, self.call_key, [g.t], clear=frame_cleared)
+            self.return_bytes = g.lookup("return_pc", self.depth, self.call_key, self.immediate_bytes[:1:-1],
+                                         clear=frame_cleared)
+        else:
+            return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (return pc)
+            self.frame_start, self.return_slot = g.lookup("frame", self.depth, self.call_key,
+                                                          [g.t, return_slot_here], clear=frame_cleared)
         found = g.equals("variable_found", found_key - query, 0)
         fresh = g.step("variable_fresh", variable_at - self.frame_start)  # written in this frame
         readable = self.either("variable_readable", self.flag_and("local_readable", found, fresh, is_local_get),
                                self.flag_and("global_readable", found, is_global_get))
+        self.global_unwritten = self.flag_and("global_unwritten", 1 - found, is_global_get)
         self.variable_first_byte = g.select("variable_first_byte", readable, variable_at - 3, T.ZERO_FIRST_BYTE)
 
         # memory: the effective address of a load or store
@@ -283,7 +329,11 @@ class _Builder:
                                                 [self.byte, self.memory_key],
                                                 clear=self.cleared("memory.cleared", self.holds_memory))
         memory_found = g.equals("memory_found", stored_key - self.memory_query, 0)
-        self.loaded_byte = g.product("loaded_byte", stored, memory_found)
+        if self.baked is None:
+            self.loaded_byte = g.product("loaded_byte", stored, memory_found)
+        else:  # never stored: the initial memory, baked
+            initial = self.table("initial_memory", self.memory_query, self.baked.memory)
+            self.loaded_byte = g.select("loaded_byte", memory_found, stored, initial)
 
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
@@ -329,9 +379,9 @@ class _Builder:
         taken = (self.gate("taken_if_zero", self.is_op[Op.JUMP_IF_ZERO], top_is_zero)
                  + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - top_is_zero))
         transfer = self.op_flag(Op.JUMP, Op.CALL, Op.RETURN) + taken
+        self._taken = taken
 
         # bytes come from a position ("source") plus the phase
-        slot_bytes = self.slot_position + 1
         top_bytes, second_bytes = self.top.position - 3, self.second.position - 3
         third_bytes = self.third.position - 3
         chosen_bytes = g.select("select_bytes", 1 - top_is_zero, third_bytes, second_bytes)
@@ -339,16 +389,14 @@ class _Builder:
         copies_immediate = self.op_flag(Op.CONST, Op.MEMORY_SIZE) + self.gate("grow_ok", self.is_op[Op.MEMORY_GROW],
                                                                                grows)
         input_byte_at = self.input_start + self.cursor
-        return_bytes = self.return_slot
-        source = (self.gate("src.immediate", copies_immediate, slot_bytes + phase)
+        from_program = self._program_source(copies_immediate, phase) if self.baked is None else Expr()
+        source = (from_program
                   + self.gate("src.variable", self.op_flag(Op.LOCAL_GET, Op.GLOBAL_GET),
                               self.variable_first_byte + phase)
                   + self.gate("src.select", self.is_op[Op.SELECT], chosen_bytes + phase)
                   + self.gate("src.second", self.op_flag(Op.ADD, Op.SUB), second_bytes + phase)
                   + self.gate("src.top", self.op_flag(*VARIABLE_WRITES, *STORE_WIDTH, Op.PUTCHAR), top_bytes + phase)
                   + self.gate("src.input", self.is_op[Op.GETCHAR], input_byte_at)
-                  + self.gate("src.target", self.op_flag(Op.JUMP, Op.CALL, *CONDITIONAL_JUMPS), slot_bytes + 1 - phase)
-                  + self.gate("src.return", self.is_op[Op.RETURN], return_bytes + 1 - phase)
                   + self.gate("src.extend", self.op_flag(*EXTEND_WIDTH), top_bytes + self.narrow_index))
         source = self.clamp("source_position", source, 0, MAX_TOKENS)
         source_byte, source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte], tie=UNIQUE)
@@ -393,9 +441,31 @@ class _Builder:
                     + self.gate("out.narrow", self.op_flag(*LOAD_WIDTH, *EXTEND_WIDTH), narrow_byte)
                     + bits_byte
                     + self.gate("out.getchar", 1 - at_end, getchar_byte)
-                    + 255 * all_ones)
+                    + 255 * all_ones
+                    + (self._baked_bytes(copies_immediate, phase) if self.baked is not None else 0))
         out_byte = g.persist("out_byte", out_byte)
         self._next_token(out_byte, carry_out, transfer, taken, first_phase)
+
+    def _program_source(self, copies_immediate: Expr, phase: Expr) -> Expr:
+        """Universal machine: positions in the prompt's code of the immediate, target and return bytes."""
+        slot_bytes = self.slot_position + 1
+        return (self.gate("src.immediate", copies_immediate, slot_bytes + phase)
+                + self.gate("src.target", self.op_flag(Op.JUMP, Op.CALL, *CONDITIONAL_JUMPS), slot_bytes + 1 - phase)
+                + self.gate("src.return", self.is_op[Op.RETURN], self.return_slot + 1 - phase))
+
+    def _baked_bytes(self, copies_immediate: Expr, phase: Expr) -> Expr:
+        """Specialised machine: the same bytes from the instruction tables, and a global's initial value."""
+        g, immediate = self.g, self.immediate_bytes
+        immediate_here = switch(g, "baked.immediate", phase, dict(enumerate(immediate)))
+        target_here = switch(g, "baked.target", phase, {0: immediate[1], 1: immediate[0]})
+        return_here = switch(g, "baked.return", phase, {0: self.return_bytes[0], 1: self.return_bytes[1]})
+        initial = [self.table(f"initial_global.byte{k}", self.small_immediate, self.baked.global_bytes[k])
+                   for k in range(VALUE_BYTES)]
+        global_here = switch(g, "baked.global", phase, dict(enumerate(initial)))
+        return (self.gate("out.immediate", copies_immediate, immediate_here)
+                + self.gate("out.target", self.op_flag(Op.JUMP, Op.CALL) + self._taken, target_here)
+                + self.gate("out.return", self.is_op[Op.RETURN], return_here)
+                + self.gate("out.initial_global", self.global_unwritten, global_here))
 
     def _bits_and_shifts(self, second_bytes: Expr, top_bytes: Expr, count_byte: Expr) -> Expr:
         """Byte ``phase`` of and/or/xor (second OP top) and of the shifts and rotations of second by top.

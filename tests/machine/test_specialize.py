@@ -1,0 +1,134 @@
+"""Specialised models: the program in the weights, the input in the prompt, the universal model's trace.
+
+Every example is specialised; its trace (fast engine) must equal the expected
+trace, which tests/machine/test_model_traces.py shows is the universal model's
+trace token for token. Long examples compare a long prefix here and the whole
+trace in `make test-all`. The dense engine checks the first tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wasmformer.cli import main
+from wasmformer.engines.base import encode, generate
+from wasmformer.engines.dense import DenseEngine
+from wasmformer.frontend import FrontendError, load_program
+from wasmformer.frontend.program import Instr, Op, VMProgram
+from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_prompt
+from wasmformer.machine.execute import trap_in
+from wasmformer.machine.specialize import specialise
+from wasmformer.machine.trace import expected_trace
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+RUNS = [("hello", "hello", None), ("long_addition", "long_addition", None), ("fibonacci", "fibonacci", None),
+        ("hungarian", "hungarian", None), ("sudoku", "sudoku", None), ("hash_prng", "hash_prng", 400_000),
+        ("collatz", "collatz", 400_000), ("sudoku_hard", "sudoku", 400_000)]
+DENSE_PREFIX = 1500
+
+
+def _input(name: str) -> bytes:
+    path = EXAMPLES_DIR / f"{name}.input"
+    return path.read_bytes() if path.is_file() else b""
+
+
+@pytest.fixture(scope="module")
+def specialised():
+    cache = {}
+
+    def get(source: str):
+        if source not in cache:
+            program = load_program(EXAMPLES_DIR / f"{source}.c")
+            cache[source] = (program, specialise(program))
+        return cache[source]
+    return get
+
+
+def run_specialised(model, program, input_bytes, max_tokens, engine=None):
+    from wasmformer.engines import make_engine
+    from wasmformer.engines.native import NativeEngine, generate_fast
+
+    runner = engine or make_engine(model)
+    prompt = encode(model, specialised_prompt(program, input_bytes))
+    if isinstance(runner, NativeEngine):
+        return generate_fast(runner, prompt, max_tokens)
+    return generate(runner, prompt, max_tokens)
+
+
+def assert_same_as_expected(model, program, input_bytes, limit, name):
+    expected = expected_trace(program, input_bytes, max_tokens=limit)
+    result = run_specialised(model, program, input_bytes, len(expected.tokens))
+    ids = model.token_ids
+    wanted = np.fromiter((ids[token] for token in expected.tokens), dtype=np.int64, count=len(expected.tokens))
+    assert len(result.trace) == len(wanted), name
+    mismatch = np.flatnonzero(np.asarray(result.trace) != wanted)
+    assert mismatch.size == 0, f"{name}: first differing token at {mismatch[:1]}"
+    if limit is None:
+        assert result.halted and result.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name,source,limit", RUNS, ids=[run[0] for run in RUNS])
+def test_specialised_trace_equals_the_universal_trace(specialised, name, source, limit):
+    program, result = specialised(source)
+    assert result.seconds < 60
+    assert_same_as_expected(result.model, program, _input(name), limit, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,source", [("hash_prng", "hash_prng"), ("collatz", "collatz"),
+                                         ("sudoku_hard", "sudoku")])
+def test_specialised_whole_trace_of_long_examples(specialised, name, source):
+    program, result = specialised(source)
+    assert_same_as_expected(result.model, program, _input(name), None, name)
+
+
+def test_dense_engine_agrees_with_the_fast_engine(specialised):
+    program, result = specialised("hello")
+    fast = run_specialised(result.model, program, b"", DENSE_PREFIX)
+    dense = run_specialised(result.model, program, b"", DENSE_PREFIX, engine=DenseEngine(result.model))
+    assert dense.trace == fast.trace and len(dense.trace) == DENSE_PREFIX
+
+
+def test_input_is_the_whole_prompt_apart_from_constant_slots():
+    program = load_program(EXAMPLES_DIR / "long_addition.c")
+    prompt = specialised_prompt(program, b"12+34\n")
+    assert not any(token.startswith("op.") or token in ("<code>", "<data>", "g") for token in prompt)
+    assert [token for token in prompt if token.startswith("i.")][8:] == ["i.31", "i.32", "i.2b", "i.33", "i.34",
+                                                                          "i.0a"]
+
+
+def test_trap_programs_specialise_too():
+    wat = '(module (memory 1) (func (export "f") (param i32) (result i32) (i32.load (local.get 0))))'
+    program = load_program(wat, kind="wat", invoke="f", args=(1 << 20,))
+    result = specialise(program)
+    run = run_specialised(result.model, program, b"", 10_000)
+    trace = [result.model.vocab[token] for token in run.trace]
+    assert trace == expected_trace(program).tokens and trap_in(trace).name == "OUT_OF_BOUNDS_MEMORY"
+
+
+def test_a_program_too_large_is_refused_with_the_limit():
+    instrs = [Instr(Op.CONST, (pc * 2654435761) & 0xFFFFFFFF) for pc in range(MAX_TABLE_UNITS // 3)]
+    program = VMProgram(instrs=instrs + [Instr(Op.HALT)], entry=0, entry_locals=0, globals=[], memory=b"",
+                        memory_limit=16, name="big")
+    with pytest.raises(FrontendError, match=f"at most {MAX_TABLE_UNITS} are supported"):
+        BakedProgram(program)
+
+
+def test_cli_specialize_compile_for_model_and_run(tmp_path, capsys):
+    model_dir = tmp_path / "fib"
+    assert main(["specialize", str(EXAMPLES_DIR / "fibonacci.c"), "-o", str(model_dir)]) == 0
+    assert (model_dir / "config.json").is_file() and (model_dir / "fibonacci.prompt").is_file()
+    capsys.readouterr()
+    assert main(["run", str(model_dir / "fibonacci.prompt"), "--model", str(model_dir), "--quiet"]) == 0
+    assert capsys.readouterr().out.encode() == (EXAMPLES_DIR / "fibonacci.expected").read_bytes()
+    prompt = tmp_path / "other.prompt"
+    assert main(["compile", str(EXAMPLES_DIR / "fibonacci.c"), "--for-model", str(model_dir), "-o",
+                 str(prompt)]) == 0
+    assert prompt.read_text() == (model_dir / "fibonacci.prompt").read_text()
+    assert main(["compile", str(EXAMPLES_DIR / "hello.c"), "--for-model", str(model_dir), "-o",
+                 str(prompt)]) == 1
+    assert "specialised for program 'fibonacci'" in capsys.readouterr().err
