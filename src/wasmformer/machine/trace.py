@@ -23,6 +23,7 @@ from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import MACHINE_OPS, check_program, max_frame_locals
+from wasmformer.oracles.refvm import rotate_left, sign_extend, signed  # pure value functions: one definition
 
 MASK32 = 0xFFFFFFFF
 SIGN_BIT = 0x80000000
@@ -182,10 +183,6 @@ def target_tokens(target: int, commit: str) -> list[str]:
     return [PH[target >> 8], PL[target & 0xFF], commit]
 
 
-def signed(value: int) -> int:
-    return value - (1 << 32) if value & SIGN_BIT else value
-
-
 # --- ops: each takes the machine and the immediate, updates the state, returns the step's tokens ---
 
 def _push_op(read: Callable[[TraceMachine, int], int], commit: str = "c.push") -> OpFunction:
@@ -243,18 +240,6 @@ def _unary(compute: Callable[[int], int]) -> OpFunction:
 def _compare(holds: Callable[[int, int], bool]) -> OpFunction:
     """A comparison: 0 or 1 in the low byte, then three zero bytes."""
     return _binary(lambda a, b: int(holds(a, b)))
-
-
-def _rotate_left(a: int, count: int) -> int:
-    count %= 32
-    return (a << count | a >> (32 - count)) & MASK32
-
-
-def _sign_extend(bits: int) -> Callable[[int], int]:
-    def extend(a: int) -> int:
-        low = a & ((1 << bits) - 1)
-        return low - (1 << bits) if low >> (bits - 1) else low
-    return extend
 
 
 def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
@@ -393,10 +378,10 @@ OPS: dict[Op, OpFunction] = {
     Op.SHL: _binary(lambda a, b: a << (b % 32)),
     Op.SHR_S: _binary(lambda a, b: signed(a) >> (b % 32)),
     Op.SHR_U: _binary(lambda a, b: a >> (b % 32)),
-    Op.ROTL: _binary(lambda a, b: _rotate_left(a, b)),
-    Op.ROTR: _binary(lambda a, b: _rotate_left(a, -b)),
-    Op.EXTEND8_S: _unary(_sign_extend(8)),
-    Op.EXTEND16_S: _unary(_sign_extend(16)),
+    Op.ROTL: _binary(rotate_left),
+    Op.ROTR: _binary(lambda a, b: rotate_left(a, (32 - b % 32) % 32)),
+    Op.EXTEND8_S: _unary(sign_extend(8)),
+    Op.EXTEND16_S: _unary(sign_extend(16)),
     Op.LOAD8_S: _load(1, True),
     Op.LOAD8_U: _load(1, False),
     Op.LOAD16_S: _load(2, True),

@@ -170,7 +170,7 @@ def _rem_u(a: int, b: int) -> int:
     return a % b
 
 
-def _rotl(a: int, b: int) -> int:
+def rotate_left(a: int, b: int) -> int:
     count = b % 32
     return (a << count) | (a >> (32 - count)) if count else a
 
@@ -183,7 +183,7 @@ def _ctz(a: int) -> int:
     return 32 if a == 0 else (a & -a).bit_length() - 1
 
 
-def _extend(bits: int):
+def sign_extend(bits: int):
     def extend(a: int) -> int:
         low = a & ((1 << bits) - 1)
         return low - (1 << bits) if low >> (bits - 1) else low
@@ -325,13 +325,13 @@ OPS = {
     Op.SHL: _binary(lambda a, b: a << (b % 32)),
     Op.SHR_S: _binary(lambda a, b: signed(a) >> (b % 32)),
     Op.SHR_U: _binary(lambda a, b: a >> (b % 32)),
-    Op.ROTL: _binary(_rotl),
-    Op.ROTR: _binary(lambda a, b: _rotl(a, (32 - b % 32) % 32)),
+    Op.ROTL: _binary(rotate_left),
+    Op.ROTR: _binary(lambda a, b: rotate_left(a, (32 - b % 32) % 32)),
     Op.CLZ: _unary(_clz),
     Op.CTZ: _unary(_ctz),
     Op.POPCNT: _unary(lambda a: bin(a).count("1")),
-    Op.EXTEND8_S: _unary(_extend(8)),
-    Op.EXTEND16_S: _unary(_extend(16)),
+    Op.EXTEND8_S: _unary(sign_extend(8)),
+    Op.EXTEND16_S: _unary(sign_extend(16)),
     Op.EQZ: _unary(lambda a: int(a == 0)),
     Op.EQ: _binary(lambda a, b: int(a == b)),
     Op.NE: _binary(lambda a, b: int(a != b)),
