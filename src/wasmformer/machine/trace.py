@@ -26,7 +26,6 @@ from wasmformer.machine.prompt import MACHINE_OPS, check_program, max_frame_loca
 from wasmformer.oracles.refvm import rotate_left, sign_extend, signed  # pure value functions: one definition
 
 MASK32 = 0xFFFFFFFF
-SIGN_BIT = 0x80000000
 VALUE_BYTES = 4
 
 # Token strings, built once: one table per byte family.
