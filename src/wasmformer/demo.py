@@ -20,12 +20,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from wasmformer import runner
+from wasmformer import engines, runner
 from wasmformer.engines.base import EngineError
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.model import Model
 
-DEMO_TOKEN_BUDGET = 2_000_000  # generated tokens per example; the long runs stop there
+# Generated tokens per example. With the native engine (~190K tok/s) every example
+# runs to its end (the longest, sudoku_hard, is 10.1M tokens: about a minute);
+# the Python engines are 100x slower, so there the long runs stop at a budget.
+DEMO_TOKEN_BUDGET = 12_000_000
+PYTHON_ENGINE_BUDGET = 30_000
 SHOWN_OUTPUT_LINES = 14  # of each example's output; the rest is summarised
 SHOWN_OUTPUT_CHARS = 1_000
 SHOWN_TRACE_TOKENS = 60  # of each DSL machine's trace
@@ -40,7 +44,10 @@ def run_demo(engine_name: str | None = None, budget: int | None = None, example_
         console.print(f"{error}: showing the graph-DSL machines instead.\n", style="yellow", markup=False)
         return run_machines_demo(engine_name, console)
     examples = runner.bundled_examples(example_names)
-    return run_examples_demo(model, examples, engine_name, budget or DEMO_TOKEN_BUDGET, console)
+    if budget is None:
+        fast = (engine_name or engines.default_engine_name()) == "native"
+        budget = DEMO_TOKEN_BUDGET if fast else PYTHON_ENGINE_BUDGET
+    return run_examples_demo(model, examples, engine_name, budget, console)
 
 
 def _console() -> Console:
