@@ -6,7 +6,9 @@ The model (tests/engines/handbuilt.py) has positional, mean and 'latest' hull
 heads with clear flags; ``--wide N`` adds N more lookup heads per layer (the
 default gives 3 layers of 19 heads, about the published prototype's per-layer
 head count). Each size runs in a fresh engine; tok/s counts prompt and
-generated tokens, as RunResult.tokens_per_second does.
+generated tokens, as RunResult.tokens_per_second does. The attention state is
+shown in two parts: the hulls (bounded by the distinct keys) and the
+per-position history of the positional heads (token ids and recorded slots).
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seconds = time.process_time() - cpu_start  # robust to other processes sharing the machine
         stats = engine.stats()
         total = result.prompt_tokens + len(result.trace)
-        print(f"{tokens:>9,} tokens: {result.seconds:7.3f} s  {result.tokens_per_second / 1e3:8.1f}K tok/s "
+        hull_bytes = stats["state_bytes"] - stats["history_bytes"]
+        print(f"{tokens:>10,} tokens: {result.seconds:7.3f} s  {result.tokens_per_second / 1e3:8.1f}K tok/s "
               f"(CPU time: {total / cpu_seconds / 1e3:.1f}K tok/s)  "
-              f"hull points {stats['hull_points']:,}  attention state {stats['state_bytes'] / 2**20:.1f} MiB  "
-              f"peak RSS {peak_rss_mib():.0f} MiB")
+              f"hull points {stats['hull_points']:,} ({hull_bytes / 2**10:.0f} KiB)  "
+              f"position history {stats['history_bytes'] / 2**20:.1f} MiB  peak RSS {peak_rss_mib():.0f} MiB")
     return 0
 
 

@@ -8,11 +8,13 @@
 
 #include <Python.h>
 
+#include <array>
 #include <optional>
 #include <utility>
 
 #include "engine.hpp"
 #include "heads.hpp"
+#include "history.hpp"
 #include "hull.hpp"
 
 namespace nb = nanobind;
@@ -57,14 +59,21 @@ wf::ModelWeights model_weights(const Matrix& embed, const Matrix& unembed, const
 
 // The loop runs without the GIL; every batch of tokens it takes the GIL back to
 // hand them to Python and to let Ctrl-C (or any Python exception) stop the run.
+// The trace is built as a Python list as the batches arrive (no second copy of
+// it in C++), and its items are one shared int object per token id: 8 bytes per
+// token instead of a new int object each (ids above 256 are not cached by Python).
 nb::tuple run_engine(wf::Engine& engine, const std::vector<int32_t>& prompt, std::optional<int64_t> max_new_tokens,
                      std::size_t callback_every, std::optional<nb::callable> callback) {
-    wf::TokenSink sink = [&callback](const int32_t* tokens, std::size_t count) {
+    std::vector<nb::object> token_objects(engine.vocab_size());
+    for (std::size_t id = 0; id < token_objects.size(); ++id) token_objects[id] = nb::int_(id);
+    nb::list trace;
+    wf::TokenSink sink = [&](const int32_t* tokens, std::size_t count) {
         nb::gil_scoped_acquire hold;
+        for (std::size_t i = 0; i < count; ++i) trace.append(token_objects[static_cast<std::size_t>(tokens[i])]);
         if (PyErr_CheckSignals() != 0) throw nb::python_error();
         if (callback) {
             nb::list batch;
-            for (std::size_t i = 0; i < count; ++i) batch.append(tokens[i]);
+            for (std::size_t i = 0; i < count; ++i) batch.append(token_objects[static_cast<std::size_t>(tokens[i])]);
             (*callback)(batch);
         }
     };
@@ -73,7 +82,7 @@ nb::tuple run_engine(wf::Engine& engine, const std::vector<int32_t>& prompt, std
         nb::gil_scoped_release release;
         outcome = engine.run(prompt, max_new_tokens.value_or(-1), callback_every, sink);
     }
-    return nb::make_tuple(std::move(outcome.trace), outcome.stop_reason);
+    return nb::make_tuple(trace, outcome.stop_reason);
 }
 
 nb::dict engine_stats(const wf::Engine& engine) {
@@ -83,6 +92,9 @@ nb::dict engine_stats(const wf::Engine& engine) {
     result["hull_points"] = stats.hull_points;
     result["scanning_heads"] = stats.scanning_heads;
     result["state_bytes"] = stats.state_bytes;
+    result["history_bytes"] = stats.history_bytes;
+    result["recorded_slots"] = stats.recorded_slots;
+    result["wide_slots"] = stats.wide_slots;
     result["projection_nonzeros"] = stats.projection_nonzeros;
     return result;
 }
@@ -93,11 +105,33 @@ nb::tuple hull_query(const wf::KeyHull& hull, double qx, double qy) {
     return nb::make_tuple(out[0], out[1]);
 }
 
-nb::tuple positional_query(const wf::PositionalHead& head, double qx, double qy) {
-    double out[2];
-    head.query(qx, qy, out);
-    return nb::make_tuple(out[0], out[1]);
-}
+// Test hook: a PositionalHead with the values of its positions kept beside it,
+// answering as the engine does (the engine recomputes the values instead).
+class PositionalProbe {
+   public:
+    explicit PositionalProbe(wf::ParabolaKey key) : head_(key) {}
+    void append(double value_x, double value_y) {
+        values_.push_back({value_x, value_y});
+        all_.add(value_x, value_y);
+    }
+    nb::tuple query(double qx, double qy) const {
+        const wf::PositionalWinners winners = head_.query(qx, qy, static_cast<int64_t>(values_.size()) - 1);
+        wf::ValueSum sum = all_;
+        if (!winners.all) {
+            sum = wf::ValueSum{};
+            sum.add(values_[winners.first][0], values_[winners.first][1]);
+            if (winners.second != winners.first) sum.add(values_[winners.second][0], values_[winners.second][1]);
+        }
+        double out[2];
+        sum.average_into(out);
+        return nb::make_tuple(out[0], out[1]);
+    }
+
+   private:
+    wf::PositionalHead head_;
+    std::vector<std::array<double, 2>> values_;
+    wf::ValueSum all_;
+};
 
 }  // namespace
 
@@ -128,7 +162,9 @@ NB_MODULE(_engine, m) {
         .def_prop_ro("halt_id", &wf::Engine::halt_id)
         .def_prop_ro("max_exact_tokens", &wf::Engine::max_exact_tokens)
         .def("head_kinds", &wf::Engine::head_kinds)
-        .def("stats", &engine_stats);
+        .def("stats", &engine_stats)
+        .def("residual", &wf::Engine::residual,
+             "The residual stream after the last step (what the unembedding read); for tests.");
 
     // Test hook: one hull head on its own, to compare against brute force.
     nb::class_<wf::KeyHull>(m, "Hull")
@@ -139,13 +175,33 @@ NB_MODULE(_engine, m) {
         .def_prop_ro("stored_points", &wf::KeyHull::stored_points);
 
     // Test hook: the O(1) positional head, key(t) = (a t + c0, -b t^2 + d t + c1) for t = 0, 1, ...
-    nb::class_<wf::PositionalHead>(m, "PositionalHead")
+    nb::class_<PositionalProbe>(m, "PositionalHead")
         .def("__init__",
-             [](wf::PositionalHead* self, int64_t a, int64_t c0, int64_t b, int64_t d, int64_t c1) {
+             [](PositionalProbe* self, int64_t a, int64_t c0, int64_t b, int64_t d, int64_t c1) {
                  if (b <= 0) throw std::invalid_argument("a positional head needs b > 0");
-                 new (self) wf::PositionalHead(wf::ParabolaKey{a, c0, b, d, c1});
+                 new (self) PositionalProbe(wf::ParabolaKey{a, c0, b, d, c1});
              },
              nb::arg("a"), nb::arg("c0"), nb::arg("b"), nb::arg("d"), nb::arg("c1"))
-        .def("append", &wf::PositionalHead::append, nb::arg("vx"), nb::arg("vy"))
-        .def("query", &positional_query, nb::arg("qx"), nb::arg("qy"));
+        .def("append", &PositionalProbe::append, nb::arg("vx"), nb::arg("vy"))
+        .def("query", &PositionalProbe::query, nb::arg("qx"), nb::arg("qy"));
+
+    // Test hook: the per-position column of a recorded slot (adaptive width, exact read-back).
+    nb::class_<wf::SlotColumn>(m, "SlotColumn")
+        .def(nb::init<>())
+        .def("append", &wf::SlotColumn::push_back, nb::arg("value"))
+        .def("__len__", &wf::SlotColumn::size)
+        .def("__getitem__",
+             [](const wf::SlotColumn& column, std::size_t index) {
+                 if (index >= column.size()) throw nb::index_error();
+                 return column[index];
+             })
+        .def_prop_ro("form", [](const wf::SlotColumn& column) {
+            switch (column.form()) {
+                case wf::SlotColumn::Form::kUint8: return "uint8";
+                case wf::SlotColumn::Form::kUint16: return "uint16";
+                case wf::SlotColumn::Form::kBits32: return "bits32";
+                case wf::SlotColumn::Form::kFloat64: break;
+            }
+            return "float64";
+        });
 }

@@ -5,28 +5,20 @@
 
 namespace wf {
 
-void PositionalHead::append(double value_x, double value_y) {
-    values_.push_back(value_x);
-    values_.push_back(value_y);
-    all_.add(value_x, value_y);
-}
-
 int PositionalHead::compare_positions(double qx, double qy, int64_t to, int64_t from) const {
-    const int128 step = to - from;
-    const int128 dx = static_cast<int128>(key_.a) * step;
-    const int128 dy = -static_cast<int128>(key_.b) * step * (static_cast<int128>(to) + from) +
-                      static_cast<int128>(key_.d) * step;
-    // The engine only builds a PositionalHead when every key stays below 2^53 up
-    // to the precision horizon, so these differences fit in int64 (the test hook
-    // is used with small coefficients).
-    return sign_of_dot(qx, qy, static_cast<int64_t>(dx), static_cast<int64_t>(dy));
+    // The engine only builds a PositionalHead when every term of the key stays
+    // below 2^53 in magnitude up to the precision horizon (the test hook is used
+    // with small coefficients), so each key, and the difference of two, is an
+    // exact int64 computation.
+    const int64_t dx = key_.a * (to - from);
+    const int64_t dy = (key_.d - key_.b * (to + from)) * (to - from);
+    return sign_of_dot(qx, qy, dx, dy);
 }
 
 // For q_y > 0 the score is strictly concave in t: the first position whose
 // successor does not score strictly higher is the (first) argmax. `tied_with_next`
 // says whether that successor scores exactly the same (the only possible tie).
-int64_t PositionalHead::concave_argmax(double qx, double qy, bool& tied_with_next) const {
-    const int64_t last = last_position();
+int64_t PositionalHead::concave_argmax(double qx, double qy, int64_t last, bool& tied_with_next) const {
     // Sign of score(t + 1) - score(t); the last position has no successor.
     auto successor_sign = [&](int64_t t) { return t < last ? compare_positions(qx, qy, t + 1, t) : -1; };
     // Guess from the real vertex of the parabola, t* = (qx*a + qy*d) / (2*qy*b) ...
@@ -57,24 +49,17 @@ int64_t PositionalHead::concave_argmax(double qx, double qy, bool& tied_with_nex
     return best;
 }
 
-void PositionalHead::average_positions(int64_t first, int64_t second, double out[2]) const {
-    ValueSum sum;
-    sum.add(values_[2 * first], values_[2 * first + 1]);
-    if (second != first) sum.add(values_[2 * second], values_[2 * second + 1]);
-    sum.average_into(out);
-}
-
-void PositionalHead::query(double qx, double qy, double out[2]) const {
+PositionalWinners PositionalHead::query(double qx, double qy, int64_t last) const {
     if (!std::isfinite(qx) || !std::isfinite(qy)) {
         throw std::domain_error("an attention query is not finite: the model left its exact range");
     }
-    const int64_t last = last_position();
     if (last < 0) throw std::logic_error("attention over an empty set of keys");
+    PositionalWinners winners;
     if (qy > 0.0) {  // concave: one peak, or two adjacent positions tying at it
         bool tied_with_next = false;
-        const int64_t best = concave_argmax(qx, qy, tied_with_next);
-        average_positions(best, tied_with_next ? best + 1 : best, out);
-        return;
+        winners.first = concave_argmax(qx, qy, last, tied_with_next);
+        winners.second = tied_with_next ? winners.first + 1 : winners.first;
+        return winners;
     }
     int end_comparison = 0;  // sign of score(last) - score(0)
     if (qy < 0.0) {
@@ -84,18 +69,14 @@ void PositionalHead::query(double qx, double qy, double out[2]) const {
         // Linear in t with slope qx * a.
         const double slope = qx * static_cast<double>(key_.a);
         if (slope == 0.0 && last > 0) {
-            all_.average_into(out);  // every position ties
-            return;
+            winners.all = true;  // every position ties
+            return winners;
         }
         end_comparison = slope > 0.0 ? 1 : (slope < 0.0 ? -1 : 0);
     }
-    if (end_comparison > 0) {
-        average_positions(last, last, out);
-    } else if (end_comparison < 0) {
-        average_positions(0, 0, out);
-    } else {
-        average_positions(0, last, out);
-    }
+    winners.first = end_comparison > 0 ? last : 0;
+    winners.second = end_comparison < 0 ? 0 : last;
+    return winners;
 }
 
 }  // namespace wf

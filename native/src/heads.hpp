@@ -32,28 +32,32 @@ struct ParabolaKey {
     int64_t c1 = 0;
 };
 
+// The positions whose scores tie at the maximum: `first` and `second` (the same
+// position when only one wins), or every position so far when `all`.
+struct PositionalWinners {
+    int64_t first = 0;
+    int64_t second = 0;
+    bool all = false;
+};
+
 // A head whose key depends only on the position t, along a parabola: the score
-// q . key(t) is a quadratic in t, so its integer argmax is found analytically
-// and the values are read from an array indexed by position.
+// q . key(t) is a quadratic in t, so its integer argmax is found analytically.
+// It stores nothing per position: the engine recomputes the winners' values
+// (see history.hpp), which is what keeps memory small.
 class PositionalHead {
    public:
     explicit PositionalHead(ParabolaKey key) : key_(key) {}
 
-    void append(double value_x, double value_y);
-    void query(double qx, double qy, double out[2]) const;
-
-    std::size_t reserved_bytes() const { return values_.capacity() * sizeof(double); }
+    // The best of positions 0..last for the query q; `all` happens only when
+    // q_y == 0 and the score does not depend on t.
+    PositionalWinners query(double qx, double qy, int64_t last) const;
 
    private:
-    int64_t last_position() const { return static_cast<int64_t>(values_.size() / 2) - 1; }
     // Sign of score(to) - score(from), exactly.
     int compare_positions(double qx, double qy, int64_t to, int64_t from) const;
-    int64_t concave_argmax(double qx, double qy, bool& tied_with_next) const;
-    void average_positions(int64_t first, int64_t second, double out[2]) const;
+    int64_t concave_argmax(double qx, double qy, int64_t last, bool& tied_with_next) const;
 
     ParabolaKey key_;
-    std::vector<double> values_;  // x, y of position t at 2t, 2t+1
-    ValueSum all_;
 };
 
 }  // namespace wf

@@ -7,12 +7,7 @@
 
 namespace wf {
 
-void ValueSum::average_into(double out[2]) const {
-    if (count == 0) throw std::logic_error("attention over an empty set of keys");
-    const double n = static_cast<double>(count);
-    out[0] = x / n;
-    out[1] = y / n;
-}
+void ValueSum::throw_empty() { throw std::logic_error("attention over an empty set of keys"); }
 
 // ---------------------------------------------------------------------------
 // UpperChain

@@ -36,7 +36,18 @@ struct ValueSum {
         count += other.count;
     }
     // The average value: what softmax gives to exactly tied scores.
-    void average_into(double out[2]) const;
+    void average_into(double out[2]) const {
+        if (count == 1) {  // x / 1 is x exactly: skip the two divisions of the common one-winner case
+            out[0] = x;
+            out[1] = y;
+            return;
+        }
+        if (count == 0) throw_empty();
+        const double n = static_cast<double>(count);
+        out[0] = x / n;
+        out[1] = y / n;
+    }
+    [[noreturn]] static void throw_empty();
 };
 
 // The upper convex chain (x increasing) of a set of integer points, edges'

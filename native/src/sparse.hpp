@@ -26,9 +26,9 @@ class SparseRows {
     std::size_t nonzeros() const { return weight_.size(); }
     bool row_empty(std::size_t row) const { return row_start_[row] == row_start_[row + 1]; }
 
-    // sum_i w[row, i] * x[i], in column order.
+    // sum_i w[row, i] * x[i], in column order (from the row's folded start, see fold_leading).
     double dot(std::size_t row, const double* x) const {
-        double sum = 0.0;
+        double sum = start_.empty() ? 0.0 : start_[row];
         for (uint32_t i = row_start_[row]; i < row_start_[row + 1]; ++i) sum += weight_[i] * x[index_[i]];
         return sum;
     }
@@ -42,7 +42,36 @@ class SparseRows {
         for (uint32_t i = row_start_[row]; i < row_start_[row + 1]; ++i) visit(index_[i], weight_[i]);
     }
 
+    // Replaces each row's leading terms whose input is a known constant by their
+    // sum, computed now in the order dot() would (so dot() returns the same
+    // double, with fewer terms). `constant_of(index, value)` says whether x[index]
+    // is always `value`. Only for dot(): for_each_in_row no longer sees those terms.
+    template <class ConstantOf>
+    void fold_leading(ConstantOf constant_of) {
+        std::vector<uint32_t> row_start{0}, index;
+        std::vector<double> weight, start(rows(), 0.0);
+        for (std::size_t row = 0; row < rows(); ++row) {
+            bool leading = true;
+            for (uint32_t i = row_start_[row]; i < row_start_[row + 1]; ++i) {
+                double value = 0.0;
+                leading = leading && constant_of(index_[i], value);
+                if (leading) {
+                    start[row] += weight_[i] * value;
+                } else {
+                    index.push_back(index_[i]);
+                    weight.push_back(weight_[i]);
+                }
+            }
+            row_start.push_back(static_cast<uint32_t>(weight.size()));
+        }
+        row_start_.swap(row_start);
+        index_.swap(index);
+        weight_.swap(weight);
+        start_.swap(start);
+    }
+
    private:
+    std::vector<double> start_;  // per row, after fold_leading; empty means 0.0 everywhere
     std::vector<uint32_t> row_start_;
     std::vector<uint32_t> index_;
     std::vector<double> weight_;

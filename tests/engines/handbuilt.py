@@ -17,6 +17,12 @@ model computes the next id from lookups into the past:
   depending on the token (both hull chains and the extreme-x ties); FFN: the
   next id as a sum modulo V-1.
 
+``recall_values`` adds two positional heads to layer 2 (fetching t-1 and t-2)
+whose values read slots that earlier layers computed (integers of 8, 16 and more
+than 16 bits, and a fraction), t, t2, recency and embedding slots, written to
+slots nothing reads: the native engine recomputes such values for past
+positions, which only the residual stream shows (not the trace).
+
 Every score gap is at least the temperature 2^11, so the dense softmax is
 one-hot and every engine must produce the same trace. ``wide`` repeats the
 lookups in extra heads and layers (writing to slots nothing reads) to look like
@@ -34,6 +40,7 @@ SLOT_NAMES = (
     "t t2 recency one val addr asq qaddr flag clear faddr prev prevaddr meanf mem dup count ksq cnt mem2 bal "
     "hflag mem3 next sgn flip"
 ).split()
+RECALL_SLOT_NAMES = ("r0", "r1", "r2", "r3", "big")  # only with recall_values
 
 
 def build_model(
@@ -43,10 +50,14 @@ def build_model(
     halt_after: int | None = None,
     recency_head: bool = False,
     wide: int = 0,
+    recall_values: bool = False,
 ) -> Model:
     slot = {name: index for index, name in enumerate(SLOT_NAMES)}
     extra_slots = 2 * wide * 3
     d_model = len(SLOT_NAMES) + extra_slots
+    if recall_values:
+        slot.update({name: d_model + index for index, name in enumerate(RECALL_SLOT_NAMES)})
+        d_model += len(RECALL_SLOT_NAMES)
     n_heads, d_ffn = 4 + wide, 12
     halt_id = vocab_size - 1
     modulus = vocab_size - 1  # next ids stay below the halt id
@@ -169,6 +180,21 @@ def build_model(
         terms = dict(total)
         terms["one"] = total["one"] - k * modulus
         step_units_sum(l2, slot, 2 * k - 1, terms, slot["next"], -modulus)
+    if recall_values:
+        l0.w_gate[2, slot["t"]], l0.w_gate[2, slot["one"]] = 1, 1  # big = relu(t + 1) * t: past 2^16, then 2^31
+        l0.w_up[2, slot["t"]] = 1
+        l0.w_down[slot["big"], 2] = 1
+        for head, back, x_terms, y_terms, out in (
+            (2, 1, {"ksq": 1, "count": 3}, {"recency": 1, "t2": 1, "val": 1}, ("r0", "r1")),
+            (3, 2, {"mem": 1, "t": 1}, {"prev": 1, "cnt": 1, "big": 1}, ("r2", "r3")),
+        ):
+            l2.wq[2 * head, slot["t"]], l2.wq[2 * head, slot["one"]] = TEMPERATURE, -back * TEMPERATURE
+            l2.wq[2 * head + 1, slot["one"]] = TEMPERATURE
+            l2.wk[2 * head, slot["t"]], l2.wk[2 * head + 1, slot["t2"]] = 2, -1  # the token at t - back
+            for row, terms in ((2 * head, x_terms), (2 * head + 1, y_terms)):
+                for name, coef in terms.items():
+                    l2.wv[row, slot[name]] = coef
+            l2.wo[slot[out[0]], 2 * head], l2.wo[slot[out[1]], 2 * head + 1] = 1, 1
     # ---- wide: more lookups of the same kinds, each into its own unread slots
     for copy in range(wide):
         base = len(SLOT_NAMES) + 6 * copy

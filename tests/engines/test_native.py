@@ -6,6 +6,7 @@ Skipped, with the reason shown, only when the extension is not importable
 
 from __future__ import annotations
 
+import math
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from wasmformer.engines import native
 from wasmformer.engines.base import EngineError, PrecisionHorizonError, generate
 from wasmformer.engines.dense import DenseEngine
+from wasmformer.model import recency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handbuilt import build_model  # noqa: E402
@@ -25,6 +27,7 @@ from handbuilt import build_model  # noqa: E402
 pytestmark = pytest.mark.skipif(not native.available(), reason=native.unavailable_reason())
 
 PROMPT = [3, 10, 17, 4]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:
@@ -63,6 +66,61 @@ def test_non_integer_keys_fall_back_to_a_scan_and_still_match_dense():
     result = native.generate_fast(engine, [40, 7, 12], max_tokens=1500)
     assert engine.stats()["scanning_heads"] == 1
     expected = generate(DenseEngine(model), [40, 7, 12], max_tokens=1500)
+    assert _first_difference(expected.trace, result.trace) is None
+
+
+class _DenseWithResidual(DenseEngine):
+    """DenseEngine.step, keeping the residual stream the unembedding reads."""
+
+    def step(self, token_id: int) -> int:
+        model, t = self.model, self.position
+        x = model.embed[token_id].copy()
+        x[model.positional["t"]] += t
+        x[model.positional["t2"]] += t * t
+        x[model.positional["recency"]] += recency(t)
+        for layer, key_cache, value_cache in zip(model.layers, self.keys, self.values):
+            q = layer.wq @ x
+            keys = key_cache.append(layer.wk @ x).reshape(t + 1, -1, 2)
+            values = value_cache.append(layer.wv @ x).reshape(t + 1, -1, 2)
+            scores = np.einsum("jhd,hd->hj", keys, q.reshape(-1, 2))
+            weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+            weights /= weights.sum(axis=1, keepdims=True)
+            x = x + layer.wo @ np.einsum("hj,jhd->hd", weights, values).reshape(-1)
+            x = x + layer.w_down @ (np.maximum(layer.w_gate @ x, 0.0) * (layer.w_up @ x))
+        self.position += 1
+        self.residual = x
+        return int(np.argmax(model.unembed @ x))
+
+
+def test_values_of_past_positions_are_recomputed_exactly():
+    """Positional heads keep no values: they recompute a past position's value from its token,
+    its position (t, t2, recency) and the recorded slots that earlier layers computed."""
+    model = build_model(recall_values=True)
+    dense, fast = _DenseWithResidual(model), native.NativeEngine(model)
+    assert fast.head_kinds()[2][2:4] == ["positional", "positional"]
+    token = PROMPT[0]
+    for position in range(1500):
+        token = PROMPT[position] if position < len(PROMPT) else token
+        expected = dense.step(token)
+        assert fast.step(token) == expected, position
+        # Fractions (means, recency) may differ in the last bits between the two summation orders.
+        np.testing.assert_allclose(np.array(fast._native.residual()), dense.residual, rtol=1e-12, atol=1e-12)
+        token = expected
+    stats = fast.stats()
+    # ksq, count, mem, prev, cnt, big; count (a mean times t + 1) is the one stored as float64
+    assert stats["recorded_slots"] == 6 and stats["wide_slots"] == 1
+
+
+def test_universal_model_trace_equals_the_python_hull_engine():
+    """The real machine on a real program: token for token the trace of the Python hull engine."""
+    execute = pytest.importorskip("wasmformer.machine.execute")
+    frontend = pytest.importorskip("wasmformer.frontend")
+    universal = pytest.importorskip("wasmformer.machine.universal")
+    model = universal.universal_model()
+    program = frontend.load_program(EXAMPLES / "hello.c")
+    expected = execute.run_program(model, program, engine="hull", max_tokens=3000)
+    result = execute.run_program(model, program, engine="native", max_tokens=3000)
+    assert len(result.trace) == len(expected.trace) == 3000
     assert _first_difference(expected.trace, result.trace) is None
 
 
@@ -287,6 +345,40 @@ def test_positional_head_equals_the_hull_on_the_same_keys(a, c0, b, d, c1, lengt
         expected = _brute_force(points, qx, qy)
         assert head.query(qx, qy) == expected, (qx, qy)
         assert hull.query(qx, qy) == expected, (qx, qy)
+
+
+def _plain_integer(value: float) -> bool:
+    return math.isfinite(value) and value == int(value) and not (value == 0.0 and math.copysign(1.0, value) < 0)
+
+
+def _narrowest_form(values: list[float]) -> str:
+    if not all(_plain_integer(value) for value in values):
+        return "float64"
+    for form, low, high in (("uint8", 0, 2**8 - 1), ("uint16", 0, 2**16 - 1)):
+        if all(low <= value <= high for value in values):
+            return form
+    if all(-(2**31) <= value < 2**31 for value in values) or all(0 <= value < 2**32 for value in values):
+        return "bits32"
+    return "float64"
+
+
+column_value = st.one_of(
+    st.integers(0, 300), st.integers(0, 2**16 + 5), st.integers(-(2**31), 2**32 - 1),
+    st.integers(-(2**53), 2**53), st.sampled_from([-0.0, 0.5, -1.0, 2.0**31, 2.0**32, float("inf")]),
+    st.floats(allow_nan=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(column_value, max_size=40).map(lambda values: [float(value) for value in values]))
+def test_recorded_slot_column_reads_back_every_value_exactly(values):
+    column = native._engine.SlotColumn()
+    for value in values:
+        column.append(value)
+    assert len(column) == len(values)
+    stored = np.array([column[index] for index in range(len(values))], dtype=np.float64)
+    assert stored.view(np.int64).tolist() == np.array(values, dtype=np.float64).view(np.int64).tolist()  # bit for bit
+    assert column.form == _narrowest_form(values)
 
 
 def test_hull_memory_follows_the_distinct_keys_not_the_trace():
