@@ -111,3 +111,17 @@ def test_dense_engine_agrees_on_the_first_tokens_of_each_example(universal, prog
     dense = run_program(universal, program, input_bytes, engine="dense", max_tokens=DENSE_PREFIX)
     assert len(dense.trace) == DENSE_PREFIX
     assert dense.trace == fast.trace
+
+
+HULL_PREFIX = 20_000
+
+
+@pytest.mark.parametrize("name,source,input_path", [
+    pytest.param(*run, marks=[] if run[0] == "hello" else [pytest.mark.slow], id=run[0]) for run in example_runs()])
+def test_hull_engine_agrees_with_the_fast_engine(universal, programs, name, source, input_path):
+    """The Python hull engine (exact, readable) and the native engine: the same tokens (hello whole)."""
+    program, input_bytes = programs(source), _input(input_path)
+    fast = run_program(universal, program, input_bytes, max_tokens=HULL_PREFIX)
+    hull = run_program(universal, program, input_bytes, engine="hull", max_tokens=HULL_PREFIX)
+    assert hull.trace == fast.trace
+    assert fast.halted or len(fast.trace) == HULL_PREFIX
