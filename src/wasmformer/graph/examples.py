@@ -25,58 +25,15 @@ import random
 from types import MappingProxyType
 from typing import Callable, Sequence
 
-from wasmformer.graph.expr import UNIQUE, Expr, ExprLike, GraphError
+from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
+from wasmformer.graph.patterns import decimal_digits, switch, thresholds_reached
 
 Machine = tuple[Graph, Callable[..., list[str]]]
 
 DIGITS = tuple(str(d) for d in range(10))
 HEX_DIGITS = tuple(format(d, "x") for d in range(16))
 DEFAULT_MAX_TOKENS = 8192
-
-
-# -- helpers built from the primitives ---------------------------------------------------
-def thresholds_reached(graph: Graph, name: str, x: ExprLike, thresholds: Sequence[int]) -> Expr:
-    """How many of the thresholds the integer x has reached: sum of [x >= th], two units each.
-
-    With thresholds k*10^p (k = 1..9) this is the decimal digit of x at place
-    p when x < 10^(p+1): division by a constant without a division.
-    """
-    x = Expr.of(x)
-    terms = []
-    for threshold in thresholds:
-        terms += [(1, graph.one, x - threshold + 1), (-1, graph.one, x - threshold)]
-    return graph.neurons(name, terms, bounds=(0, len(thresholds)))
-
-
-def switch(graph: Graph, name: str, selector: ExprLike, cases: dict[int, ExprLike]) -> Expr:
-    """cases[selector] for an integer selector (0 when no case matches): three units per case.
-
-    Each case is ``graph.equals`` folded into one feature: value * hat(selector - case),
-    where hat(d) = relu(d+1) - 2 relu(d) + relu(d-1) is 1 at d = 0 and 0 at other integers.
-    """
-    selector = Expr.of(selector)
-    if not selector.is_integer_valued():
-        raise GraphError(f"switch {name!r}: its selector ({selector!r}) is not an exact integer at every token")
-    terms, lows, highs = [], [0], [0]
-    for case, value in cases.items():
-        value, d = Expr.of(value), selector - case
-        terms += [(1, value, d + 1), (-2, value, d), (1, value, d - 1)]
-        lows.append(value.bounds()[0])
-        highs.append(value.bounds()[1])
-    return graph.neurons(name, terms, bounds=(min(lows), max(highs)))
-
-
-def decimal_digits(graph: Graph, name: str, x: Expr, places: int) -> list[Expr]:
-    """The decimal digits of 0 <= x < 10^places, ones first: one threshold feature per place."""
-    digits: list[Expr] = []
-    remainder = x
-    for place in reversed(range(places)):
-        unit = 10**place
-        digit = thresholds_reached(graph, f"{name}.digit{place}", remainder, [k * unit for k in range(1, 10)])
-        digits.append(digit)
-        remainder = remainder - unit * digit  # linear: the unit is a constant
-    return digits[::-1]
 
 
 def token_ids(graph: Graph) -> dict[str, int]:

@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wasmformer.frontend.program import Op, TrapReason, VMProgram
-from wasmformer.graph.examples import switch
 from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
+from wasmformer.graph.patterns import switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.prompt import MACHINE_OPS
