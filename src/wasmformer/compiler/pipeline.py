@@ -16,7 +16,7 @@ from wasmformer.graph.validate import validate
 from wasmformer.model import Layer, Model
 
 # Part of every cache key: bump it whenever the compiler's output for a graph may change.
-COMPILER_VERSION = "wasmformer-compiler/1"
+COMPILER_VERSION = "wasmformer-compiler/2"  # bump when weights change for the same graph (cache key)
 
 
 @dataclass
