@@ -23,7 +23,7 @@ from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import MACHINE_OPS, check_program, max_frame_locals
-from wasmformer.oracles.refvm import rotate_left, sign_extend, signed  # pure value functions: one definition
+from wasmformer.oracles.refvm import BINARY_VALUES, UNARY_VALUES  # pure value functions: one definition
 
 MASK32 = 0xFFFFFFFF
 VALUE_BYTES = 4
@@ -359,28 +359,11 @@ OPS: dict[Op, OpFunction] = {
     Op.GETCHAR: _getchar,
     Op.ADD: _add,
     Op.SUB: _sub,
-    Op.EQZ: _unary(lambda a: int(a == 0)),
-    Op.EQ: _compare(lambda a, b: a == b),
-    Op.NE: _compare(lambda a, b: a != b),
-    Op.LT_S: _compare(lambda a, b: signed(a) < signed(b)),
-    Op.LT_U: _compare(lambda a, b: a < b),
-    Op.GT_S: _compare(lambda a, b: signed(a) > signed(b)),
-    Op.GT_U: _compare(lambda a, b: a > b),
-    Op.LE_S: _compare(lambda a, b: signed(a) <= signed(b)),
-    Op.LE_U: _compare(lambda a, b: a <= b),
-    Op.GE_S: _compare(lambda a, b: signed(a) >= signed(b)),
-    Op.GE_U: _compare(lambda a, b: a >= b),
-    # bitwise ops, shifts and sign extension (machine ops since ops.MACHINE_BITWISE_OPS): plain bytes
-    Op.AND: _binary(lambda a, b: a & b),
-    Op.OR: _binary(lambda a, b: a | b),
-    Op.XOR: _binary(lambda a, b: a ^ b),
-    Op.SHL: _binary(lambda a, b: a << (b % 32)),
-    Op.SHR_S: _binary(lambda a, b: signed(a) >> (b % 32)),
-    Op.SHR_U: _binary(lambda a, b: a >> (b % 32)),
-    Op.ROTL: _binary(rotate_left),
-    Op.ROTR: _binary(lambda a, b: rotate_left(a, (32 - b % 32) % 32)),
-    Op.EXTEND8_S: _unary(sign_extend(8)),
-    Op.EXTEND16_S: _unary(sign_extend(16)),
+    # comparisons, bitwise ops, shifts and sign extensions: plain bytes of the reference VM's value
+    **{op: _unary(UNARY_VALUES[op]) for op in (Op.EQZ, Op.EXTEND8_S, Op.EXTEND16_S)},
+    **{op: _binary(BINARY_VALUES[op]) for op in (
+        Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U,
+        Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR_S, Op.SHR_U, Op.ROTL, Op.ROTR)},
     Op.LOAD8_S: _load(1, True),
     Op.LOAD8_U: _load(1, False),
     Op.LOAD16_S: _load(2, True),
