@@ -236,11 +236,6 @@ def _unary(compute: Callable[[int], int]) -> OpFunction:
     return op
 
 
-def _compare(holds: Callable[[int, int], bool]) -> OpFunction:
-    """A comparison: 0 or 1 in the low byte, then three zero bytes."""
-    return _binary(lambda a, b: int(holds(a, b)))
-
-
 def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
     """Pop the address; trap when any of the ``width`` bytes at address + offset is past memory_limit."""
     address = machine.pop() + offset
