@@ -41,6 +41,10 @@ class Code:
     def __len__(self) -> int:
         return len(self.items)
 
+    def labels_at(self, position: int) -> bool:
+        """Whether some label points at ``position`` (a jump may enter there)."""
+        return any(at == position for at in self.labels.values())
+
 
 @dataclass
 class Linked:

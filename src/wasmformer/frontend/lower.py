@@ -268,7 +268,7 @@ def _environment(program: _Program, name_prefix: str = "") -> Environment:
         return _dispatch_symbol(program, signature)
 
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
-                       global_slot, op_target, dispatch_symbol, name_prefix)
+                       global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
 
 
 def lower_reachable(program: _Program, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:

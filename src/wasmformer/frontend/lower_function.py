@@ -83,6 +83,7 @@ class Environment:
     op_target: Callable[[Op], Symbol | None]  # None: native; else the helper that replaces the op
     dispatch_symbol: Callable[[int, int], Symbol]  # (type index, table) -> call_indirect dispatcher
     name_prefix: str = ""  # for function names in messages and origins
+    native_ops: frozenset = frozenset()  # the ops the machine executes itself (a pure query; op_target counts)
 
 
 @dataclass
@@ -120,6 +121,19 @@ def check_i32_signature(module: Module, index: int, signature: FuncType) -> None
 def type_reason(kind: str) -> str:
     return {"i64": "no i64 yet", "f32": "no floating point", "f64": "no floating point",
             "v128": "no SIMD"}.get(kind, "no reference types")
+
+
+def non_adjacent_form(constant: int) -> list[tuple[int, int]]:
+    """C mod 2^32 as sum of digit * 2^shift with digits +-1, no two adjacent: [(shift, digit), ...]."""
+    value, shift, digits = constant & 0xFFFFFFFF, 0, []
+    while value and shift < 32:
+        if value & 1:
+            digit = 2 - (value & 3)  # +1 when value = 1 mod 4, -1 when 3 mod 4
+            digits.append((shift, digit))
+            value -= digit
+        value >>= 1
+        shift += 1
+    return digits
 
 
 def lower_function(environment: Environment, index: int) -> LoweredFunction:
@@ -222,6 +236,9 @@ class _FunctionLowering:
         return "not in the machine's instruction set"
 
     def _simple(self, op: Op, pops: int, pushes: int) -> None:
+        if op is Op.MUL and self._multiply_by_constant():
+            self.height -= 1
+            return
         helper = self.env.op_target(op)
         self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(op)
         self.height += pushes - pops
@@ -256,6 +273,33 @@ class _FunctionLowering:
     def _i32_const(self, instruction: Instruction) -> None:
         self.code.emit(Op.CONST, to_i32(instruction.args[0]))
         self.height += 1
+        self.last_const = (self.position, len(self.code))
+
+    def _multiply_by_constant(self) -> bool:
+        """x * C right after i32.const C, as shifts and adds/subs of x when the machine shifts natively.
+
+        A helper call costs ~100-700 steps; this costs 2 + 4 per nonzero digit of C
+        in non-adjacent form (at most 17). Nothing may lie between the const and
+        the mul (no label), so the const is taken back out of the code.
+        """
+        position, length = getattr(self, "last_const", (-1, -1))
+        if position != self.position - 1 or length != len(self.code) or self.code.labels_at(length):
+            return False
+        native = self.env.native_ops
+        if Op.MUL in native or not {Op.SHL, Op.ADD, Op.SUB} <= native:
+            return False  # mul is native already, or the shifts it would need are not
+        _, constant = self.code.items.pop()
+        self.code.origins.pop()
+        scratch = self._scratch(0)  # free between wasm instructions
+        self.code.emit(Op.LOCAL_SET, scratch)
+        self.code.emit(Op.CONST, 0)
+        for shift, digit in non_adjacent_form(constant):
+            self.code.emit(Op.LOCAL_GET, scratch)
+            if shift:
+                self.code.emit(Op.CONST, shift)
+                self.code.emit(Op.SHL)
+            self.code.emit(Op.ADD if digit > 0 else Op.SUB)
+        return True
 
     def _memory_size(self, instruction: Instruction) -> None:
         self.code.emit(Op.MEMORY_SIZE, self.env.memory_pages)
