@@ -16,25 +16,13 @@ import time
 from pathlib import Path
 
 from wasmformer.engines import default_engine_name
-from wasmformer.engines.base import encode
 from wasmformer.frontend import load_program
 from wasmformer.machine.baked import specialised_prompt
-from wasmformer.machine.execute import run_program
+from wasmformer.machine.execute import run_program, run_tokens
 from wasmformer.machine.specialize import specialise
 from wasmformer.machine.universal import universal_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _generate(model, prompt, max_tokens):
-    from wasmformer.engines import make_engine
-    from wasmformer.engines.base import generate
-    from wasmformer.engines.native import NativeEngine, generate_fast
-
-    engine = make_engine(model)
-    if isinstance(engine, NativeEngine):
-        return generate_fast(engine, prompt, max_tokens)
-    return generate(engine, prompt, max_tokens)
 
 
 def main() -> None:
@@ -54,13 +42,12 @@ def main() -> None:
         result = specialise(program)
         build = time.perf_counter() - start
         model = result.model
-        special = _generate(model, encode(model, specialised_prompt(program, input_bytes)), args.max_tokens)
+        special = run_tokens(model, specialised_prompt(program, input_bytes), max_tokens=args.max_tokens)
         general = run_program(universal, program, input_bytes, max_tokens=args.max_tokens)
-        same = [model.vocab[i] for i in special.trace] == general.trace
-        general_speed = (general.prompt_tokens + len(general.trace)) / general.seconds
+        same = special.trace == general.trace
         print(f"| {source.stem} | {len(program.instrs):,} | {result.table_units:,} | {build:.1f} | {model.d_model} | "
               f"{len(model.layers)} | {model.n_heads} | {model.d_ffn:,} | {model.nonzero_weights():,} | "
-              f"{len(special.trace):,} | {special.tokens_per_second:,.0f} | {general_speed:,.0f} | "
+              f"{len(special.trace):,} | {special.tokens_per_second:,.0f} | {general.tokens_per_second:,.0f} | "
               f"{'yes' if same else 'NO'} |", flush=True)
 
 

@@ -75,6 +75,14 @@ class Model:
     def halt_id(self) -> int:
         return self.vocab.index(self.halt_token)
 
+    def input_vector(self, token_id: int, t: int) -> np.ndarray:
+        """The residual stream entering layer 0: the token's embedding plus t, t² and r(t) in their slots."""
+        x = self.embed[token_id].copy()
+        x[self.positional["t"]] += t
+        x[self.positional["t2"]] += t * t
+        x[self.positional["recency"]] += recency(t)
+        return x
+
     def tensors(self) -> dict[str, np.ndarray]:
         named = {"embed": self.embed, "unembed": self.unembed}
         for index, layer in enumerate(self.layers):

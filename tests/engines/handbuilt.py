@@ -102,14 +102,7 @@ def build_model(
         layer.wq[2 * head + 1, slot["one"]] = TEMPERATURE
 
     def step_units(layer, first_unit, b_terms, out_slot, weight=1.0):
-        """out += weight * [b >= 0] for integer b: relu(b + 1) - relu(b)."""
-        for offset, shift in ((0, 1.0), (1, 0.0)):
-            unit = first_unit + offset
-            for name, coef in b_terms.items():
-                layer.w_gate[unit, slot[name]] = coef
-            layer.w_gate[unit, slot["one"]] += shift
-            layer.w_up[unit, slot["one"]] = 1
-            layer.w_down[out_slot, unit] = weight if offset == 0 else -weight
+        step_units_sum(layer, slot, first_unit, b_terms, out_slot, weight)
 
     layers = [empty_layer(), empty_layer(), empty_layer()]
     # ---- layer 0

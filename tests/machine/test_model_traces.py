@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from trace_ids import token_ids
 
 from wasmformer.engines import default_engine_name
 from wasmformer.frontend import load_program
@@ -51,11 +52,6 @@ def programs():
 
 def _input(path: Path) -> bytes:
     return path.read_bytes() if path.is_file() else b""
-
-
-def token_ids(model, tokens: list[str]) -> np.ndarray:
-    ids = model.token_ids
-    return np.fromiter((ids[token] for token in tokens), dtype=np.int32, count=len(tokens))
 
 
 @pytest.mark.oracle

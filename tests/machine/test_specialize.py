@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from trace_ids import token_ids
 
 from wasmformer.cli import main
-from wasmformer.engines.base import encode, generate
-from wasmformer.engines.dense import DenseEngine
 from wasmformer.frontend import FrontendError, load_program
 from wasmformer.frontend.program import Instr, Op, VMProgram
 from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_prompt
-from wasmformer.machine.execute import trap_in
+from wasmformer.machine.execute import run_tokens, trap_in
 from wasmformer.machine.specialize import specialise
 from wasmformer.machine.trace import expected_trace
 
@@ -48,23 +47,14 @@ def specialised():
 
 
 def run_specialised(model, program, input_bytes, max_tokens, engine=None):
-    from wasmformer.engines import make_engine
-    from wasmformer.engines.native import NativeEngine, generate_fast
-
-    runner = engine or make_engine(model)
-    prompt = encode(model, specialised_prompt(program, input_bytes))
-    if isinstance(runner, NativeEngine):
-        return generate_fast(runner, prompt, max_tokens)
-    return generate(runner, prompt, max_tokens)
+    return run_tokens(model, specialised_prompt(program, input_bytes), engine=engine, max_tokens=max_tokens)
 
 
 def assert_same_as_expected(model, program, input_bytes, limit, name):
     expected = expected_trace(program, input_bytes, max_tokens=limit)
     result = run_specialised(model, program, input_bytes, len(expected.tokens))
-    ids = model.token_ids
-    wanted = np.fromiter((ids[token] for token in expected.tokens), dtype=np.int64, count=len(expected.tokens))
-    assert len(result.trace) == len(wanted), name
-    mismatch = np.flatnonzero(np.asarray(result.trace) != wanted)
+    assert len(result.trace) == len(expected.tokens), name
+    mismatch = np.flatnonzero(token_ids(model, result.trace) != token_ids(model, expected.tokens))
     assert mismatch.size == 0, f"{name}: first differing token at {mismatch[:1]}"
     if limit is None:
         assert result.halted and result.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
@@ -89,7 +79,7 @@ def test_specialised_whole_trace_of_long_examples(specialised, name, source):
 def test_dense_engine_agrees_with_the_fast_engine(specialised):
     program, result = specialised("hello")
     fast = run_specialised(result.model, program, b"", DENSE_PREFIX)
-    dense = run_specialised(result.model, program, b"", DENSE_PREFIX, engine=DenseEngine(result.model))
+    dense = run_specialised(result.model, program, b"", DENSE_PREFIX, engine="dense")
     assert dense.trace == fast.trace and len(dense.trace) == DENSE_PREFIX
 
 
@@ -105,8 +95,7 @@ def test_trap_programs_specialise_too():
     wat = '(module (memory 1) (func (export "f") (param i32) (result i32) (i32.load (local.get 0))))'
     program = load_program(wat, kind="wat", invoke="f", args=(1 << 20,))
     result = specialise(program)
-    run = run_specialised(result.model, program, b"", 10_000)
-    trace = [result.model.vocab[token] for token in run.trace]
+    trace = run_specialised(result.model, program, b"", 10_000).trace
     assert trace == expected_trace(program).tokens and trap_in(trace).name == "OUT_OF_BOUNDS_MEMORY"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wasmformer.model import Model, recency
+from wasmformer.model import Model
 
 
 class DenseEngine:
@@ -22,11 +22,13 @@ class DenseEngine:
         self.values = [_GrowingArray(2 * model.n_heads) for _ in model.layers]
 
     def step(self, token_id: int) -> int:
+        """Feed the token at the next position; the argmax of the logits (lowest id on exact ties)."""
+        return int(np.argmax(self.model.unembed @ self.residual(token_id)))
+
+    def residual(self, token_id: int) -> np.ndarray:
+        """Feed the token at the next position; the residual stream after the last layer."""
         model, t = self.model, self.position
-        x = model.embed[token_id].copy()
-        x[model.positional["t"]] += t
-        x[model.positional["t2"]] += t * t
-        x[model.positional["recency"]] += recency(t)
+        x = model.input_vector(token_id, t)
         for layer, key_cache, value_cache in zip(model.layers, self.keys, self.values):
             q = layer.wq @ x
             keys = key_cache.append(layer.wk @ x).reshape(t + 1, -1, 2)  # [t+1, H, 2]
@@ -38,7 +40,7 @@ class DenseEngine:
             x = x + layer.wo @ heads_out
             x = x + layer.w_down @ (np.maximum(layer.w_gate @ x, 0.0) * (layer.w_up @ x))
         self.position += 1
-        return int(np.argmax(model.unembed @ x))  # argmax returns the lowest id on exact ties
+        return x
 
 
 class _GrowingArray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from wasmformer.engines.base import PrecisionHorizonError
 from wasmformer.engines.hull_cache import HullCache, ValueSum, exact, integer_direction
-from wasmformer.model import Model, recency
+from wasmformer.model import Model
 
 # Integers of magnitude below 2^53 are exact in float64, and so is every partial
 # sum of integer terms whose absolute values add up to less than that.
@@ -56,11 +56,8 @@ class HullEngine:
         self._layers = [_HullLayer(model, index) for index in range(len(model.layers))]
 
     def step(self, token_id: int) -> int:
-        model, t = self.model, self.position
-        x = model.embed[token_id].copy()
-        x[model.positional["t"]] += t
-        x[model.positional["t2"]] += t * t
-        x[model.positional["recency"]] += recency(t)
+        t = self.position
+        x = self.model.input_vector(token_id, t)
         for layer in self._layers:
             x = layer.forward(x, t)
         self.position += 1

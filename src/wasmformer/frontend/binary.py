@@ -69,30 +69,26 @@ class Reader:
     def vector(self, read_item) -> list:
         return [read_item() for _ in range(self.u32())]
 
-    def _unsigned_leb(self, bits: int) -> int:
+    def _leb_groups(self, bits: int, kind: str) -> tuple[int, int, int]:
+        """The 7-bit groups of one LEB128 number: (value so far, bits read, last group byte)."""
         value, shift = 0, 0
         while True:
             group = self.byte()
             value |= (group & LEB_GROUP_MASK) << shift
             shift += LEB_GROUP_BITS
             if not group & LEB_CONTINUE_BIT:
-                break
+                return value, shift, group
             if shift >= bits:
-                raise self.fail(f"integer too long for u{bits}")
+                raise self.fail(f"integer too long for {kind}{bits}")
+
+    def _unsigned_leb(self, bits: int) -> int:
+        value, _, _ = self._leb_groups(bits, "u")
         if value >= 1 << bits:
             raise self.fail(f"integer too large for u{bits}")
         return value
 
     def _signed_leb(self, bits: int) -> int:
-        value, shift = 0, 0
-        while True:
-            group = self.byte()
-            value |= (group & LEB_GROUP_MASK) << shift
-            shift += LEB_GROUP_BITS
-            if not group & LEB_CONTINUE_BIT:
-                break
-            if shift >= bits:
-                raise self.fail(f"integer too long for s{bits}")
+        value, shift, group = self._leb_groups(bits, "s")
         if group & LEB_SIGN_BIT:
             value -= 1 << shift
         if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.program import Op, VMProgram
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import check_program, max_frame_locals
+from wasmformer.machine.prompt import check_input, check_program, max_frame_locals, slot_tokens
 
 SPECIALISED_INPUT_START = 1 + 2 * T.SLOT + 1  # <s>, the zero and ones slots, <input_bytes>
 # Table units (one per change of slope) of all tables together. Every unit is a
@@ -68,11 +68,8 @@ def _slope_changes(values: list[int]) -> int:
 
 def specialised_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     """The prompt of a specialised model: no program, only the constant slots, the input and the entry."""
-    from wasmformer.machine.prompt import MAX_INPUT_BYTES, _slot
-
-    if len(input_bytes) > MAX_INPUT_BYTES:
-        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
-    prompt = [T.START, *_slot(T.ZERO, 0), *_slot(T.ONES, 0xFFFFFFFF), T.INPUT_BYTES]
+    check_input(input_bytes)
+    prompt = [T.START, *slot_tokens(T.ZERO, 0), *slot_tokens(T.ONES, 0xFFFFFFFF), T.INPUT_BYTES]
     assert len(prompt) == SPECIALISED_INPUT_START
     prompt += [T.byte_token("i", b) for b in input_bytes]
     return prompt + [T.byte_token("ph", program.entry >> 8), T.byte_token("pl", program.entry & 0xFF), T.RUN]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wasmformer import runner
 from wasmformer.engines import make_engine
-from wasmformer.engines.base import RunResult, encode, generate
+from wasmformer.engines.base import encode
 from wasmformer.frontend.program import TrapReason, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import encode_prompt
@@ -28,6 +29,12 @@ class MachineRun:
     engine: str
     seconds: float
 
+    @property
+    def tokens_per_second(self) -> float:
+        """Forward passes per second, the prompt included (as RunResult counts them)."""
+        total = self.prompt_tokens + len(self.trace)
+        return total / self.seconds if self.seconds > 0 else float("inf")
+
 
 def trap_in(trace: list[str]) -> TrapReason | None:
     """The trap a trace ends with (``trap.X halt``), if any."""
@@ -36,18 +43,17 @@ def trap_in(trace: list[str]) -> TrapReason | None:
 
 def run_program(model: Model, program: VMProgram, input_bytes: bytes = b"", *, engine: str | None = None,
                 max_tokens: int | None = None) -> MachineRun:
-    """Generate the program's trace with a fresh engine (one engine holds one sequence)."""
-    prompt = encode(model, encode_prompt(program, input_bytes))
-    runner = make_engine(model, engine)
-    result = _generate(runner, prompt, max_tokens)
-    trace = [model.vocab[token] for token in result.trace]
-    return MachineRun(output=result.output, trap=trap_in(trace) if result.halted else None, halted=result.halted,
-                      trace=trace, prompt_tokens=len(prompt), engine=type(runner).__name__, seconds=result.seconds)
+    """The program's trace on the universal model (its prompt holds the program and the input)."""
+    return run_tokens(model, encode_prompt(program, input_bytes), engine=engine, max_tokens=max_tokens)
 
 
-def _generate(runner, prompt: list[int], max_tokens: int | None) -> RunResult:
-    from wasmformer.engines import native
-
-    if isinstance(runner, native.NativeEngine):
-        return native.generate_fast(runner, prompt, max_tokens)
-    return generate(runner, prompt, max_tokens)
+def run_tokens(model: Model, prompt_tokens: list[str], *, engine: str | None = None,
+               max_tokens: int | None = None) -> MachineRun:
+    """Generate from a prompt with a fresh engine (one engine holds one sequence), by ``runner.run_prompt``."""
+    prompt = encode(model, prompt_tokens)
+    limit = runner.default_max_tokens(model, len(prompt)) if max_tokens is None else max_tokens
+    outcome = runner.run_prompt(model, prompt, engine=make_engine(model, engine), max_tokens=limit)
+    trace = [model.vocab[token] for token in outcome.trace]
+    return MachineRun(output=outcome.output, trap=trap_in(trace) if outcome.halted else None,
+                      halted=outcome.halted, trace=trace, prompt_tokens=len(prompt), engine=outcome.engine,
+                      seconds=outcome.seconds)

@@ -79,7 +79,7 @@ def build_interpreter(max_tokens: int = MAX_TOKENS, program: VMProgram | None = 
     prompt. With one: that program baked into FFN tables (machine/specialize.py);
     the prompt then holds only the input.
     """
-    return _Builder(max_tokens, program).graph
+    return _Builder(max_tokens, program).g
 
 
 @dataclass
@@ -97,7 +97,6 @@ class _Builder:
         self.baked = None if program is None else BakedProgram(program)
         name = "wasm-machine" if program is None else f"wasm-machine.{program.name}"
         self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens, name=name)
-        self.graph = self.g
         self._token_tables()
         self._previous_tokens()
         self._bookkeeping()
@@ -307,7 +306,8 @@ class _Builder:
         fresh = g.step("variable_fresh", variable_at - self.frame_start)  # written in this frame
         readable = self.either("variable_readable", self.flag_and("local_readable", found, fresh, is_local_get),
                                self.flag_and("global_readable", found, is_global_get))
-        self.global_unwritten = self.flag_and("global_unwritten", 1 - found, is_global_get)
+        if self.baked is not None:  # a global never written reads its baked initial value
+            self.global_unwritten = self.flag_and("global_unwritten", 1 - found, is_global_get)
         self.variable_first_byte = g.select("variable_first_byte", readable, variable_at - 3, T.ZERO_FIRST_BYTE)
 
         # memory: the effective address of a load or store
@@ -552,10 +552,11 @@ class _Builder:
         commit = commit + (ids["c.branch"] - ids["c.pop"]) * taken
         next_id = g.select("body_or_commit", in_body, family + out_byte, commit)
 
+        exhausted = self._exhausted()
         trap_reason = (self.gate("trap.op", self.is_op[Op.TRAP], self.immediate)
                        + TrapReason.OUT_OF_BOUNDS_MEMORY * self.out_of_bounds
-                       + TrapReason.CALL_STACK_EXHAUSTED * self._exhausted())
-        traps = self.is_op[Op.TRAP] + self.out_of_bounds + self._exhausted()
+                       + TrapReason.CALL_STACK_EXHAUSTED * exhausted)
+        traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted
         trap_id = ids[T.TRAPS[0]] + self.clamp("trap_reason", trap_reason, 0, len(T.TRAPS) - 1)
         stops = self.flag_and("trap_now", first_phase, g.step("any_trap", traps - 1))
         next_id = g.select("unless_trap", stops, trap_id, next_id)
@@ -563,11 +564,10 @@ class _Builder:
         g.set_next_token_id(g.select("next_id", g.step("halts", halts - 1), ids[T.HALT], next_id))
 
     def _exhausted(self) -> Expr:
-        if not hasattr(self, "_exhausted_flag"):
-            g = self.g
-            too_deep = self.flag_and("call_too_deep", self.is_op[Op.CALL],
-                                     g.step("depth_at_limit", self.depth - self.call_limit))
-            too_high = self.flag_and("stack_full", self.op_flag(*PUSH_OPS, Op.GETCHAR),
-                                     g.step("stack_at_limit", self.sp - T.STACK_LIMIT))
-            self._exhausted_flag = g.persist("exhausted", too_deep + too_high)
-        return self._exhausted_flag
+        """1 when this step's call or push would pass the call-depth or stack limit."""
+        g = self.g
+        too_deep = self.flag_and("call_too_deep", self.is_op[Op.CALL],
+                                 g.step("depth_at_limit", self.depth - self.call_limit))
+        too_high = self.flag_and("stack_full", self.op_flag(*PUSH_OPS, Op.GETCHAR),
+                                 g.step("stack_at_limit", self.sp - T.STACK_LIMIT))
+        return g.persist("exhausted", too_deep + too_high)

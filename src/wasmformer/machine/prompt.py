@@ -21,8 +21,14 @@ def _bytes(value: int, width: int = 4) -> list[int]:
     return list((value & ((1 << (8 * width)) - 1)).to_bytes(width, "little"))
 
 
-def _slot(marker: str, value: int) -> list[str]:
+def slot_tokens(marker: str, value: int) -> list[str]:
+    """A marker or op token followed by the four bytes of value (docs/token-language.md)."""
     return [marker] + [T.byte_token("i", b) for b in _bytes(value)]
+
+
+def check_input(input_bytes: bytes) -> None:
+    if len(input_bytes) > MAX_INPUT_BYTES:
+        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
 
 
 def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
@@ -39,8 +45,7 @@ def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
     if program.memory_limit > T.MAX_MEMORY:
         raise FrontendError(f"the program addresses {program.memory_limit} bytes of memory; "
                             f"at most {T.MAX_MEMORY} are supported")
-    if len(input_bytes) > MAX_INPUT_BYTES:
-        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
+    check_input(input_bytes)
     if T.call_depth_limit(max_frame_locals(program)) < 1:
         raise FrontendError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
 
@@ -60,22 +65,22 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
         arg = instr.arg
         if instr.op is Op.CALL:
             arg = (instr.arg & 0xFFFF) | ((pc + 1) << 16)  # the return pc rides along for `return`
-        code += _slot(T.opcode_token(instr.op), arg)
+        code += slot_tokens(T.opcode_token(instr.op), arg)
     data: list[str] = []
     for address, value in enumerate(program.memory[:program.memory_limit]):
         if value:
             data += [T.DATA_RECORD] + [T.byte_token("i", b) for b in (*_bytes(address, 2), value)]
     input_start = code_base + len(code) + 1 + len(data) + 1
     header = [T.START]
-    header += _slot(T.ZERO, 0)
-    header += _slot(T.ONES, 0xFFFFFFFF)
-    header += _slot(T.MEMORY, program.memory_limit)
-    header += _slot(T.FRAME, stride)
-    header += _slot(T.CALLS, T.call_depth_limit(frame_locals))
-    header += _slot(T.CODE, code_base)
-    header += _slot(T.INPUT, input_start)
+    header += slot_tokens(T.ZERO, 0)
+    header += slot_tokens(T.ONES, 0xFFFFFFFF)
+    header += slot_tokens(T.MEMORY, program.memory_limit)
+    header += slot_tokens(T.FRAME, stride)
+    header += slot_tokens(T.CALLS, T.call_depth_limit(frame_locals))
+    header += slot_tokens(T.CODE, code_base)
+    header += slot_tokens(T.INPUT, input_start)
     for value in program.globals:
-        header += _slot(T.GLOBAL, value)
+        header += slot_tokens(T.GLOBAL, value)
     entry_high, entry_low = program.entry >> 8, program.entry & 0xFF
     prompt = header + code + [T.DATA] + data + [T.INPUT_BYTES]
     assert len(prompt) == input_start

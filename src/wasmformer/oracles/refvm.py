@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import MAX_INPUT_BYTES, max_frame_locals
+from wasmformer.machine.prompt import check_input, max_frame_locals
 
 MASK32 = 0xFFFFFFFF
 SIGN_BIT = 0x80000000
@@ -89,8 +89,7 @@ def signed(value: int) -> int:
 
 
 def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = None) -> RefResult:
-    if len(input_bytes) > MAX_INPUT_BYTES:
-        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
+    check_input(input_bytes)
     memory = bytearray(program.memory_limit)
     initial = program.memory[:program.memory_limit]
     memory[:len(initial)] = initial
