@@ -64,7 +64,6 @@ def assert_same_as_expected(model, program, input_bytes, limit, name):
 @pytest.mark.parametrize("name,source,limit", RUNS, ids=[run[0] for run in RUNS])
 def test_specialised_trace_equals_the_universal_trace(specialised, name, source, limit):
     program, result = specialised(source)
-    assert result.seconds < 60
     assert_same_as_expected(result.model, program, _input(name), limit, name)
 
 
