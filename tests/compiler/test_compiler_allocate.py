@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from compiler_oracle import chain_graph, random_graph
+from tests.compiler.compiler_oracle import chain_graph, random_graph
 from wasmformer.compiler.allocate import AllocationError, allocate, check_allocation
 from wasmformer.compiler.lower import lower
 from wasmformer.compiler.schedule import asap, schedule

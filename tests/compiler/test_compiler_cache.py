@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from compiler_oracle import chain_graph
+from tests.compiler.compiler_oracle import chain_graph
 from wasmformer.compiler import build_model, compile_graph, graph_hash
 from wasmformer.compiler.cache import CACHE_ENV
 from wasmformer.model import load_model, save_model

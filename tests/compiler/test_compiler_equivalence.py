@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compiler_oracle import VOCAB, dense_trace, random_graph, reference_trace
+from tests.compiler.compiler_oracle import VOCAB, dense_trace, random_graph, reference_trace
 from wasmformer.graph.evaluate import EvaluationError
 from wasmformer.graph.graph import Graph
 

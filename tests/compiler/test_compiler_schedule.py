@@ -8,7 +8,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from compiler_oracle import chain_graph, random_graph
+from tests.compiler.compiler_oracle import chain_graph, random_graph
 from wasmformer.compiler.lower import lower
 from wasmformer.compiler.schedule import ScheduleError, alap, asap, check_schedule, schedule, stats
 

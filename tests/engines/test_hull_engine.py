@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +15,8 @@ from wasmformer.engines.hull import HullEngine, KeyPolynomial, PositionalHead, p
 from wasmformer.engines.hull_cache import HullCache
 from wasmformer.model import Layer, Model
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from handbuilt import build_model  # noqa: E402
+from tests.engines.handbuilt import build_model
+
 
 TEMPERATURE = 2.0**10  # integer scores at least 1 apart, times this, make softmax a hard max
 SPREAD = 1024  # lookup keys weigh the matched feature by more than any position (traces stay shorter)

@@ -7,7 +7,6 @@ Skipped, with the reason shown, only when the extension is not importable
 from __future__ import annotations
 
 import math
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from wasmformer.engines import native
 from wasmformer.engines.base import EngineError, PrecisionHorizonError, generate
 from wasmformer.engines.dense import DenseEngine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from handbuilt import build_model  # noqa: E402
+from tests.engines.handbuilt import build_model
+
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=native.unavailable_reason())
 

@@ -5,7 +5,7 @@ executes itself, so each helper stays tested.
 """
 
 import pytest
-from frontend_oracle import assert_same, lowered, run_wasmtime, _wat_binary
+from tests.frontend.frontend_oracle import assert_same, lowered, run_wasmtime, _wat_binary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

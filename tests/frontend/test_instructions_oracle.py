@@ -1,7 +1,7 @@
 """Every supported instruction, run on the reference VM and on wasmtime: same output, same trap."""
 
 import pytest
-from frontend_oracle import assert_same
+from tests.frontend.frontend_oracle import assert_same
 
 pytestmark = pytest.mark.oracle
 

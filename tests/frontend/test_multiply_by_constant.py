@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from frontend_oracle import _wat_binary, lowered, run_wasmtime
+from tests.frontend.frontend_oracle import _wat_binary, lowered, run_wasmtime
 
 from wasmformer.frontend import BASIC_OPS, DEFAULT_NATIVE_OPS, Call, Op
 from wasmformer.frontend.lower_function import non_adjacent_form

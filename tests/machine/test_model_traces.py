@@ -11,12 +11,10 @@ first 3,000 tokens of every example in `make test-all`.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from trace_ids import token_ids
 
 from wasmformer.engines import default_engine_name
 from wasmformer.frontend import load_program
@@ -24,7 +22,7 @@ from wasmformer.machine.execute import run_program
 from wasmformer.machine.trace import expected_trace
 from wasmformer.oracles import refvm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontend"))
+from tests.machine.trace_ids import token_ids
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLES = sorted(path.stem for path in EXAMPLES_DIR.glob("*.c"))
@@ -69,7 +67,7 @@ def test_example_trace_equals_the_expected_trace(universal, programs, name, sour
 
 
 def _wat_calls():
-    import test_trace
+    from tests.machine import test_trace
 
     for module, source, export, argument_tuples in test_trace.WAT_CASES:
         for index, args in enumerate(argument_tuples):
@@ -80,8 +78,8 @@ def _wat_calls():
 @pytest.mark.parametrize("module,source,export,args,on_dense", list(_wat_calls()))
 def test_wat_edge_case_on_the_model(universal, module, source, export, args, on_dense):
     """Every call on the fast engine; the first call of each export on the dense engine too."""
-    import frontend_oracle
-    import test_trace
+    from tests.frontend import frontend_oracle
+    from tests.machine import test_trace
 
     wat = test_trace.wat_module(module, source)
     program = load_program(wat, kind="wat", invoke=export, args=args)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trace_ids import token_ids
 
 from wasmformer.cli import main
 from wasmformer.frontend import FrontendError, load_program
@@ -21,6 +20,8 @@ from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_
 from wasmformer.machine.execute import run_tokens, trap_in
 from wasmformer.machine.specialize import specialise
 from wasmformer.machine.trace import expected_trace
+
+from tests.machine.trace_ids import token_ids
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 RUNS = [("hello", "hello", None), ("long_addition", "long_addition", None), ("fibonacci", "fibonacci", None),

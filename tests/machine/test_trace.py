@@ -13,8 +13,8 @@ Three kinds of checks:
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,11 +29,6 @@ from wasmformer.machine.trace import TraceMachine, decode_output, expected_trace
 from wasmformer.oracles import refvm
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-# The WAT edge-case programs live in the front-end tests, which import their helper module by its
-# bare name (pytest's rootdir-less "prepend" import mode): make that directory importable too.
-FRONTEND_TESTS = str(Path(__file__).resolve().parents[1] / "frontend")
-if FRONTEND_TESTS not in sys.path:
-    sys.path.insert(0, FRONTEND_TESTS)
 
 VOCABULARY = frozenset(T.vocabulary())
 COMMITS = frozenset(T.COMMITS)
@@ -345,10 +340,10 @@ def test_unsupported_programs_are_refused():
 
 def wat_module(module: str, name: str) -> str:
     pytest.importorskip("wasmtime")
-    return getattr(__import__(module), name)
+    return getattr(importlib.import_module(module), name)
 
 
-INSTRUCTIONS = "test_instructions_oracle"
+INSTRUCTIONS = "tests.frontend.test_instructions_oracle"
 WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "MEMORY", "load8_s", [(a,) for a in range(14, 24)]),
     (INSTRUCTIONS, "MEMORY", "load16_s", [(a,) for a in range(14, 24)]),
@@ -412,8 +407,8 @@ def test_wat_io_start_and_data():
 def test_wat_bitwise_ops_and_helper_subroutines():
     """The machine's bitwise ops and shifts, and the helpers (mul, div, rem, bit counts) that use many ops."""
     pytest.importorskip("wasmtime")
-    import test_helpers_oracle as helpers
-    from frontend_oracle import Call, lowered
+    from tests.frontend import test_helpers_oracle as helpers
+    from tests.frontend.frontend_oracle import Call, lowered
 
     edges = (0, 1, -1, 7, -7, 0x8000, 0x7FFFFFFF, -0x80000000, 0x12345678)
     calls = [Call(op, (a, b)) for op in helpers.BINARY for a in edges for b in (1, -7, 3, 33, 0x10001)]

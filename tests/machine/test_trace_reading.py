@@ -9,7 +9,6 @@ equal the state of the interpreter that wrote the trace (machine/trace.py).
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,6 @@ from wasmformer.machine.prompt import encode_prompt
 from wasmformer.machine.trace import TraceMachine
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-FRONTEND_TESTS = str(Path(__file__).resolve().parents[1] / "frontend")  # see test_trace.py
-if FRONTEND_TESTS not in sys.path:
-    sys.path.insert(0, FRONTEND_TESTS)
 
 VARIABLE_WRITERS = (Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_SET)
 STORE_WIDTHS = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4}
@@ -180,7 +176,7 @@ def program(*instrs, **fields) -> VMProgram:
 
 
 def test_every_op_program():
-    from test_trace import every_op_program
+    from tests.machine.test_trace import every_op_program
 
     assert_readable(every_op_program(), b"z", check_memory_every=1)
 
@@ -208,7 +204,7 @@ def test_memory_records_from_the_prompt_and_stores():
 
 def wat(name: str) -> str:
     pytest.importorskip("wasmtime")
-    import test_instructions_oracle
+    from tests.frontend import test_instructions_oracle
 
     return getattr(test_instructions_oracle, name)
 

@@ -1,0 +1,1 @@
+"""Tests of wasmformer.compiler and their shared helpers."""

@@ -1,0 +1,1 @@
+"""Tests of wasmformer.engines and their shared helpers."""

@@ -1,0 +1,1 @@
+"""Tests of wasmformer.frontend and their shared helpers."""

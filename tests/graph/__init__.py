@@ -1,0 +1,1 @@
+"""Tests of wasmformer.graph and their shared helpers."""

@@ -1,0 +1,1 @@
+"""Tests of wasmformer.machine and their shared helpers."""
