@@ -1,140 +1,166 @@
 """Pass 5, the model cache: compile a graph once, load it afterwards.
 
-The key is a SHA-256 over a canonical serialisation of the whole graph (every
-node's kind, name, bounds, coefficients, tables, tie rule; vocabulary, halt
-token, output bytes, max_tokens, logits) and ``COMPILER_VERSION``, so any
-change to the graph or the compiler gives a new entry. Entries live in
-``<root>/models/<hash>/`` in the wasmformer/1 layout, where the root is
-``cache_dir``, else ``$WASMFORMER_CACHE``, else ``~/.cache/wasmformer``.
+An entry lives in ``<root>/models/<key>/`` in the wasmformer/1 layout (the root
+is ``disk_cache.cache_root``). The key is either
+
+* ``graph_hash`` of a graph passed in (graph_key.py): the graph has to be built
+  to be looked up; or
+* ``sources_key`` of the code a graph factory runs, given by the caller (the
+  universal model, machine/universal.py): every ``.py`` file under the named
+  packages, ``COMPILER_VERSION``, the factory's arguments, and the Python and
+  numpy versions. A hit then builds no graph at all; any edit to those files
+  gives a new key, so a stale model is never loaded.
+
 An entry is written to a temporary directory beside it and renamed into place,
-so a reader never sees half a model.
+so a reader never sees half a model and two builds racing on one entry both
+succeed. An entry that fails to load for any reason is damaged: it is moved
+aside and rebuilt, with a one-line warning. A cache that cannot be written only
+costs the next run a rebuild.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from wasmformer.compiler.pipeline import COMPILER_VERSION, compile_graph
-from wasmformer.compiler.schedule import DEFAULT_TIME_LIMIT
-from wasmformer.graph.expr import Attention, Expr, Feature, HeadOutput, Neurons, Positional, TokenTable
-from wasmformer.graph.graph import Graph
-from wasmformer.graph.walk import is_placeholder, placeholder_definition
-from wasmformer.model import Model, ModelFormatError, load_model, save_model
+from wasmformer.compiler.version import COMPILER_VERSION
+from wasmformer.disk_cache import CACHE_ENV, KeyHasher, cache_root
+from wasmformer.model import Model, load_model, save_model
 
-CACHE_ENV = "WASMFORMER_CACHE"
-DEFAULT_CACHE_ROOT = Path("~/.cache/wasmformer")
-# Hex digits of the SHA-256 kept in the directory name: 128 bits, no collisions in practice.
-HASH_DIGITS = 32
+if TYPE_CHECKING:
+    from wasmformer.graph.graph import Graph
 
+__all__ = ["CACHE_ENV", "build_model", "cache_root", "sources_key"]
 
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    chosen = cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_ROOT
-    return Path(chosen).expanduser()
+MODELS_DIR = "models"
+# The package directory: sources_key names files relative to it, so the key does
+# not depend on where wasmformer is installed.
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_SUFFIX = ".py"
 
 
 def build_model(
     graph_or_factory: Graph | Callable[[], Graph],
     cache_dir: str | Path | None = None,
     *,
-    time_limit: float = DEFAULT_TIME_LIMIT,
+    key: str | None = None,
+    name: str = "",
+    time_limit: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Model:
-    """The compiled model of a graph (or of the graph a factory builds), from the cache when present."""
-    log = log or logging.getLogger(__name__).info
-    graph = graph_or_factory if isinstance(graph_or_factory, Graph) else graph_or_factory()
-    directory = cache_root(cache_dir) / "models" / graph_hash(graph)
-    start = time.perf_counter()
-    if directory.is_dir():
-        try:
-            model = load_model(directory)
-            log(f"model {graph.name!r}: loaded from cache {directory} in {time.perf_counter() - start:.2f} s")
-            return model
-        except ModelFormatError as error:
-            log(f"model {graph.name!r}: cache entry {directory} is unreadable ({error}); rebuilding")
-            shutil.rmtree(directory, ignore_errors=True)
-    model, _ = compile_graph(graph, time_limit=time_limit, log=log)
-    _store(model, directory)
-    log(f"model {graph.name!r}: compiled and cached in {directory}")
+    """The compiled model of a graph (or of the graph a factory builds), from the cache when present.
+
+    With ``key`` (a ``sources_key`` of everything the factory's graph depends
+    on) the entry is found without building the graph; without it, by the
+    graph's own hash. ``name`` labels the log lines of a keyed lookup;
+    ``time_limit`` caps the scheduling MILP (the compiler's default if None).
+    """
+    logger = logging.getLogger(__name__)
+    log, warn = log or logger.info, log or logger.warning
+    graph = None
+    if key is None:
+        from wasmformer.compiler.graph_key import graph_hash
+
+        graph = _graph(graph_or_factory)
+        key, name = graph_hash(graph), graph.name
+    directory = cache_root(cache_dir) / MODELS_DIR / key
+    model = _load_entry(directory, name, log, warn)
+    if model is None:
+        model = _compile(graph or _graph(graph_or_factory), time_limit, log)
+        stored = _store(model, directory)
+        log(f"model {name!r}: compiled and " + (f"cached in {directory}" if stored else
+                                                  f"not cached ({directory.parent} is not writable)"))
     return model
 
 
-def _store(model: Model, directory: Path) -> None:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+def _graph(graph_or_factory) -> Graph:
+    return graph_or_factory() if callable(graph_or_factory) else graph_or_factory
+
+
+def _compile(graph: Graph, time_limit: float | None, log: Callable[[str], None]) -> Model:
+    from wasmformer.compiler.pipeline import compile_graph
+
+    limit = {} if time_limit is None else {"time_limit": time_limit}
+    model, _ = compile_graph(graph, log=log, **limit)
+    return model
+
+
+def _load_entry(directory: Path, name: str, log: Callable[[str], None], warn: Callable[[str], None]) -> Model | None:
+    """The cached model, or None when there is none; a damaged entry is moved aside (and None returned)."""
+    if not directory.exists():
+        return None
+    start = time.perf_counter()
+    try:
+        model = load_model(directory)
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file raises, the cure is a rebuild
+        warn(f"warning: model {name!r}: cache entry {directory} is unreadable "
+            f"({type(error).__name__}: {_first_line(error)}); rebuilding")
+        _discard(directory)
+        return None
+    log(f"model {name!r}: loaded from cache {directory} in {time.perf_counter() - start:.2f} s")
+    return model
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def _discard(directory: Path) -> None:
+    """Rename the entry aside first: readers racing with us then see it whole or not at all."""
+    with contextlib.suppress(OSError):  # another process discarded it first, or the cache is read-only
+        aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.damaged.", dir=directory.parent))
+        os.replace(directory, aside / directory.name)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _store(model: Model, directory: Path) -> bool:
+    """Save ``model`` as the entry; False if the cache cannot be written (another writer winning a race is fine)."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError:
+        return False
     try:
         save_model(model, staging)
         os.rename(staging, directory)
+        return True
     except OSError:
-        if not directory.is_dir():  # not a lost race with another writer of the same entry
-            raise
+        return directory.is_dir()  # a lost race with another writer of the same entry
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def graph_hash(graph: Graph) -> str:
-    text = json.dumps(canonical_graph(graph), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:HASH_DIGITS]
+def sources_key(packages: Iterable[str], arguments: dict | None = None, *, root: Path = PACKAGE_ROOT) -> str:
+    """The cache key of a graph built by code in ``packages`` (directories or files relative to ``root``).
 
+    Hashes every ``.py`` file under them (path and bytes), so an edit anywhere
+    in them gives a new key; a package that does not exist (yet) adds no files.
+    ``arguments`` (JSON data) are the factory's arguments.
+    """
+    import numpy
 
-def canonical_graph(graph: Graph) -> dict:
-    """Everything that determines the compiled model, as plain JSON data."""
-    return {
+    hasher = KeyHasher().add(json.dumps({
         "compiler": COMPILER_VERSION,
-        "name": graph.name,
-        "vocab": list(graph.vocab),
-        "halt_token": graph.halt_token,
-        "output_bytes": sorted(graph.output_bytes.items()),
-        "max_tokens": graph.max_tokens,
-        "features": [_feature(f) for f in graph.features],
-        "heads": [_head(h) for h in graph.heads],
-        "logits": None if graph.logits is None else [[t, _expr(e)] for t, e in graph.logits.items()],
-    }
+        "python": list(sys.version_info[:2]),
+        "numpy": numpy.__version__.split(".")[0],
+        "arguments": arguments or {},
+    }, sort_keys=True))
+    for package in sorted(packages):
+        hasher.add(package).add_files(root, source_files(root / package))
+    return hasher.key()
 
 
-def _feature(feature: Feature) -> dict:
-    record = {
-        "kind": type(feature).__name__,
-        "name": feature.name,
-        "bounds": [str(feature.lo), str(feature.hi)],
-        "exact": feature.exact,
-    }
-    if isinstance(feature, TokenTable):
-        record["table"] = sorted(feature.table.items())
-    elif isinstance(feature, Positional):
-        record["positional"] = feature.kind
-    elif isinstance(feature, Neurons):
-        record["terms"] = [[str(t.coefficient), _expr(t.a), _expr(t.b)] for t in feature.terms]
-    elif isinstance(feature, HeadOutput):
-        record["head"] = [feature.head.index, feature.slot]
-    elif is_placeholder(feature):
-        record["definition"] = _expr(placeholder_definition(feature))
-    return record
-
-
-def _head(head: Attention) -> dict:
-    optional = {name: None if e is None else _expr(e) for name, e in
-                (("clear", head.clear), ("key_square", head.key_square))}
-    return {
-        "name": head.name,
-        "tie": head.tie,
-        "query": _expr(head.query),
-        "key": _expr(head.key),
-        "values": [_expr(v) for v in head.values],
-        "outputs": [o.index for o in head.outputs],
-        **optional,
-    }
-
-
-def _expr(expr: Expr | None) -> list | None:
-    """Terms by feature index (creation order, unique within the graph) and the constant."""
-    if expr is None:
-        return None
-    return [sorted([f.index, str(c)] for f, c in expr.terms.items()), str(expr.constant)]
+def source_files(path: Path) -> list[Path]:
+    """The ``.py`` files ``sources_key`` hashes for one entry of its ``packages``."""
+    if path.is_file():
+        return [path]
+    return [file for file in path.rglob(f"*{SOURCE_SUFFIX}") if file.is_file()]

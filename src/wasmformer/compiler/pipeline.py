@@ -11,12 +11,10 @@ from wasmformer.compiler.allocate import allocate
 from wasmformer.compiler.lower import ATTENTION, lower
 from wasmformer.compiler.schedule import DEFAULT_TIME_LIMIT, ScheduleReport, check_schedule, schedule
 from wasmformer.compiler.verify import check_dataflow
+from wasmformer.compiler.version import COMPILER_VERSION
 from wasmformer.compiler.weights import build_tensors
 from wasmformer.graph.validate import validate
 from wasmformer.model import Layer, Model
-
-# Part of every cache key: bump it whenever the compiler's output for a graph may change.
-COMPILER_VERSION = "wasmformer-compiler/2"  # bump when weights change for the same graph (cache key)
 
 
 @dataclass

@@ -13,18 +13,30 @@ The module we produce is shaped for the machine:
 * linear memory laid out low and small: the stack first (growing down from
   ``stack_size`` to 0), data right after it, the heap after the data and ending
   below ``DEFAULT_MEMORY_LIMIT``.
+
+Compiled modules are cached under ``<cache root>/c/`` (``disk_cache.cache_root``)
+by a hash of the source's bytes and name, the compiler command's flags, the
+runtime include directory's files and the compiler's identity (the ziglang
+release and binary, or a system clang's path and ``--version``). Each entry also
+records every file the compiler read (its ``-MD`` dependency list) with a hash of
+its content, so an edited header a program includes misses the cache too.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from wasmformer.disk_cache import KeyHasher, cache_root, file_digest, write_file_atomically
 from wasmformer.frontend.errors import FrontendError
 
 # The machine addresses only this many bytes of linear memory. The authoritative
@@ -53,6 +65,13 @@ MAIN_EXPORT_DEFINE = 'main=__attribute__((export_name("main"))) wasmformer_main'
 
 COMPILE_TIMEOUT_SECONDS = 120
 
+# The compiled-module cache: a directory under the cache root, and the version of
+# its entries' layout (bump it when the entry format or the key changes meaning).
+C_CACHE_DIR = "c"
+C_CACHE_FORMAT = "wasmformer-c-cache/1"
+# The dependency list clang writes with -MD -MF, in the compile's temp dir.
+DEPENDENCY_FILE = "module.d"
+
 
 def compile_c(
     source: str | Path,
@@ -73,11 +92,19 @@ def compile_c(
     with tempfile.TemporaryDirectory(prefix="wasmformer-cc-") as work_dir:
         work = Path(work_dir)
         c_file, compile_dir = _source_file(source, work)
-        wasm_file = work / "module.wasm"
-        command = _compiler_command(clang) + _flags(opt, clang is not None, stack_size, extra_flags)
+        flags = _flags(opt, clang is not None, stack_size, extra_flags)
+        entry = _cache_entry(c_file, compile_dir, flags, clang)
+        cached = _cached_module(entry)
+        if cached is not None:
+            return cached
+        wasm_file, dependency_file = work / "module.wasm", work / DEPENDENCY_FILE
+        command = _compiler_command(clang) + flags + ["-MD", "-MF", str(dependency_file)]
         command += ["-o", str(wasm_file), str(c_file)]
         _run_compiler(command, compile_dir, work)
-        return wasm_file.read_bytes()
+        wasm = wasm_file.read_bytes()
+        if entry is not None:
+            _remember(entry, wasm, dependency_file, compile_dir or Path.cwd(), c_file)
+        return wasm
 
 
 def _source_file(source: str | Path, work: Path) -> tuple[Path, Path | None]:
@@ -166,3 +193,89 @@ def _compiler_env(work: Path) -> dict[str, str]:
     env["ZIG_GLOBAL_CACHE_DIR"] = str(work / "zig-global-cache")
     env["ZIG_LOCAL_CACHE_DIR"] = str(work / "zig-local-cache")
     return env
+
+
+# -- the compiled-module cache ----------------------------------------------------------------------
+
+
+def _cache_entry(c_file: Path, compile_dir: Path | None, flags: list[str], clang: str | None) -> Path | None:
+    """The cache file for this compile, or None when the compiler cannot be identified (then nothing is cached)."""
+    toolchain = _toolchain_identity(clang)
+    if toolchain is None:
+        return None
+    hasher = KeyHasher().add(C_CACHE_FORMAT).add(toolchain).add("\0".join(flags))
+    # The name as the compiler sees it: it is what __FILE__ expands to.
+    hasher.add(str(c_file)).add(_source_path(c_file, compile_dir).read_bytes())
+    hasher.add_files(INCLUDE_DIR, [path for path in INCLUDE_DIR.rglob("*") if path.is_file()])
+    return cache_root() / C_CACHE_DIR / f"{hasher.key()}.json"
+
+
+def _source_path(c_file: Path, compile_dir: Path | None) -> Path:
+    return c_file if compile_dir is None else compile_dir / c_file
+
+
+def _toolchain_identity(clang: str | None) -> str | None:
+    """Which compiler this is: for ziglang its release and binary, for a system clang its path and --version."""
+    if clang is None:
+        return _ziglang_identity()
+    executable = shutil.which(clang)
+    if executable is None:
+        return None
+    try:
+        version = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                                 timeout=COMPILE_TIMEOUT_SECONDS).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"clang {Path(executable).resolve()}\n{version}"
+
+
+def _ziglang_identity() -> str | None:
+    # The distribution's name and the binary's size and time, not importlib.metadata
+    # (which scans every installed distribution: tens of milliseconds per run).
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or spec.origin is None:
+        return None
+    package = Path(spec.origin).parent
+    releases = sorted(path.name for path in package.parent.glob("ziglang-*.dist-info"))
+    try:
+        binary = (package / "zig").stat()
+    except OSError:
+        return None
+    return f"ziglang {package} {releases} {binary.st_size} {binary.st_mtime_ns}"
+
+
+def _cached_module(entry: Path | None) -> bytes | None:
+    """The entry's module if every file the compiler read then still has the same content."""
+    if entry is None:
+        return None
+    try:
+        record = json.loads(entry.read_bytes())
+        if all(file_digest(Path(path)) == digest for path, digest in record["dependencies"].items()):
+            return base64.b64decode(record["wasm"], validate=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # absent or damaged: compile again
+        return None
+    return None
+
+
+def _remember(entry: Path, wasm: bytes, dependency_file: Path, compile_dir: Path, source: Path) -> None:
+    """Store the module with a digest of each file the compiler read (but the source, which is in the key).
+
+    The dependency list names files relative to the directory the compiler ran in.
+    """
+    try:
+        paths = {Path(os.path.abspath(compile_dir / path)) for path in _dependencies(dependency_file.read_text())}
+        paths.discard(Path(os.path.abspath(compile_dir / source)))
+        record = {"dependencies": {str(path): file_digest(path) for path in sorted(paths)},
+                  "wasm": base64.b64encode(wasm).decode("ascii")}
+    except OSError:  # no dependency list, or a header gone already: leave this compile uncached
+        return
+    write_file_atomically(entry, json.dumps(record, indent=0).encode())
+
+
+def _dependencies(makefile_rule: str) -> list[str]:
+    """The prerequisites of the make rule clang writes for -MD (``target: dep dep \\`` continued lines)."""
+    joined = makefile_rule.replace("\\\n", " ")
+    _, _, prerequisites = joined.partition(": ")
+    # Spaces inside a path are escaped as "\ ", a dollar sign as "$$".
+    words = re.split(r"(?<!\\)\s+", prerequisites.strip())
+    return [word.replace("\\ ", " ").replace("$$", "$") for word in words if word]
