@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wasmformer.compiler.lower import FFN, Program
-from wasmformer.compiler.schedule import Schedule
+from wasmformer.compiler.placement import Schedule
 from wasmformer.graph.expr import Feature
 
 FIXED_ORDER = ("one", "t", "t2", "recency")  # slots 0..3

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from wasmformer.compiler.lower import ATTENTION, Op, Program
-from wasmformer.compiler.schedule import Schedule, stats
+from wasmformer.compiler.placement import Schedule, stats
 from wasmformer.compiler.timeline import first_live_boundary, layer_gap, sublayer
 
 INFINITY = float("inf")

@@ -4,7 +4,8 @@ First the number of layers L: the ASAP schedule (every op at the earliest
 layer its inputs allow) reaches the critical-path minimum. Then, with L fixed,
 a MILP (``milp.py``) moves ops inside their [ASAP, ALAP] windows to minimise
 the residual width D (the most features live at any boundary), then the heads
-per layer H and the FFN units per layer F. The *greedy* schedule, the better of
+per layer H and the FFN units per layer F (``placement.py`` holds the Schedule
+and these measures, which the MILP shares). The *greedy* schedule, the better of
 ASAP and ALAP, is the MILP's warm start and the fallback when the solver fails
 or runs out of time without improving on it; the result is never worse than it.
 """
@@ -15,15 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from wasmformer.compiler.lower import FFN, Op, Program
-from wasmformer.compiler.timeline import (
-    EMBEDDING_SUBLAYER,
-    first_live_boundary,
-    max_layer_before,
-    min_layer_after,
-    sublayer,
-)
-from wasmformer.graph.expr import Feature
+from wasmformer.compiler import milp
+from wasmformer.compiler.lower import Op, Program
+from wasmformer.compiler.placement import Schedule, ScheduleStats, stats
+from wasmformer.compiler.timeline import EMBEDDING_SUBLAYER, max_layer_before, min_layer_after
 
 # Default cap on the MILP solve, in seconds; the best incumbent is kept when it runs out.
 DEFAULT_TIME_LIMIT = 10.0
@@ -31,40 +27,6 @@ DEFAULT_TIME_LIMIT = 10.0
 
 class ScheduleError(AssertionError):
     """A schedule that breaks a dependency: a compiler bug, never a user error."""
-
-
-@dataclass
-class Schedule:
-    n_layers: int
-    layer: dict[Op, int]  # op -> its layer
-
-    def sublayer(self, op: Op) -> int:
-        return sublayer(op, self.layer[op])
-
-    def producer_sublayer(self, program: Program, feature: Feature) -> int:
-        producer = program.producer[feature]
-        return EMBEDDING_SUBLAYER if producer is None else self.sublayer(producer)
-
-    def live_interval(self, program: Program, feature: Feature) -> tuple[int, int]:
-        """(first, last) boundary at which ``feature`` occupies a slot."""
-        producer = program.producer[feature]
-        first = first_live_boundary(producer, self.layer[producer] if producer is not None else 0)
-        reads = [self.sublayer(op) for op in program.readers[feature]]
-        if feature in program.logit_features:
-            reads.append(2 * self.n_layers)
-        return first, max(reads)
-
-
-@dataclass(frozen=True)
-class ScheduleStats:
-    n_layers: int  # L
-    width: int  # D without the fixed slots: the most features live at one boundary
-    heads: int  # H: the most heads in one layer
-    units: int  # F: the most FFN units in one layer (before zeroing units)
-
-    def key(self) -> tuple[int, int, int]:
-        """Lexicographic quality: width first, then heads, then units."""
-        return (self.width, self.heads, self.units)
 
 
 @dataclass
@@ -121,22 +83,6 @@ def alap(program: Program, n_layers: int) -> Schedule:
     return Schedule(n_layers, layer)
 
 
-def stats(program: Program, schedule: Schedule) -> ScheduleStats:
-    n = schedule.n_layers
-    live = [0] * (2 * n + 1)
-    for feature in program.features:
-        first, last = schedule.live_interval(program, feature)
-        for boundary in range(first, last + 1):
-            live[boundary] += 1
-    heads, units = [0] * max(n, 1), [0] * max(n, 1)
-    for op in program.ops:
-        if op.parity == FFN:
-            units[schedule.layer[op]] += len(op.units)
-        else:
-            heads[schedule.layer[op]] += 1
-    return ScheduleStats(n, max(live, default=0), max(heads), max(units))
-
-
 def check_schedule(program: Program, schedule: Schedule) -> None:
     """Raise ScheduleError unless every op runs strictly after the ops it reads, inside the model."""
     for op in program.ops:
@@ -162,8 +108,6 @@ def schedule(
 
     ``time_limit=0`` skips the MILP and keeps the greedy schedule.
     """
-    from wasmformer.compiler import milp
-
     earliest = asap(program)
     latest = alap(program, earliest.n_layers)
     greedy, greedy_name = min((earliest, "asap"), (latest, "alap"), key=lambda c: stats(program, c[0]).key())

@@ -14,7 +14,7 @@ import numpy as np
 
 from wasmformer.compiler.allocate import Allocation
 from wasmformer.compiler.lower import Program
-from wasmformer.compiler.schedule import Schedule
+from wasmformer.compiler.placement import Schedule
 from wasmformer.model import Model
 
 

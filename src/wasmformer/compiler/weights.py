@@ -29,7 +29,7 @@ import numpy as np
 
 from wasmformer.compiler.allocate import Allocation
 from wasmformer.compiler.lower import ATTENTION, FfnOp, HeadOp, Program
-from wasmformer.compiler.schedule import Schedule
+from wasmformer.compiler.placement import Schedule
 from wasmformer.graph.expr import AVERAGE, LATEST, Expr, GraphError, TokenTable
 from wasmformer.graph.precision import EXACT_INTEGER_LIMIT, TEMPERATURE, tie_break_scale
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Iterable, Union
-
-if TYPE_CHECKING:
-    from wasmformer.graph.graph import Graph
+from typing import Iterable, Union
 
 Number = Union[int, Fraction]
 
