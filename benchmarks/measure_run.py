@@ -40,7 +40,7 @@ def peak_rss_mib() -> float:
 
 def measure(model_dir: Path, prompt_file: Path, engine_name: str | None, max_tokens: int | None) -> dict:
     model = load_model(model_dir)
-    prompt_ids = runner.prompt_ids_or_error(model, runner.read_prompt_file(prompt_file), str(prompt_file))
+    prompt_ids = runner.prompt_ids_or_error(model, runner.read_prompt_file(prompt_file).tokens, str(prompt_file))
     limit = runner.default_max_tokens(model, len(prompt_ids))
     engine, _ = runner.choose_engine(model, engine_name)
     rss_before_run = status_mib("VmRSS") or peak_rss_mib()

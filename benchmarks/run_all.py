@@ -142,7 +142,7 @@ class FixedPromptSizer:
 
     def __init__(self, prompt_file: Path):
         self.prompt_file = prompt_file
-        self.prompt_tokens = len(runner.read_prompt_file(prompt_file))
+        self.prompt_tokens = len(runner.read_prompt_file(prompt_file).tokens)
 
     def describe(self) -> str:
         return f"{self.prompt_file.name} ({self.prompt_tokens:,}-token prompt), capped at each length"

@@ -101,12 +101,20 @@ def test_the_default_limit_is_the_precision_horizon(counter, capsys, tmp_path):
     assert "stopped after 40 tokens without halting: the model's precision horizon (max_exact_tokens = 45)" in err
 
 
-def test_past_the_horizon_is_an_error_after_the_output_so_far(counter, capsys, tmp_path):
+def test_a_cap_past_the_horizon_means_up_to_the_horizon(counter, capsys, tmp_path):
     small = save_model(dataclasses.replace(counter.model, max_exact_tokens=45), tmp_path / "small")
     status, out, err = run(capsys, "run", counter.prompt_file, "--model", small, "--max-tokens", "1000")
-    assert status == EXIT_ERROR
+    assert status == EXIT_NOT_HALTED
     assert out == COUNTER_OUTPUT[:len(out)] and len(out) > 0
-    assert "precision horizon" in one_error_line(err.strip().splitlines()[-1])
+    assert "--max-tokens 1,000 reaches past the model's precision horizon; running at most 40 tokens" in err
+    assert "stopped after 40 tokens without halting: the model's precision horizon" in err
+
+
+def test_a_prompt_longer_than_the_horizon_is_an_error(counter, capsys, tmp_path):
+    tiny = save_model(dataclasses.replace(counter.model, max_exact_tokens=3), tmp_path / "tiny")
+    status, out, err = run(capsys, "run", counter.prompt_file, "--model", tiny)
+    assert (status, out) == (EXIT_ERROR, b"")
+    assert "precision horizon (max_exact_tokens = 3)" in one_error_line(err.strip().splitlines()[-1])
 
 
 def test_a_trap_token_is_an_error_naming_the_trap(counter, capsys, tmp_path):

@@ -53,9 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - turned into a message below
         known = _user_errors()
         if isinstance(error, known):
-            print(f"wasmformer: error: {error}", file=sys.stderr)
+            print(f"wasmformer: error: {_error_message(error)}", file=sys.stderr)
             return EXIT_ERROR
         raise
+
+
+def _error_message(error: Exception) -> str:
+    """The error as one line; an OSError as 'PATH: what went wrong' (not '[Errno 21] Is a directory: ...')."""
+    if isinstance(error, OSError) and error.strerror:
+        what = error.strerror[0].lower() + error.strerror[1:]
+        paths = [str(name) for name in (error.filename, error.filename2) if name is not None]
+        return f"{' -> '.join(paths)}: {what}" if paths else what
+    return " ".join(str(error).split("\n"))
 
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -84,12 +93,12 @@ def _silence_stdout() -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from wasmformer.engines.base import EngineError
-    from wasmformer.frontend.errors import FrontendError
     from wasmformer.graph.expr import GraphError
     from wasmformer.model import ModelFormatError
     from wasmformer.runner import ExamplesUnavailableError, ModelUnavailableError
+    from wasmformer.vm.errors import ProgramError
 
-    return (CliError, FrontendError, GraphError, EngineError, ModelFormatError, ModelUnavailableError,
+    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ModelUnavailableError,
             ExamplesUnavailableError, OSError)
 
 
@@ -130,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "refvm", help="run a program on the reference VM (a test oracle, not the transformer)"
     )
     _add_source_arguments(refvm)
-    refvm.add_argument("--max-steps", type=int, default=None, help="stop after this many VM instructions")
+    refvm.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
+                       help="stop after N VM instructions")
     refvm.set_defaults(handler=_cmd_refvm)
 
     demo = commands.add_parser("demo", help="run the bundled examples through the transformer")
@@ -200,33 +210,43 @@ def _i32_argument(text: str) -> int:
 
 def _read_input(args) -> bytes:
     if args.input_file is not None:
+        _require_file(args.input_file)
         return args.input_file.read_bytes()
-    return (args.input or "").encode()
+    # the argument's bytes as given: Python decoded argv with surrogateescape, fsencode undoes it
+    return os.fsencode(args.input or "")
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory, not a file")
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
 
 
 def _load_program(args):
     from wasmformer.frontend import load_program
 
-    if not args.source.is_file():
-        raise CliError(f"{args.source}: no such file")
+    _require_file(args.source)
     if args.args and not args.invoke:
         raise CliError("positional arguments are only for --invoke NAME")
     return load_program(args.source, invoke=args.invoke, args=tuple(args.args), clang=args.cc)
 
 
 def _cmd_compile(args) -> int:
+    from wasmformer import runner
+    from wasmformer.machine import purpose
     from wasmformer.machine.prompt import encode_prompt
 
     program = _load_program(args)
     if args.for_model is not None:
         from wasmformer.machine.specialize import prompt_for_model
 
-        if not (args.for_model / "config.json").is_file():
-            raise CliError(f"{args.for_model}: not a model directory (no config.json)")
-        tokens = prompt_for_model(program, _read_input(args), args.for_model)
+        model = _load_model_dir(args.for_model)
+        tokens = prompt_for_model(program, _read_input(args), model, str(args.for_model))
+        made_for = purpose.built_for(model)
     else:
-        tokens = encode_prompt(program, _read_input(args))
-    args.output.write_text(" ".join(tokens) + "\n")
+        tokens, made_for = encode_prompt(program, _read_input(args)), purpose.universal()
+    runner.write_prompt_file(args.output, tokens, made_for)
     print(f"{args.output}: {len(tokens)} prompt tokens, {len(program.instrs)} instructions", file=sys.stderr)
     return EXIT_OK
 
@@ -252,20 +272,30 @@ def _cmd_refvm(args) -> int:
 
     program = _load_program(args)
     result = refvm.run(program, _read_input(args), max_steps=args.max_steps)
-    _write_output(args, program, result.output)
+    _write_output(args, program, result.output, completed=result.halted and result.trap is None)
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
           + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
     return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
 
 
-def _write_output(args, program, output: bytes) -> None:
-    """The program's output on stdout: raw bytes, or with --invoke the results one per line."""
-    if getattr(args, "invoke", None) and len(output) == 4 * program.stats.get("output_results", -1):
-        from wasmformer.frontend import format_invoke_result
+def _write_output(args, program, output: bytes, completed: bool) -> None:
+    """The program's output on stdout: raw bytes; with --invoke the results after it, one per line.
 
-        sys.stdout.write(format_invoke_result(output, program.stats["output_results"]))
-    else:
+    The entry stub writes the results (4 bytes each) after the call returns, so
+    they are the last bytes of a completed run; what comes before is the
+    function's own output. A run that did not complete has no results: its
+    output is written as it is.
+    """
+    from wasmformer.frontend import RESULT_BYTES, format_invoke_result
+
+    results = program.stats.get("output_results", 0) if getattr(args, "invoke", None) else 0
+    result_bytes = RESULT_BYTES * results
+    if not completed or results == 0 or len(output) < result_bytes:
         sys.stdout.buffer.write(output)
+    else:
+        sys.stdout.buffer.write(output[:len(output) - result_bytes])
+        sys.stdout.flush()
+        sys.stdout.write(format_invoke_result(output[len(output) - result_bytes:], results))
     sys.stdout.flush()
 
 
@@ -277,11 +307,10 @@ SOURCE_SUFFIXES = (".c", ".wat", ".wasm")
 def _cmd_run(args) -> int:
     from wasmformer import runner
 
-    prompt_tokens, program = _run_prompt_tokens(args)
-    model = _load_model_or_universal(args.model, quiet=args.quiet)
+    prompt_tokens, program, model = _run_inputs(args)
     prompt_ids = runner.prompt_ids_or_error(model, prompt_tokens, str(args.source))
     horizon_limit = runner.default_max_tokens(model, len(prompt_ids))
-    max_tokens = args.max_tokens or horizon_limit
+    max_tokens = _run_cap(args, horizon_limit)
     engine, note = runner.choose_engine(model, args.engine)
     if note and not args.quiet:
         _say(note)
@@ -295,7 +324,7 @@ def _cmd_run(args) -> int:
         if progress is not None:
             progress.close()
     if args.invoke:
-        _write_output(args, program, outcome.output)
+        _write_output(args, program, outcome.output, completed=outcome.halted and not outcome.trap)
     if args.trace_out is not None:
         runner.write_trace_file(args.trace_out, model, outcome.trace)
     if not args.quiet:
@@ -303,33 +332,76 @@ def _cmd_run(args) -> int:
     return _run_status(outcome, model, stopped_by_horizon=max_tokens >= horizon_limit)
 
 
-def _run_prompt_tokens(args) -> tuple[list[str], object]:
-    """(prompt token strings, the VMProgram or None): compiled from a source, or read from a prompt file."""
+def _run_inputs(args) -> tuple[list[str], object, object]:
+    """(prompt token strings, the VMProgram or None, the model), the prompt checked against the model.
+
+    A source is compiled into the prompt of the model's kind (universal, or
+    specialised for this very program); a prompt file is read and refused
+    when it was made for another model (machine/purpose.py).
+    """
     from wasmformer import runner
+    from wasmformer.machine import purpose
+
+    _require_file(args.source)
+    is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
+    if not is_source:
+        _refuse_source_options(args)
+    program = _load_program(args) if is_source else None  # before the model: a refused source fails fast
+    model = _load_model_or_universal(args.model, quiet=args.quiet)
+    model_name = str(args.model) if args.model is not None else "the default model"
+    made_for = purpose.built_for(model)
+    if program is not None:
+        return _program_prompt(program, _read_input(args), model, made_for, model_name), program, model
+    prompt_file = runner.read_prompt_file(args.source)
+    purpose.check_prompt(made_for, prompt_file.tokens, prompt_file.made_for, str(args.source), model_name)
+    return prompt_file.tokens, None, model
+
+
+def _program_prompt(program, input_bytes: bytes, model, made_for: dict | None, model_name: str) -> list[str]:
+    from wasmformer.machine import purpose
     from wasmformer.machine.prompt import encode_prompt
 
-    if not args.source.is_file():
-        raise CliError(f"{args.source}: no such file")
-    if args.source.suffix.lower() in SOURCE_SUFFIXES:
-        program = _load_program(args)
-        return encode_prompt(program, _read_input(args)), program
+    if made_for is not None and made_for.get("kind") == purpose.SPECIALISED:
+        from wasmformer.machine.specialize import prompt_for_model
+
+        return prompt_for_model(program, input_bytes, model, model_name)
+    return encode_prompt(program, input_bytes)
+
+
+def _refuse_source_options(args) -> None:
     given = [option for option, value in (("--input", args.input), ("--input-file", args.input_file),
                                           ("--invoke", args.invoke), ("--cc", args.cc)) if value is not None]
     if given or args.args:
         what = given[0] if given else "an argument list"
         raise CliError(f"{what} is only for a .c, .wat or .wasm source; {args.source} is a prompt file "
                        "(it already holds the program and its input)")
-    return runner.read_prompt_file(args.source), None
+
+
+def _run_cap(args, horizon_limit: int) -> int:
+    """--max-tokens, or as many tokens as the precision horizon allows; a larger cap means up to the horizon."""
+    if args.max_tokens is None:
+        return horizon_limit
+    if args.max_tokens > horizon_limit:
+        if not args.quiet:
+            _say(f"wasmformer: --max-tokens {args.max_tokens:,} reaches past the model's precision horizon; "
+                 f"running at most {horizon_limit:,} tokens")
+        return horizon_limit
+    return args.max_tokens
+
+
+def _load_model_dir(model_dir: Path):
+    from wasmformer.model import load_model
+
+    if not model_dir.exists():
+        raise CliError(f"{model_dir}: no such model directory")
+    return load_model(model_dir)
 
 
 def _load_model_or_universal(model_dir: Path | None, quiet: bool):
     from wasmformer import runner
-    from wasmformer.model import load_model
 
     if model_dir is not None:
-        if not model_dir.exists():
-            raise CliError(f"{model_dir}: no such model directory")
-        return load_model(model_dir)
+        return _load_model_dir(model_dir)
     try:
         return runner.load_universal_model(log=None if quiet else _say)
     except runner.ModelUnavailableError as error:
@@ -448,15 +520,12 @@ def _name_list(text: str | None) -> list[str] | None:
 
 def _existing_files(paths: list[Path]) -> list[Path]:
     for path in paths:
-        if not path.is_file():
-            raise CliError(f"{path}: no such file")
+        _require_file(path)
     return paths
 
 
 def _cmd_inspect(args) -> int:
-    from wasmformer.model import load_model
-
-    model = load_model(args.model)
+    model = _load_model_dir(args.model)
     print(f"{args.model}: d_model={model.d_model} layers={len(model.layers)} heads={model.n_heads} "
           f"d_ffn={model.d_ffn} vocab={len(model.vocab)} parameters={model.parameter_count():,} "
           f"nonzero={model.nonzero_weights():,} max_exact_tokens={model.max_exact_tokens:,}")

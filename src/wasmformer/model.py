@@ -14,9 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
+from wasmformer.graph.precision import EXACT_INTEGER_LIMIT
+
 FORMAT = "wasmformer/1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+HEAD_DIMENSION = 2  # d_head: every attention head is two-dimensional (a convex-hull query)
+
+# The largest max_exact_tokens any model built by this compiler can have. The
+# positional feature t² enters the residual stream as an integer and must stay
+# exact in float64 at every position t < T, so (T − 1)² < 2^53: T ≤ 94,906,266
+# (docs/compiler.md, "The precision budget"; the other checks there only lower
+# it, and the universal machine uses 2^24). A config claiming more is refused.
+LARGEST_HORIZON = math.isqrt(EXACT_INTEGER_LIMIT - 1) + 1
+
+# config.json: what the model runs, {"kind": "universal"} (any program in the
+# prompt) or {"kind": "specialised", "program": NAME, "sha256": HEX} (one
+# program in the weights). wasmformer.machine.purpose reads it; other models
+# (the graph-DSL machines) have none.
+BUILT_FOR_KEY = "built_for"
 
 
 class ModelFormatError(ValueError):
@@ -114,44 +130,146 @@ class Model:
         return config
 
     def validate(self) -> None:
-        """Check shapes and config consistency; raise ModelFormatError naming the problem."""
-        vocab_size, d_model = self.embed.shape
-        _require(len(self.vocab) == vocab_size, f"vocab has {len(self.vocab)} tokens but embed has {vocab_size} rows")
-        _require(len(set(self.vocab)) == vocab_size, "vocab has duplicate token strings")
-        for token in self.vocab:
-            _require(token and not any(c.isspace() for c in token), f"token string {token!r} is empty or has whitespace")
-        _require(self.halt_token in self.vocab, f"halt_token {self.halt_token!r} is not in vocab")
-        _require(set(self.positional) == {"t", "t2", "recency"}, f"positional must name t, t2, recency: {self.positional}")
-        for name, slot in self.positional.items():
-            _require(0 <= slot < d_model, f"positional slot {name}={slot} outside d_model={d_model}")
-        for token, value in self.output_bytes.items():
-            _require(token in self.vocab, f"output_bytes names unknown token {token!r}")
-            _require(0 <= value <= 255, f"output_bytes[{token!r}] = {value} is not a byte")
-        _require(self.unembed.shape == (vocab_size, d_model), f"unembed shape {self.unembed.shape} != {(vocab_size, d_model)}")
-        heads2, ffn = (2 * self.n_heads, self.d_ffn)
-        for index, layer in enumerate(self.layers):
-            expected = {
-                "wq": (heads2, d_model), "wk": (heads2, d_model), "wv": (heads2, d_model),
-                "wo": (d_model, heads2), "w_gate": (ffn, d_model), "w_up": (ffn, d_model),
-                "w_down": (d_model, ffn),
-            }
-            for name, shape in expected.items():
-                actual = getattr(layer, name).shape
-                _require(actual == shape, f"blocks.{index}: {name} has shape {actual}, expected {shape}")
-        for name, tensor in self.tensors().items():
-            _require(tensor.dtype == np.float64, f"{name} is {tensor.dtype}, expected float64")
-            _require(bool(np.all(np.isfinite(tensor))), f"{name} has non-finite entries")
+        """Check the config and the tensors against each other; raise ModelFormatError naming the problem."""
+        check_config(self.config(), "model config")
+        check_tensors(self.config(), self.tensors(), "model config", "the tensors")
 
 
 _LAYER_TENSORS = (
     ("attn", "wq"), ("attn", "wk"), ("attn", "wv"), ("attn", "wo"),
     ("ffn", "w_gate"), ("ffn", "w_up"), ("ffn", "w_down"),
 )
+_SIZE_KEYS = ("d_model", "n_layers", "n_heads", "d_ffn", "d_head")
+_KNOWN_KEYS = {"format", *_SIZE_KEYS, "vocab", "halt_token", "positional", "output_bytes", "max_exact_tokens"}
+_POSITIONAL_SLOTS = ("t", "t2", "recency")
+BYTE_VALUES = 256
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ModelFormatError(message)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- config.json -------------------------------------------------------------------------------------
+
+
+def check_config(config, where: str) -> None:
+    """The config's keys and types (docs/model-format.md), each checked against the others.
+
+    ``where`` names the config in messages (``MODEL_DIR/config.json``).
+    """
+    _require(isinstance(config, dict), f"{where}: not a JSON object")
+    _require(config.get("format") == FORMAT, f"{where}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    missing = sorted(_KNOWN_KEYS - set(config))
+    _require(not missing, f"{where}: missing {', '.join(repr(key) for key in missing)}")
+    for key in _SIZE_KEYS:
+        _require(_is_int(config[key]) and config[key] >= 0, f"{where}: {key} is {config[key]!r}, "
+                 "expected a non-negative integer")
+    _require(config["d_model"] > 0, f"{where}: d_model is 0")
+    _require(config["d_head"] == HEAD_DIMENSION, f"{where}: d_head is {config['d_head']}, "
+             f"expected {HEAD_DIMENSION} (every head is two-dimensional)")
+    vocab = _check_vocab(config["vocab"], where)
+    _require(isinstance(config["halt_token"], str) and config["halt_token"] in vocab,
+             f"{where}: halt_token {config['halt_token']!r} is not in vocab")
+    _check_positional(config["positional"], config["d_model"], where)
+    _check_output_bytes(config["output_bytes"], vocab, where)
+    _check_horizon(config["max_exact_tokens"], where)
+    built_for = config.get(BUILT_FOR_KEY)
+    _require(built_for is None or (isinstance(built_for, dict) and isinstance(built_for.get("kind"), str)
+                                   and all(isinstance(value, str) for value in built_for.values())),
+             f"{where}: {BUILT_FOR_KEY} is {built_for!r}, expected an object of strings with a 'kind'")
+
+
+def _check_vocab(vocab, where: str) -> set[str]:
+    _require(isinstance(vocab, list) and vocab, f"{where}: vocab is {_short(vocab)}, expected a list of token strings")
+    for index, token in enumerate(vocab):
+        _require(isinstance(token, str) and token and not any(c.isspace() for c in token),
+                 f"{where}: vocab[{index}] is {token!r}, expected a non-empty string without whitespace")
+    tokens = set(vocab)
+    if len(tokens) != len(vocab):
+        seen: set[str] = set()
+        duplicate = next(token for token in vocab if token in seen or seen.add(token))
+        raise ModelFormatError(f"{where}: vocab lists {duplicate!r} twice")
+    return tokens
+
+
+def _check_positional(positional, d_model: int, where: str) -> None:
+    _require(isinstance(positional, dict) and sorted(positional) == sorted(_POSITIONAL_SLOTS),
+             f"{where}: positional is {_short(positional)}, expected {{\"t\": slot, \"t2\": slot, \"recency\": slot}}")
+    for name, slot in positional.items():
+        _require(_is_int(slot) and 0 <= slot < d_model,
+                 f"{where}: positional slot {name} is {slot!r}, expected an integer in [0, d_model = {d_model})")
+    _require(len(set(positional.values())) == len(positional), f"{where}: positional slots {positional} are not distinct")
+
+
+def _check_output_bytes(output_bytes, vocab: set[str], where: str) -> None:
+    _require(isinstance(output_bytes, dict), f"{where}: output_bytes is {_short(output_bytes)}, "
+             "expected an object {token: byte}")
+    for token, value in output_bytes.items():
+        _require(token in vocab, f"{where}: output_bytes names {token!r}, which is not in vocab")
+        _require(_is_int(value) and 0 <= value < BYTE_VALUES,
+                 f"{where}: output_bytes[{token!r}] is {value!r}, not a byte (0..255)")
+
+
+def _check_horizon(horizon, where: str) -> None:
+    _require(_is_int(horizon) and 1 <= horizon <= LARGEST_HORIZON,
+             f"{where}: max_exact_tokens is {_short(horizon)}, expected an integer from 1 to {LARGEST_HORIZON:,} "
+             "(the largest precision horizon this compiler can build: t² must stay an exact float64 integer)")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- the tensors ------------------------------------------------------------------------------------
+
+
+def tensor_shapes(config: dict) -> dict[str, tuple[int, int]]:
+    """Every tensor the config calls for, with its shape (docs/model-format.md)."""
+    vocab, d_model = len(config["vocab"]), config["d_model"]
+    heads2, ffn = HEAD_DIMENSION * config["n_heads"], config["d_ffn"]
+    per_layer = {"wq": (heads2, d_model), "wk": (heads2, d_model), "wv": (heads2, d_model), "wo": (d_model, heads2),
+                 "w_gate": (ffn, d_model), "w_up": (ffn, d_model), "w_down": (d_model, ffn)}
+    shapes = {"embed": (vocab, d_model), "unembed": (vocab, d_model)}
+    for index in range(config["n_layers"]):
+        for part, name in _LAYER_TENSORS:
+            shapes[f"blocks.{index}.{part}.{name}"] = per_layer[name]
+    return shapes
+
+
+def check_tensors(config: dict, tensors: dict[str, np.ndarray], where: str, source: str) -> None:
+    """The tensors are exactly the ones the (already checked) config calls for: names, shapes, float64, finite."""
+    expected = tensor_shapes(config)
+    blocks = {name.split(".")[1] for name in tensors if name.startswith("blocks.")}
+    _require(len(blocks) == config["n_layers"],
+             f"{where}: n_layers is {config['n_layers']} but {source} has {len(blocks)} blocks")
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        more = f" and {len(missing) - 1} more tensors" if len(missing) > 1 else ""
+        raise ModelFormatError(f"{where}: {source} lacks {missing[0]}{more}")
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+        raise ModelFormatError(f"{where}: {source} has unexpected tensor {unknown[0]!r}")
+    for name, shape in expected.items():
+        tensor = tensors[name]
+        _require(tensor.shape == shape, f"{where}: {name} has shape {list(tensor.shape)} in {source}, "
+                 f"expected {list(shape)} from {_shape_keys(name)}")
+        _require(tensor.dtype == np.float64, f"{where}: {name} is {tensor.dtype} in {source}, expected float64")
+        _require(bool(np.all(np.isfinite(tensor))), f"{where}: {name} has non-finite entries in {source}")
+
+
+def _shape_keys(name: str) -> str:
+    if name in ("embed", "unembed"):
+        return "len(vocab) and d_model"
+    return "n_heads and d_model" if ".attn." in name else "d_ffn and d_model"
+
+
+# -- the directory -----------------------------------------------------------------------------------
 
 
 def save_model(model: Model, directory: str | Path) -> Path:
@@ -168,44 +286,52 @@ def save_model(model: Model, directory: str | Path) -> Path:
 
 
 def load_model(directory: str | Path) -> Model:
-    """Read a wasmformer/1 model directory; raise ModelFormatError with the reason if it is not one."""
-    from safetensors.numpy import load_file
+    """Read a wasmformer/1 model directory; raise ModelFormatError with the file and the reason if it is not one.
 
+    The config is checked on its own first (keys, types, ranges), then against
+    the tensors, so a damaged or inconsistent model never reaches an engine.
+    """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
         raise ModelFormatError(f"{directory} is not a model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    config = _read_config(config_path)
+    check_config(config, str(config_path))
+    tensors = _read_tensors(weights_path)
+    check_tensors(config, tensors, str(config_path), WEIGHTS_FILE)
+    layers = [Layer(**{name: tensors[f"blocks.{index}.{part}.{name}"] for part, name in _LAYER_TENSORS})
+              for index in range(config["n_layers"])]
+    return Model(
+        vocab=list(config["vocab"]),
+        halt_token=config["halt_token"],
+        positional=dict(config["positional"]),
+        output_bytes=dict(config["output_bytes"]),
+        max_exact_tokens=config["max_exact_tokens"],
+        embed=tensors["embed"],
+        unembed=tensors["unembed"],
+        layers=layers,
+        extra={key: value for key, value in config.items() if key not in _KNOWN_KEYS},
+    )
+
+
+def _read_config(path: Path):
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ModelFormatError(f"{config_path}: invalid JSON ({error})") from None
-    if config.get("format") != FORMAT:
-        raise ModelFormatError(f"{config_path}: format is {config.get('format')!r}, expected {FORMAT!r}")
-    tensors = load_file(str(weights_path))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{path}: not UTF-8 text") from None
     try:
-        layers = [
-            Layer(**{name: tensors[f"blocks.{index}.{part}.{name}"] for part, name in _LAYER_TENSORS})
-            for index in range(config["n_layers"])
-        ]
-        known = {"format", "d_model", "n_layers", "n_heads", "d_ffn", "d_head", "vocab", "halt_token",
-                 "positional", "output_bytes", "max_exact_tokens"}
-        model = Model(
-            vocab=list(config["vocab"]),
-            halt_token=config["halt_token"],
-            positional={key: int(value) for key, value in config["positional"].items()},
-            output_bytes={key: int(value) for key, value in config["output_bytes"].items()},
-            max_exact_tokens=int(config["max_exact_tokens"]),
-            embed=tensors["embed"],
-            unembed=tensors["unembed"],
-            layers=layers,
-            extra={key: value for key, value in config.items() if key not in known},
-        )
-    except KeyError as error:
-        raise ModelFormatError(f"{directory}: missing {error.args[0]!r}") from None
-    model.validate()
-    for key in ("d_model", "n_heads", "d_ffn"):
-        if config[key] != getattr(model, key):
-            raise ModelFormatError(f"{config_path}: {key}={config[key]} disagrees with the tensors ({getattr(model, key)})")
-    if config.get("d_head") != 2:
-        raise ModelFormatError(f"{config_path}: d_head must be 2")
-    return model
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFormatError(f"{path}: invalid JSON (nested too deeply)") from None
+    except ValueError as error:  # JSONDecodeError, or an integer too long to convert
+        raise ModelFormatError(f"{path}: invalid JSON ({error})") from None
+
+
+def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, ValueError, TypeError) as error:  # a damaged header or data, an unknown dtype
+        raise ModelFormatError(f"{path}: not a readable safetensors file ({error})") from None

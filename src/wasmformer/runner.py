@@ -29,7 +29,8 @@ from typing import Callable, Iterator, TextIO
 
 from wasmformer.engines import ENGINE_NAMES, hull_available, make_engine, native_available
 from wasmformer.engines.base import EngineError, encode, generate
-from wasmformer.model import Model
+from wasmformer.machine import purpose
+from wasmformer.model import BUILT_FOR_KEY, Model
 
 # Generated tokens per visit of the native C++ loop to Python (streaming and
 # progress granularity). Each visit costs tens of microseconds; 1024 tokens
@@ -191,12 +192,60 @@ def prompt_ids_or_error(model: Model, prompt_tokens: list[str], origin: str) -> 
         raise EngineError(f"{origin}: {error}") from None
 
 
-def read_prompt_file(path: Path) -> list[str]:
-    """The token strings of a prompt file (UTF-8 text, tokens separated by whitespace)."""
+# A prompt file's first line may say which model the prompt is for:
+# "# wasmformer-prompt KIND [key=value ...]", the model's built_for (machine/purpose.py).
+PROMPT_HEADER = "# wasmformer-prompt"
+COMMENT = "#"  # a line whose first word is this is a comment, not tokens
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """A prompt file's tokens and what its header says it is for (None without a header)."""
+
+    tokens: list[str]
+    made_for: dict | None
+
+
+def prompt_header(made_for: dict) -> str:
+    """The header line for a prompt made for a model with this built_for: kind, then key=value words."""
+    fields = [f"{key}={value}" for key, value in made_for.items()
+              if key != "kind" and value and not any(c.isspace() or c == "=" for c in value)]
+    return " ".join([PROMPT_HEADER, made_for["kind"], *fields])
+
+
+def write_prompt_file(path: Path, tokens: list[str], made_for: dict | None) -> None:
+    """The tokens separated by spaces, after the header line when ``made_for`` is known."""
+    header = prompt_header(made_for) + "\n" if made_for is not None else ""
+    path.write_text(header + " ".join(tokens) + "\n", encoding="utf-8")
+
+
+def read_prompt_file(path: Path) -> PromptFile:
+    """A prompt file: UTF-8 text, tokens separated by whitespace; lines whose first word is '#' are comments."""
     try:
-        return path.read_text(encoding="utf-8").split()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise EngineError(f"{path}: not a prompt file (not UTF-8 text)") from None
+    made_for = _parse_header(lines[0]) if lines else None
+    tokens = [token for line in lines if not _is_comment(line) for token in line.split()]
+    return PromptFile(tokens, made_for)
+
+
+def _is_comment(line: str) -> bool:
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0] == COMMENT
+
+
+def _parse_header(line: str) -> dict | None:
+    if not line.startswith(PROMPT_HEADER + " "):
+        return None
+    words = line[len(PROMPT_HEADER):].split()
+    if not words:
+        return None
+    made_for = {"kind": words[0]}
+    for field in words[1:]:
+        key, _, value = field.partition("=")
+        made_for[key] = value
+    return made_for
 
 
 def write_trace_file(path: Path, model: Model, trace: list[int]) -> None:
@@ -279,7 +328,10 @@ def load_universal_model(log: Callable[[str], None] | None = None) -> Model:
             "the universal model is not part of this version yet (wasmformer.machine.universal is missing)"
         ) from None
     with stdout_to_stderr():
-        return universal_model(log=log)
+        model = universal_model(log=log)
+    # the compiler does not know what a graph is for: this one is the universal machine
+    model.extra.setdefault(BUILT_FOR_KEY, purpose.universal())
+    return model
 
 
 @contextmanager
@@ -387,7 +439,7 @@ def prompt_file_workload(path: Path) -> Workload:
     """A prompt file as a workload; PATH.expected (beside it, same stem) holds the expected output if present."""
     expected_file = path.with_suffix(".expected")
     expected = expected_file.read_bytes() if expected_file.is_file() else None
-    return Workload(path.stem, read_prompt_file(path), expected, path.name)
+    return Workload(path.stem, read_prompt_file(path).tokens, expected, path.name)
 
 
 def output_verdict(outcome: RunOutcome, expected: bytes | None) -> str:

@@ -136,7 +136,8 @@ def generate_fast(
     if not prompt:
         raise EngineError("the prompt is empty")
     start = time.perf_counter()
-    trace, reason = engine.run(prompt, max_tokens, batch, on_tokens)
+    trace, reason = engine.run(prompt, _bounded_cap(max_tokens, model.max_exact_tokens, len(prompt)), batch,
+                               on_tokens)
     seconds = time.perf_counter() - start
     byte_of = {model.token_ids[token]: value for token, value in model.output_bytes.items()}
     output = bytes(byte_of[token] for token in trace if token in byte_of)
@@ -148,6 +149,18 @@ def generate_fast(
         prompt_tokens=len(prompt),
         output=output,
     )
+
+
+def _bounded_cap(max_tokens: int | None, horizon: int, prompt_tokens: int) -> int | None:
+    """The same cap, small enough for the C++ loop's 64-bit count.
+
+    The loop refuses to feed a position past the horizon, so no run reaches
+    ``horizon - prompt_tokens + 2`` generated tokens: any larger cap ends
+    the same way (a PrecisionHorizonError) and is replaced by that number.
+    """
+    if max_tokens is None:
+        return None
+    return min(max_tokens, max(1, horizon - prompt_tokens + 2))
 
 
 def _float64(array: np.ndarray) -> np.ndarray:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Callable
 
 from wasmformer.compiler import compile_graph
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import VMProgram
+from wasmformer.machine import purpose
 from wasmformer.machine.baked import BakedProgram, specialised_prompt
 from wasmformer.machine.interpreter import build_interpreter
-from wasmformer.model import Model, load_model, save_model
-
-PROGRAM_KEY = "specialised_program"  # config.json: {"name": ..., "sha256": ...} of the baked program
+from wasmformer.model import BUILT_FOR_KEY, Model, save_model
+from wasmformer.runner import write_prompt_file
+from wasmformer.vm.errors import ProgramError
+from wasmformer.vm.program import VMProgram
 
 
 @dataclass
@@ -48,7 +48,7 @@ def specialise(program: VMProgram, log: Callable[[str], None] | None = None) -> 
     start = time.perf_counter()
     units = BakedProgram(program).table_units()  # refuses a program too large, with the limit
     model, _ = compile_graph(build_interpreter(program=program), log=log or (lambda message: None))
-    model.extra[PROGRAM_KEY] = {"name": program.name, "sha256": program_digest(program)}
+    model.extra[BUILT_FOR_KEY] = purpose.specialised(program.name, program_digest(program))
     return Specialised(model, time.perf_counter() - start, units)
 
 
@@ -58,16 +58,20 @@ def write_specialised(program: VMProgram, input_bytes: bytes, directory: Path,
     result = specialise(program, log)
     save_model(result.model, directory)
     prompt_path = Path(directory) / f"{program.name}.prompt"
-    prompt_path.write_text(" ".join(specialised_prompt(program, input_bytes)) + "\n")
+    write_prompt_file(prompt_path, specialised_prompt(program, input_bytes), purpose.built_for(result.model))
     return result, prompt_path
 
 
-def prompt_for_model(program: VMProgram, input_bytes: bytes, model_dir: Path) -> list[str]:
-    """The prompt of a specialised model for another input; refuses a model baked from another program."""
-    baked = load_model(model_dir).extra.get(PROGRAM_KEY)
-    if baked is None:
-        raise FrontendError(f"{model_dir} is not a specialised model (no {PROGRAM_KEY!r} in its config.json)")
-    if baked.get("sha256") != program_digest(program):
-        raise FrontendError(f"{model_dir} was specialised for program '{baked.get('name')}', "
-                            f"not for this build of '{program.name}'")
+def prompt_for_model(program: VMProgram, input_bytes: bytes, model: Model, model_name: str) -> list[str]:
+    """The prompt of a specialised model for another input; refuses a model baked from another program.
+
+    ``model_name`` (its directory) names the model in messages.
+    """
+    made_for = purpose.built_for(model)
+    if made_for is None or made_for.get("kind") != purpose.SPECIALISED:
+        raise ProgramError(f"{model_name} is not a specialised model (its config.json has no "
+                           f"{BUILT_FOR_KEY} of kind '{purpose.SPECIALISED}')")
+    if made_for.get("sha256") != program_digest(program):
+        raise ProgramError(f"{model_name} was specialised for program '{made_for.get('program')}', "
+                           f"not for this build of '{program.name}'")
     return specialised_prompt(program, input_bytes)
