@@ -116,10 +116,13 @@ def _first_line(error: Exception) -> str:
 
 def _discard(directory: Path) -> None:
     """Rename the entry aside first: readers racing with us then see it whole or not at all."""
-    with contextlib.suppress(OSError):  # another process discarded it first, or the cache is read-only
+    try:
         aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.damaged.", dir=directory.parent))
+    except OSError:  # a read-only cache: the rebuilt model will not be stored either
+        return
+    with contextlib.suppress(OSError):  # another process discarded it first
         os.replace(directory, aside / directory.name)
-        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _store(model: Model, directory: Path) -> bool:
