@@ -2,10 +2,10 @@
 
 import pytest
 
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import Instr, Op, VMProgram
+from wasmformer.vm.program import Instr, Op, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import MAX_INPUT_BYTES, check_program, encode_prompt, max_frame_locals
+from wasmformer.vm.errors import ProgramError
 
 ENTRY = 300
 CALL_PC, CALL_TARGET = 290, 0x1A5  # a call whose return pc and target both need two bytes
@@ -114,9 +114,9 @@ def test_every_prompt_token_is_in_the_vocabulary():
 
 
 def _refusal(vm: VMProgram, input_bytes: bytes, message: str) -> None:
-    with pytest.raises(FrontendError, match=message):
+    with pytest.raises(ProgramError, match=message):
         check_program(vm, input_bytes)
-    with pytest.raises(FrontendError, match=message):
+    with pytest.raises(ProgramError, match=message):
         encode_prompt(vm, input_bytes)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wasmformer.oracles.spectest import SPEC_TESTS_ENV, format_summary, run_script, spec_tests_dir
+from wasmformer.conformance.spectest import SPEC_TESTS_ENV, format_summary, run_script, spec_tests_dir
 
 pytest.importorskip("wasmtime")
 

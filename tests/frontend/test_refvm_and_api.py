@@ -6,6 +6,7 @@ from wasmformer.frontend import (DEFAULT_MEMORY_LIMIT, FrontendError, Instr, Op,
                                  format_invoke_result, load_program)
 from wasmformer.frontend.binary import Reader
 from wasmformer.oracles import refvm
+from wasmformer.vm.errors import ProgramError
 
 pytest.importorskip("wasmtime")
 
@@ -63,7 +64,7 @@ def test_call_depth_limit():
 
 
 def test_input_limit():
-    with pytest.raises(FrontendError, match="at most"):
+    with pytest.raises(ProgramError, match="at most"):
         refvm.run(program([(Op.HALT,)]), bytes(1 << 17))
 
 

@@ -16,7 +16,7 @@ import pytest
 from wasmformer.machine import tokens as T
 from wasmformer.machine.execute import run_program
 from wasmformer.oracles import refvm
-from wasmformer.oracles.spectest import (MAX_STEPS_PER_ASSERTION, SPEC_TESTS_ENV, format_summary, run_script,
+from wasmformer.conformance.spectest import (MAX_STEPS_PER_ASSERTION, SPEC_TESTS_ENV, format_summary, run_script,
                                          spec_tests_dir)
 
 pytest.importorskip("wasmtime")

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from wasmformer.cli import main
-from wasmformer.frontend import FrontendError, load_program
-from wasmformer.frontend.program import Instr, Op, VMProgram
+from wasmformer.frontend import load_program
+from wasmformer.vm.program import Instr, Op, VMProgram
 from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_prompt
 from wasmformer.machine.execute import run_tokens, trap_in
 from wasmformer.machine.specialize import specialise
 from wasmformer.machine.trace import expected_trace
+from wasmformer.vm.errors import ProgramError
 
 from tests.machine.trace_ids import token_ids
 
@@ -103,7 +104,7 @@ def test_a_program_too_large_is_refused_with_the_limit():
     instrs = [Instr(Op.CONST, (pc * 2654435761) & 0xFFFFFFFF) for pc in range(MAX_TABLE_UNITS // 3)]
     program = VMProgram(instrs=instrs + [Instr(Op.HALT)], entry=0, entry_locals=0, globals=[], memory=b"",
                         memory_limit=16, name="big")
-    with pytest.raises(FrontendError, match=f"at most {MAX_TABLE_UNITS} are supported"):
+    with pytest.raises(ProgramError, match=f"at most {MAX_TABLE_UNITS} are supported"):
         BakedProgram(program)
 
 

@@ -22,11 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wasmformer.frontend import DEFAULT_MEMORY_LIMIT, FrontendError, Instr, Op, TrapReason, VMProgram, load_program
+from wasmformer.frontend import DEFAULT_MEMORY_LIMIT, Instr, Op, TrapReason, VMProgram, load_program
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import MACHINE_OPS, max_frame_locals
+from wasmformer.machine.instruction_set import MACHINE_OPS
+from wasmformer.machine.prompt import max_frame_locals
 from wasmformer.machine.trace import TraceMachine, decode_output, expected_trace
 from wasmformer.oracles import refvm
+from wasmformer.vm.errors import ProgramError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
@@ -330,9 +332,9 @@ def test_decode_output_reads_only_output_bytes():
 
 
 def test_unsupported_programs_are_refused():
-    with pytest.raises(FrontendError, match="mul"):
+    with pytest.raises(ProgramError, match="mul"):
         expected_trace(program((Op.CONST, 2), (Op.CONST, 3), (Op.MUL,), (Op.HALT,)))
-    with pytest.raises(FrontendError, match="at most 65536"):
+    with pytest.raises(ProgramError, match="at most 65536"):
         expected_trace(program((Op.HALT,)), bytes(70_000))
 
 
@@ -355,7 +357,7 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "MEMORY", "store", [(100, v) for v in (0x7F7F7F7F, -1)] + [(DEFAULT_MEMORY_LIMIT - 4, 1)]),
     (INSTRUCTIONS, "MEMORY", "size", [()]),
     (INSTRUCTIONS, "MEMORY", "grow0", [()]),
-    ("test_refvm_and_api", "WINDOW", "grow", [(0,), (1,), (-1,)]),
+    ("tests.frontend.test_refvm_and_api", "WINDOW", "grow", [(0,), (1,), (-1,)]),
     (INSTRUCTIONS, "CONTROL", "nested", [(0,), (1,)]),
     (INSTRUCTIONS, "CONTROL", "br_value_discards", [(0,), (1,)]),
     (INSTRUCTIONS, "CONTROL", "return_nested", [(0,), (1,)]),

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower import DEFAULT_MEMORY_LIMIT, MAX_INSTRUCTIONS, Call
-from wasmformer.frontend.ops import BASIC_OPS, DEFAULT_NATIVE_OPS, REWRITABLE_OPS
-from wasmformer.frontend.program import Instr, Op, TrapReason, VMProgram
+from wasmformer.vm.ops import BASIC_OPS, REWRITABLE_OPS
+from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
 
 __all__ = [
-    "BASIC_OPS", "DEFAULT_MEMORY_LIMIT", "DEFAULT_NATIVE_OPS", "MAX_INSTRUCTIONS", "REWRITABLE_OPS",
+    "BASIC_OPS", "DEFAULT_MEMORY_LIMIT", "MAX_INSTRUCTIONS", "REWRITABLE_OPS",
     "Call", "FrontendError", "Instr", "Op", "TrapReason", "VMProgram",
     "format_invoke_result", "load_program", "module_bytes",
 ]
@@ -73,14 +73,15 @@ def _source_kind(source, kind: str | None) -> str:
 
 
 def load_program(source: str | Path | bytes, *, kind: str | None = None, invoke: str | None = None,
-                 args: tuple[int, ...] = (), native_ops=DEFAULT_NATIVE_OPS,
+                 args: tuple[int, ...] = (), native_ops=None,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, clang: str | None = None) -> VMProgram:
     """C / WAT / wasm -> VMProgram.
 
     ``source`` is a path (the suffix .c/.wat/.wasm gives the kind unless ``kind``
     is set), WAT text, or wasm bytes. By default the program runs the exported
     ``main`` (or ``_start``); ``invoke=NAME, args=(...)`` calls that export
-    instead and outputs each i32 result as 4 little-endian bytes.
+    instead and outputs each i32 result as 4 little-endian bytes. ``native_ops``
+    is the op set the target executes (default: the universal machine's).
     """
     from wasmformer.frontend.decode import decode_module
     from wasmformer.frontend.lower import lower

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wasmformer.frontend.program import Instr, Op
+from wasmformer.vm.program import Instr, Op
 
 
 class Label:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from wasmformer.frontend.assemble import Code, Symbol
+from wasmformer.frontend.decode import decode_module
+from wasmformer.frontend.units import helper_program, lower_reachable, symbol_of_function
 
 HELPERS_SOURCE = Path(__file__).with_name("helpers.wat")
 HELPER_NAME_PREFIX = "helper "  # function names in origins and messages
@@ -17,21 +19,17 @@ HELPER_NAME_PREFIX = "helper "  # function names in origins and messages
 
 def helper_library():
     """The decoded helper module (compiled from WAT on each call: no cached state)."""
-    import wasmtime
-
-    from wasmformer.frontend.decode import decode_module
+    import wasmtime  # only when a program needs a helper: wasmtime is slow to import
 
     return decode_module(wasmtime.wat2wasm(HELPERS_SOURCE.read_text()))
 
 
 def lower_helpers(names: list[str]) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
-    from wasmformer.frontend.lower import _function_symbol, helper_program, lower_reachable
-
     module = helper_library()
     program = helper_program(module)
     roots = [module.exports[name][1] for name in names]
     lowered = lower_reachable(program, roots, HELPER_NAME_PREFIX)
-    pieces = [(_function_symbol(program.unit, index), lowered[index].code) for index in sorted(lowered)]
-    aliases = {Symbol(("helper", name)): _function_symbol(program.unit, module.exports[name][1]) for name in names}
+    pieces = [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
+    aliases = {Symbol(("helper", name)): symbol_of_function(program.unit, module.exports[name][1]) for name in names}
     linked_names = [module.function_name(index) for index in sorted(lowered)]
     return pieces, aliases, linked_names

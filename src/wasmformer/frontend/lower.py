@@ -16,14 +16,18 @@ the machine cannot run as long as it is never called.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs, link
-from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Instruction, Module
+from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.lower_function import Environment, LoweredFunction, lower_function, to_i32, type_reason
-from wasmformer.frontend.ops import BASIC_OPS, DEFAULT_NATIVE_OPS
-from wasmformer.frontend.program import Instr, Op, TrapReason, VMProgram
+from wasmformer.frontend.helpers import lower_helpers
+from wasmformer.frontend.lower_function import Environment, to_i32, type_reason
+from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_table,
+                                       lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function)
+from wasmformer.machine.instruction_set import MACHINE_OPS
+from wasmformer.vm.ops import BASIC_OPS
+from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
 
 # The machine addresses memory bytes through attention lookups keyed by address
 # and every byte a program touches costs trace tokens, so it supports only a low
@@ -34,18 +38,6 @@ DEFAULT_MEMORY_LIMIT = 16384
 # Instructions are fetched by prompt position (5 tokens each); 65536 keeps the
 # code part of a prompt within ~330K tokens and every pc within 16 bits.
 MAX_INSTRUCTIONS = 65536
-
-IO_MODULE = "wasmformer"
-IO_IMPORTS = {  # name -> (required signature, the VM instruction that replaces the call)
-    "putchar": (FuncType(("i32",), ()), Instr(Op.PUTCHAR)),
-    "getchar": (FuncType((), ("i32",)), Instr(Op.GETCHAR)),
-}
-# Only the helper library (helpers.wat) may import these: a call becomes TRAP <reason>.
-HELPER_TRAP_MODULE = "wasmformer_helpers"
-HELPER_TRAP_IMPORTS = {
-    "trap_divide_by_zero": TrapReason.DIVIDE_BY_ZERO,
-    "trap_integer_overflow": TrapReason.INTEGER_OVERFLOW,
-}
 
 ENTRY_EXPORTS = ("main", "_start")  # the first one exported is the program's entry
 RESULT_BYTES = 4  # an i32 result is output as 4 little-endian bytes
@@ -61,38 +53,27 @@ class Call:
     output: bool = True  # output the results (4 bytes each); otherwise drop them
 
 
-@dataclass
-class _Program:
-    """Everything decided about the module before its functions are lowered."""
-    module: Module
-    unit: str
-    native_ops: frozenset[Op]
-    memory_limit: int
-    memory_pages: int
-    global_slots: dict[int, int]
-    table: list[int | None]
-    rewritten: dict[Op, int] = field(default_factory=dict)
-    dispatch_types: dict[FuncType, int] = field(default_factory=dict)
-    allow_helper_traps: bool = False  # true only for the helper library
-
-
-def lower(module: Module, *, native_ops=DEFAULT_NATIVE_OPS, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
           calls: list[Call] | None = None, name: str = "program") -> VMProgram:
-    """Lower a decoded module; ``calls`` replaces the default entry (main) with explicit calls."""
-    native_ops = frozenset(native_ops)
+    """Lower a decoded module; ``calls`` replaces the default entry (main) with explicit calls.
+
+    ``native_ops`` is the op set the target executes (default: the universal
+    machine's); the front end rewrites the others into helper calls.
+    """
+    native_ops = MACHINE_OPS if native_ops is None else frozenset(native_ops)
     if not BASIC_OPS <= native_ops:
         missing = ", ".join(sorted(op.value for op in BASIC_OPS - native_ops))
         raise FrontendError(f"the native op set must contain every basic op (missing: {missing})")
     check_imports(module, allow_helper_traps=False)
     pages, window = memory_window(module, memory_limit)
-    program = _Program(module, "user", native_ops, window, pages, global_slots(module), initial_table(module))
+    program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_table(module))
     globals_ = global_values(module, program.global_slots)
     memory = initial_memory(module, pages, window)
     entry = entry_stub(program, calls)
     lowered = lower_reachable(program, _entry_roots(module, calls))
     pieces = [(Symbol(("entry",)), entry.code)]
-    pieces += [(_function_symbol(program.unit, index), lowered[index].code) for index in sorted(lowered)]
-    pieces += [(_dispatch_symbol(program, signature), dispatcher(program, signature))
+    pieces += [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
+    pieces += [(symbol_of_dispatcher(program, signature), dispatcher(program, signature))
                for signature in program.dispatch_types]
     helper_pieces, helper_aliases, helper_names = helper_code(program)
     linked = link(pieces + helper_pieces, helper_aliases)
@@ -120,21 +101,6 @@ def lower(module: Module, *, native_ops=DEFAULT_NATIVE_OPS, memory_limit: int = 
 # --- imports, memory, globals, table --------------------------------------------------------
 
 
-def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
-    for item in module.imports:
-        if item.kind == "func" and item.module == IO_MODULE and item.name in IO_IMPORTS:
-            expected = IO_IMPORTS[item.name][0]
-            if module.types[item.type_index] != expected:
-                raise FrontendError(f"import {item.module}.{item.name} must have type {expected}, "
-                                    f"not {module.types[item.type_index]}")
-        elif allow_helper_traps and item.module == HELPER_TRAP_MODULE and item.name in HELPER_TRAP_IMPORTS:
-            continue
-        else:
-            raise FrontendError(
-                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import "
-                f"the functions putchar: (i32) -> () and getchar: () -> (i32) from module \"{IO_MODULE}\"")
-
-
 def memory_window(module: Module, memory_limit: int) -> tuple[int, int]:
     """(declared pages, addressable bytes): the window is the declared memory, capped by the limit."""
     if memory_limit < 0:
@@ -147,34 +113,6 @@ def memory_window(module: Module, memory_limit: int) -> tuple[int, int]:
     if memory.is64:
         raise FrontendError("64-bit memories (memory64) are not supported")
     return memory.minimum, min(memory_limit, memory.minimum * PAGE_SIZE)
-
-
-def constant_value(expression: list[Instruction], known_globals: dict[int, int], what: str) -> int:
-    """Evaluate a constant expression (i32.const, global.get, extended-const add/sub/mul)."""
-    stack: list[int] = []
-    for instruction in expression:
-        if instruction.name == "i32.const":
-            stack.append(to_i32(instruction.args[0]))
-        elif instruction.name == "global.get" and instruction.args[0] in known_globals:
-            stack.append(known_globals[instruction.args[0]])
-        elif instruction.name in ("i32.add", "i32.sub", "i32.mul") and len(stack) >= 2:
-            right, left = stack.pop(), stack.pop()
-            combine = {"i32.add": left + right, "i32.sub": left - right, "i32.mul": left * right}
-            stack.append(to_i32(combine[instruction.name]))
-        else:
-            raise FrontendError(f"{what}: constant expression with {instruction.name} is not supported")
-    if len(stack) != 1:
-        raise FrontendError(f"{what}: not a single i32 constant")
-    return stack[0]
-
-
-def global_slots(module: Module) -> dict[int, int]:
-    """wasm global index -> VM global index, for the i32 globals (others are refused when used)."""
-    slots: dict[int, int] = {}
-    for index, item in enumerate(module.globals):
-        if item.value_type == "i32":
-            slots[index] = len(slots)
-    return slots
 
 
 def global_values(module: Module, slots: dict[int, int]) -> list[int]:
@@ -205,97 +143,10 @@ def initial_memory(module: Module, pages: int, window: int) -> bytes:
     return bytes(memory)
 
 
-def initial_table(module: Module) -> list[int | None]:
-    """Table 0 after the active element segments (function index per slot, None = null)."""
-    if not module.tables:
-        return []
-    table: list[int | None] = [None] * module.tables[0].minimum
-    for number, segment in enumerate(module.elements):
-        if segment.mode != "active":
-            continue
-        if segment.table != 0:
-            raise FrontendError(f"element segment {number} fills table {segment.table}; only table 0 is supported")
-        start = constant_value(segment.offset, {}, f"element segment {number}") % (1 << 32)
-        if start + len(segment.functions) > len(table):
-            raise FrontendError(f"element segment {number} lies outside the table "
-                                "(instantiation would trap: out of bounds table access)")
-        table[start:start + len(segment.functions)] = segment.functions
-    return table
+# --- call_indirect dispatchers ---------------------------------------------------------------
 
 
-# --- the functions ----------------------------------------------------------------------------
-
-
-def _function_symbol(unit: str, index: int) -> Symbol:
-    return Symbol(("func", unit, index))
-
-
-def _dispatch_symbol(program: _Program, signature: FuncType) -> Symbol:
-    return Symbol(("dispatch", program.unit, str(signature)))
-
-
-def _environment(program: _Program, name_prefix: str = "") -> Environment:
-    module = program.module
-
-    def function_symbol(index: int) -> Symbol | Instr:
-        imported = module.imported_functions
-        if index >= len(imported):
-            return _function_symbol(program.unit, index)
-        item = imported[index]
-        if item.module == IO_MODULE:
-            return IO_IMPORTS[item.name][1]
-        return Instr(Op.TRAP, HELPER_TRAP_IMPORTS[item.name])
-
-    def global_slot(index: int, fail) -> int:
-        if index not in program.global_slots:
-            kind = module.globals[index].value_type
-            raise fail(f"global {index} has type {kind}; only i32 globals are supported ({type_reason(kind)})")
-        return program.global_slots[index]
-
-    def op_target(op: Op) -> Symbol | None:
-        if op in program.native_ops:
-            return None
-        if program.allow_helper_traps:
-            raise FrontendError(f"helper code uses {op.value}, which is not a basic op")
-        program.rewritten[op] = program.rewritten.get(op, 0) + 1
-        return Symbol(("helper", op.value))
-
-    def dispatch_symbol(type_index: int, table: int) -> Symbol:
-        if table != 0:
-            raise FrontendError(f"call_indirect through table {table}: only table 0 is supported")
-        signature = module.types[type_index]
-        program.dispatch_types.setdefault(signature, type_index)
-        return _dispatch_symbol(program, signature)
-
-    return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
-                       global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
-
-
-def lower_reachable(program: _Program, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
-    """Lower the defined functions reachable from ``roots`` (calls, and the table for call_indirect)."""
-    module = program.module
-    environment = _environment(program, name_prefix)
-    imported = len(module.imported_functions)
-    lowered: dict[int, LoweredFunction] = {}
-    pending = list(roots)
-    while pending:
-        index = pending.pop()
-        if index in lowered or index < imported:
-            continue
-        function = lower_function(environment, index)
-        lowered[index] = function
-        pending += sorted(function.calls)
-        for type_index in sorted(function.indirect_types):
-            pending += _table_functions(program, module.types[type_index])
-    return lowered
-
-
-def _table_functions(program: _Program, signature: FuncType) -> list[int]:
-    module = program.module
-    return [f for f in program.table if f is not None and module.function_type(f) == signature]
-
-
-def dispatcher(program: _Program, signature: FuncType) -> Code:
+def dispatcher(program: ModuleUnit, signature: FuncType) -> Code:
     """call_indirect: pop the table index, CALL the function in that slot if its type matches, else TRAP."""
     code = Code(f"call_indirect {signature}")
     index_local = 0
@@ -304,7 +155,7 @@ def dispatcher(program: _Program, signature: FuncType) -> Code:
     targets = [f if f is not None and module.function_type(f) == signature else None for f in program.table]
     labels = {target: Label() for target in set(targets) | {None}}
     emit_index_search(code, index_local, index_runs(targets, None), labels)
-    environment = _environment(program)
+    environment = make_environment(program)
     for target, label in labels.items():
         code.place(label)
         if target is None:
@@ -346,10 +197,10 @@ class _Entry:
     frame_size: int
 
 
-def entry_stub(program: _Program, calls: list[Call] | None) -> _Entry:
+def entry_stub(program: ModuleUnit, calls: list[Call] | None) -> _Entry:
     module = program.module
     code = Code("entry")
-    environment = _environment(program)
+    environment = make_environment(program)
     if module.start is not None:
         _emit_call(code, environment, module.start)
     frame_size = 0
@@ -377,7 +228,7 @@ def _call_main(code: Code, environment: Environment, name: str) -> None:
         code.emit(Op.DROP)  # main's return value is not output
 
 
-def _call_export(code: Code, program: _Program, environment: Environment, call: Call) -> int:
+def _call_export(code: Code, program: ModuleUnit, environment: Environment, call: Call) -> int:
     """Emit one call of the stub; returns the number of entry-frame locals it uses."""
     index = _exported_function(program.module, call.name)
     signature = program.module.function_type(index)
@@ -425,7 +276,7 @@ def _output_through_memory(code: Code, results: int) -> None:
     code.emit(Op.STORE, 0)
 
 
-def _output_through_shifts(code: Code, program: _Program, environment: Environment, results: int) -> None:
+def _output_through_shifts(code: Code, program: ModuleUnit, environment: Environment, results: int) -> None:
     """Without a memory: output (value >> 8k) for k = 0..3 (PUTCHAR keeps the low byte)."""
     for slot in range(results):
         for byte in range(RESULT_BYTES):
@@ -440,18 +291,10 @@ def _output_through_shifts(code: Code, program: _Program, environment: Environme
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def helper_code(program: _Program) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
+def helper_code(program: ModuleUnit) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
     """The helper subroutines for the rewritten ops; Symbol("helper", op name) aliases each entry."""
     if not program.rewritten:
         return [], {}, []
-    from wasmformer.frontend.helpers import lower_helpers
-
     return lower_helpers(sorted(op.value for op in program.rewritten))
 
-
-def helper_program(module: Module) -> _Program:
-    """The _Program for the helper library: basic ops only, trap imports allowed."""
-    check_imports(module, allow_helper_traps=True)
-    return _Program(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_table(module),
-                    allow_helper_traps=True)
 

@@ -25,37 +25,18 @@ from typing import Callable
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs
 from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import Instr, Op, TrapReason
+from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec
+from wasmformer.vm.program import Instr, Op, TrapReason
 
 I32_MODULUS = 1 << 32
 
-SIMPLE_OPS: dict[str, tuple[Op, int, int]] = {  # wasm name -> (op, values popped, values pushed)
-    "i32.eqz": (Op.EQZ, 1, 1), "i32.eq": (Op.EQ, 2, 1), "i32.ne": (Op.NE, 2, 1),
-    "i32.lt_s": (Op.LT_S, 2, 1), "i32.lt_u": (Op.LT_U, 2, 1), "i32.gt_s": (Op.GT_S, 2, 1),
-    "i32.gt_u": (Op.GT_U, 2, 1), "i32.le_s": (Op.LE_S, 2, 1), "i32.le_u": (Op.LE_U, 2, 1),
-    "i32.ge_s": (Op.GE_S, 2, 1), "i32.ge_u": (Op.GE_U, 2, 1),
-    "i32.add": (Op.ADD, 2, 1), "i32.sub": (Op.SUB, 2, 1), "i32.mul": (Op.MUL, 2, 1),
-    "i32.div_s": (Op.DIV_S, 2, 1), "i32.div_u": (Op.DIV_U, 2, 1),
-    "i32.rem_s": (Op.REM_S, 2, 1), "i32.rem_u": (Op.REM_U, 2, 1),
-    "i32.and": (Op.AND, 2, 1), "i32.or": (Op.OR, 2, 1), "i32.xor": (Op.XOR, 2, 1),
-    "i32.shl": (Op.SHL, 2, 1), "i32.shr_s": (Op.SHR_S, 2, 1), "i32.shr_u": (Op.SHR_U, 2, 1),
-    "i32.rotl": (Op.ROTL, 2, 1), "i32.rotr": (Op.ROTR, 2, 1),
-    "i32.clz": (Op.CLZ, 1, 1), "i32.ctz": (Op.CTZ, 1, 1), "i32.popcnt": (Op.POPCNT, 1, 1),
-    "i32.extend8_s": (Op.EXTEND8_S, 1, 1), "i32.extend16_s": (Op.EXTEND16_S, 1, 1),
-    "drop": (Op.DROP, 1, 0), "select": (Op.SELECT, 3, 1),
-}
-
-MEMORY_OPS: dict[str, tuple[Op, int, int, int]] = {  # name -> (op, popped, pushed, access width)
-    "i32.load": (Op.LOAD, 1, 1, 4), "i32.load8_s": (Op.LOAD8_S, 1, 1, 1),
-    "i32.load8_u": (Op.LOAD8_U, 1, 1, 1), "i32.load16_s": (Op.LOAD16_S, 1, 1, 2),
-    "i32.load16_u": (Op.LOAD16_U, 1, 1, 2),
-    "i32.store": (Op.STORE, 2, 0, 4), "i32.store8": (Op.STORE8, 2, 0, 1), "i32.store16": (Op.STORE16, 2, 0, 2),
-}
-
-VARIABLE_OPS: dict[str, tuple[Op, int, int]] = {
-    "local.get": (Op.LOCAL_GET, 0, 1), "local.set": (Op.LOCAL_SET, 1, 0), "local.tee": (Op.LOCAL_TEE, 1, 1),
-    "global.get": (Op.GLOBAL_GET, 0, 1), "global.set": (Op.GLOBAL_SET, 1, 0),
-}
+# The wasm instructions that become exactly one VM op, by what their immediate is (the op table's
+# ``wasm`` column); i32.const has a handler of its own (constant folding of multiplications).
+_ROWS = [row for row in OP_TABLE if row.wasm is not None and row.op is not Op.CONST]
+SIMPLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS if row.immediate is Immediate.NONE}
+MEMORY_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS if row.immediate is Immediate.OFFSET}
+VARIABLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS
+                                   if row.immediate in (Immediate.LOCAL, Immediate.GLOBAL)}
 
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
     ("i32.wrap_i64", "no i64 yet"), ("i32.trunc", "no floating point"), ("i32.reinterpret", "no floating point"),
@@ -218,11 +199,11 @@ class _FunctionLowering:
             return
         handler = self.handlers.get(name)
         if name in SIMPLE_OPS:
-            self._simple(*SIMPLE_OPS[name])
+            self._simple(SIMPLE_OPS[name])
         elif name in MEMORY_OPS:
-            self._memory(instruction, *MEMORY_OPS[name])
+            self._memory(instruction, MEMORY_OPS[name])
         elif name in VARIABLE_OPS:
-            self._variable(instruction, *VARIABLE_OPS[name])
+            self._variable(instruction, VARIABLE_OPS[name])
         elif handler is not None:
             handler(instruction)
         else:
@@ -235,31 +216,31 @@ class _FunctionLowering:
                 return reason
         return "not in the machine's instruction set"
 
-    def _simple(self, op: Op, pops: int, pushes: int) -> None:
-        if op is Op.MUL and self._multiply_by_constant():
+    def _simple(self, row: OpSpec) -> None:
+        if row.op is Op.MUL and self._multiply_by_constant():
             self.height -= 1
             return
-        helper = self.env.op_target(op)
-        self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(op)
-        self.height += pushes - pops
+        helper = self.env.op_target(row.op)
+        self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(row.op)
+        self.height += row.pushes - row.pops
 
-    def _memory(self, instruction: Instruction, op: Op, pops: int, pushes: int, width: int) -> None:
+    def _memory(self, instruction: Instruction, row: OpSpec) -> None:
         offset = instruction.args[1]
-        if offset + width > self.env.memory_limit:
+        if offset + row.width > self.env.memory_limit:
             # Every address plus this offset is out of the window: the access always traps.
-            for _ in range(pops):
+            for _ in range(row.pops):
                 self.code.emit(Op.DROP)
             self.code.emit(Op.TRAP, TrapReason.OUT_OF_BOUNDS_MEMORY)
         else:
-            self.code.emit(op, offset)
-        self.height += pushes - pops
+            self.code.emit(row.op, offset)
+        self.height += row.pushes - row.pops
 
-    def _variable(self, instruction: Instruction, op: Op, pops: int, pushes: int) -> None:
+    def _variable(self, instruction: Instruction, row: OpSpec) -> None:
         index = instruction.args[0]
-        if op in (Op.GLOBAL_GET, Op.GLOBAL_SET):
+        if row.immediate is Immediate.GLOBAL:
             index = self.env.global_slot(index, self.fail)
-        self.code.emit(op, index)
-        self.height += pushes - pops
+        self.code.emit(row.op, index)
+        self.height += row.pushes - row.pops
 
     # --- plain instructions ----------------------------------------------------------
 

@@ -6,10 +6,11 @@ zero and ones slots, the input and the entry (docs/specialize.md).
 
 from __future__ import annotations
 
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import Op, VMProgram
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import check_input, check_program, max_frame_locals, slot_tokens
+from wasmformer.machine.prompt import check_input, check_program, max_frame_locals, packed_argument, slot_tokens
+from wasmformer.vm.errors import ProgramError
+from wasmformer.vm.ops import spec
+from wasmformer.vm.program import VMProgram
 
 SPECIALISED_INPUT_START = 1 + 2 * T.SLOT + 1  # <s>, the zero and ones slots, <input_bytes>
 # Table units (one per change of slope) of all tables together. Every unit is a
@@ -22,12 +23,10 @@ class BakedProgram:
     """Per-pc opcode and immediate bytes, initial memory and globals, as lists of small integers."""
 
     def __init__(self, program: VMProgram):
-        from wasmformer.machine.interpreter import OPCODE
-
         check_program(program)
         self.name = program.name
-        self.opcodes = [OPCODE[instr.op] for instr in program.instrs] or [0]
-        arguments = [_packed_argument(pc, instr) for pc, instr in enumerate(program.instrs)] or [0]
+        self.opcodes = [spec(instr.op).opcode for instr in program.instrs] or [0]
+        arguments = [packed_argument(pc, instr) for pc, instr in enumerate(program.instrs)] or [0]
         self.immediate_bytes = [[(argument >> (8 * k)) & 0xFF for argument in arguments] for k in range(4)]
         self.memory = list(program.memory[:program.memory_limit]) or [0]
         globals_ = [value & 0xFFFFFFFF for value in program.globals] or [0]
@@ -38,7 +37,7 @@ class BakedProgram:
         self.entry = program.entry
         units = self.table_units()
         if units > MAX_TABLE_UNITS:
-            raise FrontendError(f"program '{program.name}' needs {units} table units to specialise "
+            raise ProgramError(f"program '{program.name}' needs {units} table units to specialise "
                                 f"({len(program.instrs)} instructions, {sum(1 for b in self.memory if b)} nonzero "
                                 f"data bytes); at most {MAX_TABLE_UNITS} are supported (each unit is an FFN column "
                                 f"in every layer); run it on the universal model instead")
@@ -48,13 +47,6 @@ class BakedProgram:
 
     def table_units(self) -> int:
         return sum(_slope_changes(values) for values in self.tables())
-
-
-def _packed_argument(pc: int, instr) -> int:
-    argument = instr.arg & 0xFFFFFFFF
-    if instr.op is Op.CALL:  # as in the universal prompt: the return pc rides in the high half
-        argument = (instr.arg & 0xFFFF) | ((pc + 1) << 16)
-    return argument
 
 
 def _slope_changes(values: list[int]) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from wasmformer import runner
 from wasmformer.engines import make_engine
 from wasmformer.engines.base import encode
-from wasmformer.frontend.program import TrapReason, VMProgram
+from wasmformer.vm.program import TrapReason, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import encode_prompt
 from wasmformer.model import Model

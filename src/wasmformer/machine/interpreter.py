@@ -12,24 +12,32 @@ next token:
 3. operands: the newest stack records keyed by depth, the newest variable
    record keyed by (call depth, index) or global index, the newest memory
    record keyed by address;
-4. the byte to emit at this phase of the step (a copy, an add/sub byte with
-   its carry, a comparison result, a loaded byte...), and the next token.
+4. the byte to emit at this phase of the step, formed by the op's datapath
+   (one method each: copy, add, sub, compare, narrow, bitwise, shift, input,
+   grow, branch), and the next token.
 
-Nothing here is WebAssembly-specific beyond the op table: the model that comes
-out is an ordinary transformer.
+Which op uses which datapath, reads which source, writes which body and
+record: all of that is read from the op table (vm/ops.py). Where the program
+comes from is behind one interface, ``ProgramView``: the prompt (the
+universal machine) or tables in the weights (a specialised machine). Nothing
+here is WebAssembly-specific beyond the op table: the model that comes out is
+an ordinary transformer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
 from wasmformer.graph.patterns import switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
-from wasmformer.machine.prompt import MACHINE_OPS
+from wasmformer.machine.instruction_set import MACHINE_OPS
+from wasmformer.vm.ops import (OP_TABLE, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record, Source, spec,
+                               stack_effect)
+from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
 # and is centred (KEY_CENTER subtracted from key and query alike, which leaves
@@ -38,38 +46,16 @@ from wasmformer.machine.prompt import MACHINE_OPS
 # The count heads allow up to 2.37e7 (graph/precision.py).
 MAX_TOKENS = 1 << 24
 KEY_CENTER = T.KEY_LIMIT // 2
-VALUE_BYTES = 4
 BYTE_RANGE = 256
 WORD = 1 << 32
 SIGN = 1 << 31
-
-# Op classes (docs/token-language.md "Tokens of each step").
-PUSH_OPS = (Op.CONST, Op.LOCAL_GET, Op.GLOBAL_GET, Op.MEMORY_SIZE)  # commit c.push
-BITWISE_OPS = (Op.AND, Op.OR, Op.XOR)
-LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - q - 1 of the value
-RIGHT_SHIFTS = (Op.SHR_U, Op.SHR_S, Op.ROTR)  # ... from bytes k + q and k + q + 1
-ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
-SHIFTS = (*LEFT_SHIFTS, *RIGHT_SHIFTS)
-BINARY_OPS = (Op.ADD, Op.SUB, Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U,
-              *BITWISE_OPS, *SHIFTS)
-LOAD_WIDTH = {Op.LOAD8_S: 1, Op.LOAD8_U: 1, Op.LOAD16_S: 2, Op.LOAD16_U: 2, Op.LOAD: 4}
-EXTEND_WIDTH = {Op.EXTEND8_S: 1, Op.EXTEND16_S: 2}  # sign-extend the low 8 or 16 bits
 BITS = 8
-SIGNED_LOADS = (Op.LOAD8_S, Op.LOAD16_S)
-STORE_WIDTH = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4}
-KEEP_OPS = (Op.EQZ, *LOAD_WIDTH, *EXTEND_WIDTH, Op.MEMORY_GROW)  # value ops with commit c.keep
-VALUE_OPS = (*PUSH_OPS, Op.GETCHAR, *KEEP_OPS, *BINARY_OPS, Op.SELECT)  # write a stack record
-VARIABLE_WRITES = (Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_SET)
-CONDITIONAL_JUMPS = (Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO)
-COMPARISONS = (Op.EQZ, Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U)
-STACK_EFFECT = {**{op: 1 for op in PUSH_OPS}, Op.GETCHAR: 1, **{op: 0 for op in KEEP_OPS},
-                **{op: -1 for op in BINARY_OPS}, Op.SELECT: -2}
-COMMIT_OF = {**{op: "c.push" for op in PUSH_OPS}, Op.GETCHAR: "c.getc", **{op: "c.keep" for op in KEEP_OPS},
-             **{op: "c.pop" for op in BINARY_OPS}, Op.SELECT: "c.pop2", Op.LOCAL_SET: "c.pop",
-             Op.LOCAL_TEE: "c.keep", Op.GLOBAL_SET: "c.pop", **{op: "c.pop2" for op in STORE_WIDTH},
-             Op.DROP: "c.pop", Op.PUTCHAR: "c.pop", Op.JUMP: "c.jump", **{op: "c.pop" for op in CONDITIONAL_JUMPS},
-             Op.CALL: "c.call", Op.RETURN: "c.return"}
-OPCODE = {op: index + 1 for index, op in enumerate(sorted(MACHINE_OPS, key=lambda op: op.value))}  # 0: not an op
+
+# Datapath details that only their own method needs.
+LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - q - 1 of the value
+ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
+ARITHMETIC_SHIFT = Op.SHR_S  # shifts the sign in
+TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
 
 
 def build_interpreter(max_tokens: int = MAX_TOKENS, program: VMProgram | None = None) -> Graph:
@@ -93,8 +79,7 @@ class _Builder:
     def __init__(self, max_tokens: int, program: VMProgram | None = None):
         vocab = T.vocabulary()
         self.ids = {token: index for index, token in enumerate(vocab)}
-        self.program = program
-        self.baked = None if program is None else BakedProgram(program)
+        self.view: ProgramView = PromptProgram(self) if program is None else BakedTables(self, BakedProgram(program))
         name = "wasm-machine" if program is None else f"wasm-machine.{program.name}"
         self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens, name=name)
         self._token_tables()
@@ -156,11 +141,28 @@ class _Builder:
         return self.g.product(name, value, flag) if Expr.of(value).bounds()[0] < 0 else self.g.product(name, flag, value)
 
     def op_flag(self, *ops: Op) -> Expr:
-        return sum((self.is_op[op] for op in ops), Expr())
+        """1 when the current instruction is one of ``ops`` (ops the machine lacks never are)."""
+        return sum((self.is_op[op] for op in ops if op in self.is_op), Expr())
+
+    def flag_where(self, **facts) -> Expr:
+        """1 when the current instruction's row has every given fact: ``flag_where(datapath=Datapath.ADD)``."""
+        return self.op_flag(*(row.op for row in OP_TABLE
+                              if all(getattr(row, name) == value for name, value in facts.items())))
+
+    def is_any(self, name: str, **facts) -> Expr:
+        """``flag_where`` as a 0/1 feature of its own (one unit): what a select's condition needs."""
+        ops = [row.op for row in OP_TABLE if row.op in self.is_op
+               and all(getattr(row, fact) == value for fact, value in facts.items())]
+        return self.either(name, *(self.is_op[op] for op in ops))
 
     def by_op(self, table: dict[Op, int]) -> Expr:
         """A per-op constant as a linear expression of the op flags (0 for ops not in the table)."""
-        return sum((value * self.is_op[op] for op, value in table.items()), Expr())
+        return sum((value * self.is_op[op] for op, value in table.items() if op in self.is_op), Expr())
+
+    def by_row(self, column, **facts) -> Expr:
+        """A column of the op table (``column(row)``) over the rows with the given facts, as ``by_op``."""
+        return self.by_op({row.op: column(row) for row in OP_TABLE
+                           if all(getattr(row, name) == value for name, value in facts.items())})
 
     # -- 0. what each token is -----------------------------------------------------------------
     def _token_tables(self) -> None:
@@ -186,13 +188,13 @@ class _Builder:
         self.is_trap_token = g.token_table("is_trap_token", {token: 1 for token in T.TRAPS})
         self.is_global_marker = g.token_table("is_global_marker", {T.GLOBAL: 1})
         self.is_data_marker = g.token_table("is_data_marker", {T.DATA_RECORD: 1})
-        self.opcode_here = g.token_table("opcode", {T.opcode_token(op): code for op, code in OPCODE.items()})
+        self.opcode_here = g.token_table("opcode", {T.opcode_token(op): spec(op).opcode for op in MACHINE_OPS})
         self.pushes = g.token_table("pushes", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == 1})
         self.pops_one = g.token_table("pops_one", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -1})
         self.pops_two = g.token_table("pops_two", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -2})
-        self.is_call_commit = g.token_table("is_call_commit", {"c.call": 1})
-        self.is_return_commit = g.token_table("is_return_commit", {"c.return": 1})
-        self.is_getc_commit = g.token_table("is_getc_commit", {"c.getc": 1})
+        self.is_call_commit = g.token_table("is_call_commit", {Commit.CALL.value: 1})
+        self.is_return_commit = g.token_table("is_return_commit", {Commit.RETURN.value: 1})
+        self.is_getc_commit = g.token_table("is_getc_commit", {Commit.GETC.value: 1})
 
     def _previous_tokens(self) -> None:
         """The bytes of the three tokens before this one, and the markers 3 and 4 back."""
@@ -231,41 +233,20 @@ class _Builder:
         target, steps_at = g.lookup("newest_transfer", 1, 1, [self.target_here, self.commits_through],
                                     clear=self.not_transfer)
         self.pc = self.clamp("pc", target + self.commits_through - steps_at, 0, T.MAX_PC)
-
-        def header(marker: str, hi: int) -> Expr:
-            (value,) = g.lookup(f"header.{marker.strip('<>')}", T.header_value_position(marker), g.t,
-                                [self.word_here], tie=UNIQUE)
-            return self.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
-
-        if self.baked is not None:  # the program's parameters are constants of the weights
-            self.memory_limit, self.stride = Expr.of(self.baked.memory_limit), Expr.of(self.baked.stride)
-            self.call_limit, self.input_start = Expr.of(self.baked.call_limit), Expr.of(SPECIALISED_INPUT_START)
-            return
-        self.memory_limit = header(T.MEMORY, T.MAX_MEMORY)
-        self.stride = header(T.FRAME, T.KEY_LIMIT)
-        self.call_limit = header(T.CALLS, T.MAX_CALL_DEPTH)
-        self.code_base = header(T.CODE, MAX_TOKENS)
-        self.input_start = header(T.INPUT, MAX_TOKENS)
+        self.memory_limit, self.stride, self.call_limit, self.input_start = self.view.parameters()
 
     # -- 2. fetch and decode ---------------------------------------------------------------------
     def _fetch(self) -> None:
         g = self.g
-        if self.baked is not None:  # instruction fetch through neurons: tables indexed by pc
-            opcode = self.table("opcode_at_pc", self.pc, self.baked.opcodes)
-            self.immediate_bytes = [self.table(f"immediate.byte{k}", self.pc, self.baked.immediate_bytes[k])
-                                    for k in range(VALUE_BYTES)]
-            self.immediate = sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
-        else:
-            self.slot_position = self.code_base + T.SLOT * self.pc  # the op token of instruction pc
-            self.immediate, opcode = g.lookup("fetch", self.slot_position + VALUE_BYTES, g.t,
-                                              [self.word_here, self.slot_opcode], tie=UNIQUE)
-        self.is_op = {op: g.equals(f"is.{op.value}", opcode, code) for op, code in OPCODE.items()}
+        opcode, self.immediate = self.view.fetch()
+        self.is_op = {op: g.equals(f"is.{op.value}", opcode, spec(op).opcode) for op in sorted(
+            MACHINE_OPS, key=lambda op: spec(op).opcode)}
         self.small_immediate = self.clamp("small_immediate", self.immediate, 0, T.KEY_LIMIT)
 
     # -- 3. operands -------------------------------------------------------------------------------
     def _stack_slot(self, name: str, depth: ExprLike) -> _Record:
         position, value = self.record_lookup(name, depth, self.stack_key, [self.g.t, self.word_here],
-                                        clear=self.stack_cleared)
+                                             clear=self.stack_cleared)
         return _Record(position, value)
 
     def _operands(self) -> None:
@@ -276,50 +257,48 @@ class _Builder:
         self.top = self._stack_slot("top", self.sp)
         self.second = self._stack_slot("second", self.sp - 1)
         self.third = self._stack_slot("third", self.sp - 2)
+        self._variables()
+        self._memory()
 
-        # variables: locals keyed by (call depth, index), globals by their prompt slot
+    def _variables(self) -> None:
+        """Locals keyed by (call depth, index), globals by their prompt slot; the frame from the call record."""
+        g = self.g
         frame_base = g.product("frame_base", self.depth, self.stride)
         self.local_key = T.LOCAL_KEY_BASE + frame_base + self.small_immediate
         self.global_key = T.global_key(0) + T.SLOT * self.small_immediate
-        is_local_get, is_global_get = self.is_op[Op.LOCAL_GET], self.is_op[Op.GLOBAL_GET]
-        query = self.clamp("variable_query", self.gate("local_query", is_local_get, self.local_key)
-                           + self.gate("global_query", is_global_get, self.global_key) - 1 + is_local_get
-                           + is_global_get, -1, T.KEY_LIMIT)
+        reads_local = self.flag_where(source=Source.VARIABLE, immediate=Immediate.LOCAL)
+        reads_global = self.flag_where(source=Source.VARIABLE, immediate=Immediate.GLOBAL)
+        query = self.clamp("variable_query", self.gate("local_query", reads_local, self.local_key)
+                           + self.gate("global_query", reads_global, self.global_key) - 1 + reads_local
+                           + reads_global, -1, T.KEY_LIMIT)
         self.variable_key = g.placeholder("variable_key", -1, T.KEY_LIMIT)
         self.holds_variable = g.placeholder("holds_variable", 0, 1)
         variable_at, found_key = self.record_lookup("variable", query, self.variable_key, [g.t, self.variable_key],
-                                          clear=self.cleared("variable.cleared", self.holds_variable))
+                                                    clear=self.cleared("variable.cleared", self.holds_variable))
 
         # the current frame began at the newest call record for this depth
         self.call_key = g.placeholder("call_key", -1, T.MAX_CALL_DEPTH + 1)
         self.holds_call = g.placeholder("holds_call", 0, 1)
-        frame_cleared = self.cleared("frame.cleared", self.holds_call)
-        if self.baked is not None:  # the call record carries its return pc's bytes (immediate bytes 3, 2)
-            (self.frame_start,) = g.lookup("frame", self.depth, self.call_key, [g.t], clear=frame_cleared)
-            self.return_bytes = g.lookup("return_pc", self.depth, self.call_key, self.immediate_bytes[:1:-1],
-                                         clear=frame_cleared)
-        else:
-            return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (return pc)
-            self.frame_start, self.return_slot = g.lookup("frame", self.depth, self.call_key,
-                                                          [g.t, return_slot_here], clear=frame_cleared)
+        self.frame_start = self.view.frame(self.cleared("frame.cleared", self.holds_call))
         found = g.equals("variable_found", found_key - query, 0)
         fresh = g.step("variable_fresh", variable_at - self.frame_start)  # written in this frame
-        readable = self.either("variable_readable", self.flag_and("local_readable", found, fresh, is_local_get),
-                               self.flag_and("global_readable", found, is_global_get))
-        if self.baked is not None:  # a global never written reads its baked initial value
-            self.global_unwritten = self.flag_and("global_unwritten", 1 - found, is_global_get)
+        readable = self.either("variable_readable", self.flag_and("local_readable", found, fresh, reads_local),
+                               self.flag_and("global_readable", found, reads_global))
+        self.view.note_global_read(found, reads_global)
         self.variable_first_byte = g.select("variable_first_byte", readable, variable_at - 3, T.ZERO_FIRST_BYTE)
 
-        # memory: the effective address of a load or store
-        is_store = self.either("is_store", *(self.is_op[op] for op in STORE_WIDTH))
+    def _memory(self) -> None:
+        """The effective address of a load or store, the bounds check, and the byte a load reads."""
+        g = self.g
+        is_store = self.is_any("is_store", record=Record.MEMORY)
         address = g.select("address", is_store, self.second.value, self.top.value)
         self.effective_address = address + self.immediate
-        memory_width = self.by_op({**LOAD_WIDTH, **STORE_WIDTH})
-        memory_op = self.op_flag(*LOAD_WIDTH, *STORE_WIDTH)
+        memory_width = self.by_row(lambda row: row.width, immediate=Immediate.OFFSET)
+        memory_op = self.flag_where(immediate=Immediate.OFFSET)
         beyond = g.step("beyond_memory", self.effective_address + memory_width - self.memory_limit - 1)
         self.out_of_bounds = self.flag_and("out_of_bounds", beyond, memory_op)
         # loads and sign extensions read byte min(phase, width - 1): above the width, the top byte gives the sign
-        self.narrow_width = self.by_op({**LOAD_WIDTH, **EXTEND_WIDTH})
+        self.narrow_width = self.by_row(lambda row: row.width, datapath=Datapath.NARROW)
         self.narrow_index = self.phase - g.relu("past_width", self.phase - self.narrow_width + 1)
         self.memory_query = self.clamp("memory_query", self.effective_address + self.narrow_index, -1,
                                        T.MAX_MEMORY)
@@ -329,25 +308,23 @@ class _Builder:
                                                 [self.byte, self.memory_key],
                                                 clear=self.cleared("memory.cleared", self.holds_memory))
         memory_found = g.equals("memory_found", stored_key - self.memory_query, 0)
-        if self.baked is None:
-            self.loaded_byte = g.product("loaded_byte", stored, memory_found)
-        else:  # never stored: the initial memory, baked
-            initial = self.table("initial_memory", self.memory_query, self.baked.memory)
-            self.loaded_byte = g.select("loaded_byte", memory_found, stored, initial)
+        self.loaded_byte = self.view.loaded_byte(stored, memory_found)
 
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
         g = self.g
         at_last_byte = g.equals("at_last_byte", self.phase, VALUE_BYTES)
-        value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte, self.op_flag(*VALUE_OPS))
-        stack_key = self.sp + self.by_op(STACK_EFFECT)
+        value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
+                                     self.flag_where(record=Record.STACK))
+        stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
         key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1) - 1
         g.define(self.stack_key, self.clamp("stack_key_here", key_if_record, -1, T.KEY_LIMIT))
         g.define(self.holds_stack_record, self.either("holds_stack_record_here", value_record, self.is_start))
 
         local_write = self.flag_and("local_write", self.is_value_byte, at_last_byte,
-                                    self.op_flag(Op.LOCAL_SET, Op.LOCAL_TEE))
-        global_write = self.flag_and("global_write", self.is_value_byte, at_last_byte, self.is_op[Op.GLOBAL_SET])
+                                    self.flag_where(record=Record.LOCAL))
+        global_write = self.flag_and("global_write", self.is_value_byte, at_last_byte,
+                                     self.flag_where(record=Record.GLOBAL))
         variable_key = (self.gate("local_key_if_write", local_write, self.local_key + 1)
                         + self.gate("global_key_if_write", global_write, self.global_key + 1)
                         + self.gate("global_slot_key", self.ends_global_slot, g.t + 1) - 1)
@@ -355,7 +332,7 @@ class _Builder:
         g.define(self.holds_variable, self.either("holds_variable_here", local_write, global_write,
                                                   self.ends_global_slot, self.is_start))
 
-        call_record = self.flag_and("call_record", self.is_target_low, self.is_op[Op.CALL])
+        call_record = self.flag_and("call_record", self.is_target_low, self.flag_where(record=Record.CALL))
         g.define(self.call_key, self.clamp("call_key_here", self.gate("call_depth_if_record", call_record,
                                                                       self.depth + 2) - 1 + self.is_run,
                                            -1, T.MAX_CALL_DEPTH + 1))
@@ -371,159 +348,76 @@ class _Builder:
     # -- 4. the next token ------------------------------------------------------------------------------
     def _emit(self) -> None:
         g, phase = self.g, self.phase
-        top, second = self.top.value, self.second.value
-        first_phase = g.equals("first_phase", phase, 0)
+        self.first_phase = g.equals("first_phase", phase, 0)
+        self.top_is_zero = g.equals("top_is_zero", self.top.value, 0)
+        self.taken = (self.gate("taken_if_zero", self.is_op[Op.JUMP_IF_ZERO], self.top_is_zero)
+                      + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - self.top_is_zero))
+        self.grows = g.equals("grow_by_zero", self.top.value, 0)
+        self.top_bytes, self.second_bytes = self.top.position - 3, self.second.position - 3
 
-        # conditions
-        top_is_zero = g.equals("top_is_zero", top, 0)
-        taken = (self.gate("taken_if_zero", self.is_op[Op.JUMP_IF_ZERO], top_is_zero)
-                 + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - top_is_zero))
-        transfer = self.op_flag(Op.JUMP, Op.CALL, Op.RETURN) + taken
-        self._taken = taken
-
-        # bytes come from a position ("source") plus the phase
-        top_bytes, second_bytes = self.top.position - 3, self.second.position - 3
-        third_bytes = self.third.position - 3
-        chosen_bytes = g.select("select_bytes", 1 - top_is_zero, third_bytes, second_bytes)
-        grows = g.equals("grow_by_zero", top, 0)
-        copies_immediate = self.op_flag(Op.CONST, Op.MEMORY_SIZE) + self.gate("grow_ok", self.is_op[Op.MEMORY_GROW],
-                                                                               grows)
-        input_byte_at = self.input_start + self.cursor
-        from_program = self._program_source(copies_immediate, phase) if self.baked is None else Expr()
-        source = (from_program
-                  + self.gate("src.variable", self.op_flag(Op.LOCAL_GET, Op.GLOBAL_GET),
-                              self.variable_first_byte + phase)
-                  + self.gate("src.select", self.is_op[Op.SELECT], chosen_bytes + phase)
-                  + self.gate("src.second", self.op_flag(Op.ADD, Op.SUB), second_bytes + phase)
-                  + self.gate("src.top", self.op_flag(*VARIABLE_WRITES, *STORE_WIDTH, Op.PUTCHAR), top_bytes + phase)
-                  + self.gate("src.input", self.is_op[Op.GETCHAR], input_byte_at)
-                  + self.gate("src.extend", self.op_flag(*EXTEND_WIDTH), top_bytes + self.narrow_index))
+        # every datapath that reads bytes reads them from one position: its source's, plus the phase
+        source = sum((self.gate(f"src.{kind.value}", self.flag_where(source=kind), position)
+                      for kind, position in self._source_positions().items()), Expr())
         source = self.clamp("source_position", source, 0, MAX_TOKENS)
-        source_byte, source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte], tie=UNIQUE)
+        self.source_byte, self.source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte],
+                                                          tie=UNIQUE)
         # the top's byte at this phase; for shifts its byte 0, which holds the shift count
-        is_shift = self.either("is_shift", *(self.is_op[op] for op in SHIFTS))
-        operand_at = top_bytes + phase - g.product("shift_count_byte", phase, is_shift)
-        (operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
+        is_shift = self.is_any("is_shift", datapath=Datapath.SHIFT)
+        operand_at = self.top_bytes + phase - g.product("shift_count_byte", phase, is_shift)
+        (self.operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
 
-        # add / sub, one byte at a time with the carry mark of the previous byte token
-        carry_in = self.is_carry
-        byte_sum = source_byte + operand_byte + carry_in
-        sum_carries = g.step("sum_carries", byte_sum - BYTE_RANGE)
-        byte_difference = source_byte - operand_byte - carry_in
-        difference_borrows = g.step("difference_borrows", -byte_difference - 1)
-        is_add, is_sub = self.is_op[Op.ADD], self.is_op[Op.SUB]
-        carry_out = self.gate("carry_out.add", is_add, sum_carries) + self.gate("carry_out.sub", is_sub,
-                                                                                 difference_borrows)
+        self.carry_out = Expr()  # add and sub set it
+        datapaths = {Datapath.COPY: self._copy, Datapath.ADD: self._add, Datapath.SUB: self._sub,
+                     Datapath.COMPARE: self._compare, Datapath.NARROW: self._narrow,
+                     Datapath.BITWISE: self._bitwise, Datapath.SHIFT: self._shift, Datapath.INPUT: self._input,
+                     Datapath.GROW: self._grow, Datapath.BRANCH: self._branch, Datapath.CONTROL: None}
+        used = {spec(op).datapath for op in MACHINE_OPS}
+        out_byte = sum((datapaths[kind](self.flag_where(datapath=kind)) for kind in Datapath
+                        if kind in used and datapaths[kind] is not None), Expr())
+        out_byte = g.persist("out_byte", out_byte + self.view.direct_bytes())
+        self._next_token(out_byte)
 
-        # comparisons: 0/1 in byte 0
-        comparison = self._comparisons(top, second, top_is_zero)
-        # loads and extensions: the byte, or above the width the sign fill
-        narrow = (self.gate("narrow.load", self.op_flag(*LOAD_WIDTH), self.loaded_byte)
-                  + self.gate("narrow.extend", self.op_flag(*EXTEND_WIDTH), source_byte))
-        signed_narrow = self.op_flag(*SIGNED_LOADS, *EXTEND_WIDTH)
-        sign_fill = self.gate("sign_fill", signed_narrow, g.step("narrow_negative", narrow - 128))
-        past_width = g.step("narrow_past_width", phase - self.narrow_width)
-        narrow_byte = g.select("narrow_byte", past_width, 255 * sign_fill, narrow)
-        bits_byte = self._bits_and_shifts(second_bytes, top_bytes, operand_byte)
-        # getchar: the input byte, or -1 at the end of the input; memory.grow by nonzero: -1
-        at_end = self.flag_and("input_ended", 1 - source_is_input, self.is_op[Op.GETCHAR])
-        getchar_byte = self.gate("getchar_byte", self.flag_and("getchar_first", first_phase,
-                                                               self.is_op[Op.GETCHAR]), source_byte)
-        all_ones = at_end + self.gate("grow_fails", self.is_op[Op.MEMORY_GROW], 1 - grows)
-
-        copies = (copies_immediate + self.op_flag(Op.LOCAL_GET, Op.GLOBAL_GET, Op.SELECT, *VARIABLE_WRITES,
-                                                   *STORE_WIDTH, Op.PUTCHAR, Op.JUMP, Op.CALL, Op.RETURN)
-                  + taken)
-        out_byte = (self.gate("out.copy", copies, source_byte)
-                    + self.gate("out.add", is_add, byte_sum - BYTE_RANGE * sum_carries)
-                    + self.gate("out.sub", is_sub, byte_difference + BYTE_RANGE * difference_borrows)
-                    + self.gate("out.compare", first_phase, comparison)
-                    + self.gate("out.narrow", self.op_flag(*LOAD_WIDTH, *EXTEND_WIDTH), narrow_byte)
-                    + bits_byte
-                    + self.gate("out.getchar", 1 - at_end, getchar_byte)
-                    + 255 * all_ones
-                    + (self._baked_bytes(copies_immediate, phase) if self.baked is not None else 0))
-        out_byte = g.persist("out_byte", out_byte)
-        self._next_token(out_byte, carry_out, transfer, taken, first_phase)
-
-    def _program_source(self, copies_immediate: Expr, phase: Expr) -> Expr:
-        """Universal machine: positions in the prompt's code of the immediate, target and return bytes."""
-        slot_bytes = self.slot_position + 1
-        return (self.gate("src.immediate", copies_immediate, slot_bytes + phase)
-                + self.gate("src.target", self.op_flag(Op.JUMP, Op.CALL, *CONDITIONAL_JUMPS), slot_bytes + 1 - phase)
-                + self.gate("src.return", self.is_op[Op.RETURN], self.return_slot + 1 - phase))
-
-    def _baked_bytes(self, copies_immediate: Expr, phase: Expr) -> Expr:
-        """Specialised machine: the same bytes from the instruction tables, and a global's initial value."""
-        g, immediate = self.g, self.immediate_bytes
-        immediate_here = switch(g, "baked.immediate", phase, dict(enumerate(immediate)))
-        target_here = switch(g, "baked.target", phase, {0: immediate[1], 1: immediate[0]})
-        return_here = switch(g, "baked.return", phase, {0: self.return_bytes[0], 1: self.return_bytes[1]})
-        initial = [self.table(f"initial_global.byte{k}", self.small_immediate, self.baked.global_bytes[k])
-                   for k in range(VALUE_BYTES)]
-        global_here = switch(g, "baked.global", phase, dict(enumerate(initial)))
-        return (self.gate("out.immediate", copies_immediate, immediate_here)
-                + self.gate("out.target", self.op_flag(Op.JUMP, Op.CALL) + self._taken, target_here)
-                + self.gate("out.return", self.is_op[Op.RETURN], return_here)
-                + self.gate("out.initial_global", self.global_unwritten, global_here))
-
-    def _bits_and_shifts(self, second_bytes: Expr, top_bytes: Expr, count_byte: Expr) -> Expr:
-        """Byte ``phase`` of and/or/xor (second OP top) and of the shifts and rotations of second by top.
-
-        Both read the bits of two bytes: for and/or/xor byte k of each operand;
-        for a shift by c = 8q + r, the 16-bit window of the shifted value's bytes
-        whose bits land in result byte k, which is then shifted right by s bits
-        (s = 8 - r for left shifts, r for right shifts). Bytes outside the value
-        read as zero (or, for shr_s of a negative value, as 0xff); rotations wrap.
-        """
+    def _source_positions(self) -> dict[Source, Expr]:
+        """Where each source's byte for this phase lies (sources the program view reads are its own)."""
         g, phase = self.g, self.phase
-        eighths = sum((g.step(f"count_eighths{m}", count_byte - 32 * m) for m in range(1, 8)), Expr())
-        count = count_byte - 32 * eighths  # the shift count mod 32
-        whole_bytes = sum((g.step(f"count_bytes{m}", count - 8 * m) for m in range(1, 4)), Expr())
-        rest_bits = count - 8 * whole_bytes
-        left, right = self.op_flag(*LEFT_SHIFTS), self.op_flag(*RIGHT_SHIFTS)
-        low_index = phase + g.product("right_bytes", whole_bytes, right) - g.product("left_bytes", whole_bytes + 1,
-                                                                                        left)
-        negative = g.step("value_negative", self.second.value - SIGN)
-        fill_first = T.ZERO_FIRST_BYTE + (T.ONES_FIRST_BYTE - T.ZERO_FIRST_BYTE) * self.flag_and(
-            "fills_ones", negative, self.is_op[Op.SHR_S])
-        rotates = self.either("rotates", *(self.is_op[op] for op in ROTATIONS))
-        bitwise = self.either("is_bitwise", *(self.is_op[op] for op in BITWISE_OPS))
+        third_bytes = self.third.position - 3
+        chosen_bytes = g.select("select_bytes", 1 - self.top_is_zero, third_bytes, self.second_bytes)
+        return {
+            **self.view.source_positions(),
+            Source.VARIABLE: self.variable_first_byte + phase,
+            Source.SELECTED: chosen_bytes + phase,
+            Source.SECOND: self.second_bytes + phase,
+            Source.TOP: self.top_bytes + phase,
+            Source.INPUT: self.input_start + self.cursor,
+            Source.TOP_NARROWED: self.top_bytes + self.narrow_index,
+        }
 
-        def window_byte(name: str, index: Expr, bitwise_position: Expr) -> list[Expr]:
-            wrapped = index + 4 * g.step(f"{name}.below", -index - 1) - 4 * g.step(f"{name}.above", index - 4)
-            inside = self.flag_and(f"{name}.inside", g.step(f"{name}.from0", index),
-                                                          g.step(f"{name}.to3", 3 - index))
-            shifted_position = g.select(f"{name}.shifted", inside, second_bytes + index, fill_first)
-            shifted_position = g.select(f"{name}.rotated", rotates, second_bytes + wrapped, shifted_position)
-            position = g.select(f"{name}.position", bitwise, bitwise_position, shifted_position)
-            bits = []
-            for pair in range(0, BITS, 2):
-                bits += g.lookup(f"{name}.bits{pair}", position, g.t, [self.bit[pair], self.bit[pair + 1]], tie=UNIQUE)
-            return bits
+    # -- the datapaths: each takes the flag of its ops and returns its share of the output byte --------
+    def _copy(self, uses: Expr) -> Expr:
+        return self.gate("out.copy", uses, self.source_byte)
 
-        low = window_byte("window_low", low_index, second_bytes + phase)
-        high = window_byte("window_high", low_index + 1, top_bytes + phase)
-        both = [self.flag_and(f"both_bits{i}", low[i], high[i]) for i in range(BITS)]
-        bit_value = [1 << i for i in range(BITS)]
-        and_byte = sum((bit_value[i] * both[i] for i in range(BITS)), Expr())
-        or_byte = sum((bit_value[i] * (low[i] + high[i] - both[i]) for i in range(BITS)), Expr())
-        xor_byte = sum((bit_value[i] * (low[i] + high[i] - 2 * both[i]) for i in range(BITS)), Expr())
+    def _branch(self, uses: Expr) -> Expr:
+        """A conditional jump copies its target's bytes only when taken (``taken`` implies ``uses``)."""
+        return self.gate("out.branch", self.taken, self.source_byte)
 
-        shift = 8 * left - g.product("left_rest", rest_bits, left) + g.product("right_rest", rest_bits, right)
-        window = low + high  # bit j of the 16-bit window
-        terms = []
-        for amount in range(BITS + 1):
-            by_amount = g.equals(f"shift_by{amount}", shift, amount)
-            terms += [(bit_value[i], g.one, by_amount + window[i + amount] - 1) for i in range(BITS)]
-        shifted_byte = g.neurons("shifted_byte", terms, bounds=(0, 255))
-        return (self.gate("out.and", self.is_op[Op.AND], and_byte) + self.gate("out.or", self.is_op[Op.OR], or_byte)
-                + self.gate("out.xor", self.is_op[Op.XOR], xor_byte)
-                + self.gate("out.shift", self.op_flag(*SHIFTS), shifted_byte))
+    def _add(self, uses: Expr) -> Expr:
+        """One byte of second + top with the carry mark of the previous byte token."""
+        byte_sum = self.source_byte + self.operand_byte + self.is_carry
+        carries = self.g.step("sum_carries", byte_sum - BYTE_RANGE)
+        self.carry_out = self.carry_out + self.gate("carry_out.add", uses, carries)
+        return self.gate("out.add", uses, byte_sum - BYTE_RANGE * carries)
 
-    def _comparisons(self, top: Expr, second: Expr, top_is_zero: Expr) -> Expr:
+    def _sub(self, uses: Expr) -> Expr:
+        """One byte of second - top with the borrow mark of the previous byte token."""
+        difference = self.source_byte - self.operand_byte - self.is_carry
+        borrows = self.g.step("difference_borrows", -difference - 1)
+        self.carry_out = self.carry_out + self.gate("carry_out.sub", uses, borrows)
+        return self.gate("out.sub", uses, difference + BYTE_RANGE * borrows)
+
+    def _compare(self, uses: Expr) -> Expr:
+        """0 or 1 in byte 0 (later bytes 0), from the whole 32-bit values: second OP top."""
         g = self.g
-        a, b = second, top  # a binary op computes second OP top
+        a, b = self.second.value, self.top.value
         equal = g.equals("equal", a - b, 0)
         below = g.step("below_unsigned", b - a - 1)
         above = g.step("above_unsigned", a - b - 1)
@@ -531,25 +425,124 @@ class _Builder:
         b_signed = b - WORD * g.step("top_negative", b - SIGN)
         below_signed = g.step("below_signed", b_signed - a_signed - 1)
         above_signed = g.step("above_signed", a_signed - b_signed - 1)
-        results = {Op.EQZ: top_is_zero, Op.EQ: equal, Op.NE: 1 - equal, Op.LT_U: below, Op.GT_U: above,
+        results = {Op.EQZ: self.top_is_zero, Op.EQ: equal, Op.NE: 1 - equal, Op.LT_U: below, Op.GT_U: above,
                    Op.LE_U: 1 - above, Op.GE_U: 1 - below, Op.LT_S: below_signed, Op.GT_S: above_signed,
                    Op.LE_S: 1 - above_signed, Op.GE_S: 1 - below_signed}
-        return g.persist("comparison", sum((self.gate(f"compare.{op.value}", self.is_op[op], result)
-                                            for op, result in results.items()), Expr()))
+        comparison = g.persist("comparison", sum((self.gate(f"compare.{op.value}", self.is_op[op], result)
+                                                  for op, result in results.items()), Expr()))
+        return self.gate("out.compare", self.first_phase, comparison)
 
-    def _next_token(self, out_byte: Expr, carry_out: Expr, transfer: Expr, taken: Expr, first_phase: Expr) -> None:
-        g, ids, phase = self.g, self.ids, self.phase
+    def _narrow(self, uses: Expr) -> Expr:
+        """A loaded byte (loads) or the top's byte (sign extensions) below the width; the fill above it."""
+        g = self.g
+        narrow = (self.gate("narrow.load", self.flag_where(datapath=Datapath.NARROW, immediate=Immediate.OFFSET),
+                            self.loaded_byte)
+                  + self.gate("narrow.extend", self.flag_where(datapath=Datapath.NARROW, source=Source.TOP_NARROWED),
+                              self.source_byte))
+        signed_narrow = self.flag_where(datapath=Datapath.NARROW, signed=True)
+        sign_fill = self.gate("sign_fill", signed_narrow, g.step("narrow_negative", narrow - 128))
+        past_width = g.step("narrow_past_width", self.phase - self.narrow_width)
+        narrow_byte = g.select("narrow_byte", past_width, 255 * sign_fill, narrow)
+        return self.gate("out.narrow", uses, narrow_byte)
+
+    def _input(self, uses: Expr) -> Expr:
+        """getchar: the input byte under the cursor, or -1 (all bytes 0xff) past the end of the input."""
+        at_end = self.flag_and("input_ended", 1 - self.source_is_input, uses)
+        first = self.gate("getchar_byte", self.flag_and("getchar_first", self.first_phase, uses), self.source_byte)
+        return self.gate("out.getchar", 1 - at_end, first) + 255 * at_end
+
+    def _grow(self, uses: Expr) -> Expr:
+        """memory.grow: the size in pages (the immediate) for a zero delta, else -1 (the memory never grows)."""
+        grow_ok = self.gate("grow_ok", uses, self.grows)
+        self.view.note_immediate_copy(grow_ok)
+        return self.gate("out.grow", grow_ok, self.source_byte) + 255 * self.gate("grow_fails", uses, 1 - self.grows)
+
+    def _bitwise(self, uses: Expr) -> Expr:
+        """and / or / xor: byte ``phase`` of second OP top, bit by bit."""
+        low, high, _ = self.bit_windows
+        both = [self.flag_and(f"both_bits{i}", low[i], high[i]) for i in range(BITS)]
+        bit_value = [1 << i for i in range(BITS)]
+        and_byte = sum((bit_value[i] * both[i] for i in range(BITS)), Expr())
+        or_byte = sum((bit_value[i] * (low[i] + high[i] - both[i]) for i in range(BITS)), Expr())
+        xor_byte = sum((bit_value[i] * (low[i] + high[i] - 2 * both[i]) for i in range(BITS)), Expr())
+        return (self.gate("out.and", self.is_op[Op.AND], and_byte) + self.gate("out.or", self.is_op[Op.OR], or_byte)
+                + self.gate("out.xor", self.is_op[Op.XOR], xor_byte))
+
+    def _shift(self, uses: Expr) -> Expr:
+        """Shifts and rotations of second by top: result byte k from a 16-bit window shifted right by s bits."""
+        g = self.g
+        low, high, rest_bits = self.bit_windows
+        window = low + high  # bit j of the 16-bit window
+        left = self.op_flag(*LEFT_SHIFTS)
+        right = uses - left
+        shift = 8 * left - g.product("left_rest", rest_bits, left) + g.product("right_rest", rest_bits, right)
+        bit_value = [1 << i for i in range(BITS)]
+        terms = []
+        for amount in range(BITS + 1):
+            by_amount = g.equals(f"shift_by{amount}", shift, amount)
+            terms += [(bit_value[i], g.one, by_amount + window[i + amount] - 1) for i in range(BITS)]
+        shifted_byte = g.neurons("shifted_byte", terms, bounds=(0, 255))
+        return self.gate("out.shift", uses, shifted_byte)
+
+    @cached_property
+    def bit_windows(self) -> tuple[list[Expr], list[Expr], Expr]:
+        """The bits of the two bytes the bitwise and shift datapaths read, and the shift's bits within a byte.
+
+        Built once, when the first of the two datapaths asks, and shared.
+
+        For and/or/xor: byte k of each operand. For a shift by c = 8q + r: the
+        16-bit window of the shifted value's bytes whose bits land in result
+        byte k (bytes outside the value read as zero, or 0xff for shr_s of a
+        negative value; rotations wrap around).
+        """
+        g, phase = self.g, self.phase
+        count_byte = self.operand_byte
+        eighths = sum((g.step(f"count_eighths{m}", count_byte - 32 * m) for m in range(1, 8)), Expr())
+        count = count_byte - 32 * eighths  # the shift count mod 32
+        whole_bytes = sum((g.step(f"count_bytes{m}", count - 8 * m) for m in range(1, 4)), Expr())
+        rest_bits = count - 8 * whole_bytes
+        left = self.op_flag(*LEFT_SHIFTS)
+        right = self.flag_where(datapath=Datapath.SHIFT) - left
+        low_index = phase + g.product("right_bytes", whole_bytes, right) - g.product("left_bytes", whole_bytes + 1,
+                                                                                        left)
+        negative = g.step("value_negative", self.second.value - SIGN)
+        fill_first = T.ZERO_FIRST_BYTE + (T.ONES_FIRST_BYTE - T.ZERO_FIRST_BYTE) * self.flag_and(
+            "fills_ones", negative, self.is_op[ARITHMETIC_SHIFT])
+        rotates = self.either("rotates", *(self.is_op[op] for op in ROTATIONS))
+        bitwise = self.is_any("is_bitwise", datapath=Datapath.BITWISE)
+
+        def window_byte(name: str, index: Expr, bitwise_position: Expr) -> list[Expr]:
+            wrapped = index + 4 * g.step(f"{name}.below", -index - 1) - 4 * g.step(f"{name}.above", index - 4)
+            inside = self.flag_and(f"{name}.inside", g.step(f"{name}.from0", index),
+                                   g.step(f"{name}.to3", 3 - index))
+            shifted_position = g.select(f"{name}.shifted", inside, self.second_bytes + index, fill_first)
+            shifted_position = g.select(f"{name}.rotated", rotates, self.second_bytes + wrapped, shifted_position)
+            position = g.select(f"{name}.position", bitwise, bitwise_position, shifted_position)
+            bits = []
+            for pair in range(0, BITS, 2):
+                bits += g.lookup(f"{name}.bits{pair}", position, g.t, [self.bit[pair], self.bit[pair + 1]], tie=UNIQUE)
+            return bits
+
+        return (window_byte("window_low", low_index, self.second_bytes + phase),
+                window_byte("window_high", low_index + 1, self.top_bytes + phase), rest_bits)
+
+    # -- the token ---------------------------------------------------------------------------------------
+    def _next_token(self, out_byte: Expr) -> None:
+        g, ids, phase, taken = self.g, self.ids, self.phase, self.taken
+        transfer = self.flag_where(body=Body.TARGET, datapath=Datapath.COPY) + taken
+        writes_value = self.flag_where(body=Body.VALUE)
         # how many tokens come before the commit
-        body_length = (VALUE_BYTES * self.op_flag(*VALUE_OPS, *VARIABLE_WRITES) + self.by_op(STORE_WIDTH)
-                       + self.is_op[Op.PUTCHAR] + 2 * transfer)
+        body_length = (VALUE_BYTES * writes_value + self.by_row(lambda row: row.width, body=Body.STORED)
+                       + self.flag_where(body=Body.OUTPUT) + TARGET_BYTES * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
-        value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * carry_out
+        value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * self.carry_out
         target_family = T.family_base("ph") + g.product("target_family", transfer, phase) * BYTE_RANGE
-        family = (self.gate("family.value", self.op_flag(*VALUE_OPS, *VARIABLE_WRITES), value_base)
-                  + self.op_flag(*STORE_WIDTH) * T.family_base("m") + self.is_op[Op.PUTCHAR] * T.family_base("o")
+        family = (self.gate("family.value", writes_value, value_base)
+                  + self.flag_where(body=Body.STORED) * T.family_base("m")
+                  + self.flag_where(body=Body.OUTPUT) * T.family_base("o")
                   + self.gate("family.target", transfer, target_family))
-        commit = self.by_op({op: ids[token] for op, token in COMMIT_OF.items()})
-        commit = commit + (ids["c.branch"] - ids["c.pop"]) * taken
+        commit = self.by_op({row.op: ids[row.commit.value] for row in OP_TABLE if row.commit is not None})
+        commit = commit + (ids[Commit.BRANCH.value] - ids[Commit.POP.value]) * taken
         next_id = g.select("body_or_commit", in_body, family + out_byte, commit)
 
         exhausted = self._exhausted()
@@ -558,16 +551,151 @@ class _Builder:
                        + TrapReason.CALL_STACK_EXHAUSTED * exhausted)
         traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted
         trap_id = ids[T.TRAPS[0]] + self.clamp("trap_reason", trap_reason, 0, len(T.TRAPS) - 1)
-        stops = self.flag_and("trap_now", first_phase, g.step("any_trap", traps - 1))
+        stops = self.flag_and("trap_now", self.first_phase, g.step("any_trap", traps - 1))
         next_id = g.select("unless_trap", stops, trap_id, next_id)
-        halts = self.flag_and("halt_now", first_phase, self.is_op[Op.HALT]) + self.is_trap_token
+        halts = self.flag_and("halt_now", self.first_phase, self.is_op[Op.HALT]) + self.is_trap_token
         g.set_next_token_id(g.select("next_id", g.step("halts", halts - 1), ids[T.HALT], next_id))
 
     def _exhausted(self) -> Expr:
         """1 when this step's call or push would pass the call-depth or stack limit."""
         g = self.g
-        too_deep = self.flag_and("call_too_deep", self.is_op[Op.CALL],
+        too_deep = self.flag_and("call_too_deep", self.flag_where(record=Record.CALL),
                                  g.step("depth_at_limit", self.depth - self.call_limit))
-        too_high = self.flag_and("stack_full", self.op_flag(*PUSH_OPS, Op.GETCHAR),
-                                 g.step("stack_at_limit", self.sp - T.STACK_LIMIT))
+        grows_stack = self.op_flag(*(op for op in MACHINE_OPS if stack_effect(op) > 0))
+        too_high = self.flag_and("stack_full", grows_stack, g.step("stack_at_limit", self.sp - T.STACK_LIMIT))
         return g.persist("exhausted", too_deep + too_high)
+
+
+# -- where the program comes from ---------------------------------------------------------------------------
+
+
+class ProgramView:
+    """How the machine reads its program: the one place where universal and specialised machines differ."""
+
+    def __init__(self, builder: _Builder):
+        self.b = builder
+
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+        """(memory limit, frame stride, call-depth limit, position of the first input byte)."""
+        raise NotImplementedError
+
+    def fetch(self) -> tuple[Expr, Expr]:
+        """(opcode, immediate) of the instruction at the pc."""
+        raise NotImplementedError
+
+    def frame(self, frame_cleared: Expr) -> Expr:
+        """The position where the current frame began (its call record); keeps what ``return`` needs."""
+        raise NotImplementedError
+
+    def note_global_read(self, found: Expr, reads_global: Expr) -> None:
+        """Told whether a global read found a record (a specialised machine reads the initial value if not)."""
+
+    def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
+        """The byte a load reads, given the newest stored byte at the address and whether there is one."""
+        raise NotImplementedError
+
+    def source_positions(self) -> dict[Source, Expr]:
+        """Positions of the program's own sources (immediate, target, return pc) in the sequence, if any."""
+        return {}
+
+    def note_immediate_copy(self, flag: Expr) -> None:
+        """Told of a datapath that copies the immediate under a condition of its own (memory.grow)."""
+
+    def direct_bytes(self) -> Expr:
+        """Output-byte terms computed from the program itself rather than read from a position."""
+        return Expr()
+
+
+class PromptProgram(ProgramView):
+    """The universal machine: the program is in the prompt and every part of it is read by position."""
+
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+        b, g = self.b, self.b.g
+
+        def header(marker: str, hi: int) -> Expr:
+            (value,) = g.lookup(f"header.{marker.strip('<>')}", T.header_value_position(marker), g.t,
+                                [b.word_here], tie=UNIQUE)
+            return b.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
+
+        limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.FRAME, T.KEY_LIMIT), header(T.CALLS, T.MAX_CALL_DEPTH))
+        self.code_base = header(T.CODE, MAX_TOKENS)
+        return (*limits, header(T.INPUT, MAX_TOKENS))
+
+    def fetch(self) -> tuple[Expr, Expr]:
+        b, g = self.b, self.b.g
+        self.slot_position = self.code_base + T.SLOT * b.pc  # the op token of instruction pc
+        immediate, opcode = g.lookup("fetch", self.slot_position + VALUE_BYTES, g.t, [b.word_here, b.slot_opcode],
+                                     tie=UNIQUE)
+        return opcode, immediate
+
+    def frame(self, frame_cleared: Expr) -> Expr:
+        b, g = self.b, self.b.g
+        return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (return pc)
+        frame_start, self.return_slot = g.lookup("frame", b.depth, b.call_key, [g.t, return_slot_here],
+                                                 clear=frame_cleared)
+        return frame_start
+
+    def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
+        return self.b.g.product("loaded_byte", stored, found)  # never stored: the data records hold the rest
+
+    def source_positions(self) -> dict[Source, Expr]:
+        slot_bytes, phase = self.slot_position + 1, self.b.phase
+        return {Source.IMMEDIATE: slot_bytes + phase,
+                Source.TARGET: slot_bytes + 1 - phase,  # high byte first
+                Source.RETURN_PC: self.return_slot + 1 - phase}
+
+
+class BakedTables(ProgramView):
+    """A specialised machine: the program is in FFN tables indexed by the pc (machine/baked.py)."""
+
+    def __init__(self, builder: _Builder, baked: BakedProgram):
+        super().__init__(builder)
+        self.baked = baked
+        self.immediate_copies = Expr()
+
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+        baked = self.baked  # constants of the weights
+        return (Expr.of(baked.memory_limit), Expr.of(baked.stride), Expr.of(baked.call_limit),
+                Expr.of(SPECIALISED_INPUT_START))
+
+    def fetch(self) -> tuple[Expr, Expr]:
+        b = self.b
+        opcode = b.table("opcode_at_pc", b.pc, self.baked.opcodes)
+        self.immediate_bytes = [b.table(f"immediate.byte{k}", b.pc, self.baked.immediate_bytes[k])
+                                for k in range(VALUE_BYTES)]
+        return opcode, sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
+
+    def frame(self, frame_cleared: Expr) -> Expr:
+        b, g = self.b, self.b.g
+        (frame_start,) = g.lookup("frame", b.depth, b.call_key, [g.t], clear=frame_cleared)
+        # the call record carries its return pc's bytes (immediate bytes 3, 2)
+        self.return_bytes = g.lookup("return_pc", b.depth, b.call_key, self.immediate_bytes[:1:-1],
+                                     clear=frame_cleared)
+        return frame_start
+
+    def note_global_read(self, found: Expr, reads_global: Expr) -> None:
+        self.global_unwritten = self.b.flag_and("global_unwritten", 1 - found, reads_global)
+
+    def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
+        b = self.b  # never stored: the initial memory, baked
+        initial = b.table("initial_memory", b.memory_query, self.baked.memory)
+        return b.g.select("loaded_byte", found, stored, initial)
+
+    def note_immediate_copy(self, flag: Expr) -> None:
+        self.immediate_copies = self.immediate_copies + flag
+
+    def direct_bytes(self) -> Expr:
+        """The immediate, target and return bytes from the instruction tables, and a global's initial value."""
+        b, g, phase, immediate = self.b, self.b.g, self.b.phase, self.immediate_bytes
+        copies_immediate = b.flag_where(datapath=Datapath.COPY, source=Source.IMMEDIATE) + self.immediate_copies
+        immediate_here = switch(g, "baked.immediate", phase, dict(enumerate(immediate)))
+        target_here = switch(g, "baked.target", phase, {0: immediate[1], 1: immediate[0]})
+        return_here = switch(g, "baked.return", phase, {0: self.return_bytes[0], 1: self.return_bytes[1]})
+        initial = [b.table(f"initial_global.byte{k}", b.small_immediate, self.baked.global_bytes[k])
+                   for k in range(VALUE_BYTES)]
+        global_here = switch(g, "baked.global", phase, dict(enumerate(initial)))
+        copies_target = b.flag_where(datapath=Datapath.COPY, source=Source.TARGET) + b.taken
+        return (b.gate("out.immediate", copies_immediate, immediate_here)
+                + b.gate("out.target", copies_target, target_here)
+                + b.gate("out.return", b.flag_where(source=Source.RETURN_PC), return_here)
+                + b.gate("out.initial_global", self.global_unwritten, global_here))

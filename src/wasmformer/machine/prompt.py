@@ -7,14 +7,14 @@ keyed by position.
 
 from __future__ import annotations
 
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.ops import DEFAULT_NATIVE_OPS
-from wasmformer.frontend.program import Op, VMProgram
 from wasmformer.machine import tokens as T
+from wasmformer.machine.instruction_set import MACHINE_OPS
+from wasmformer.vm.errors import ProgramError
+from wasmformer.vm.ops import Immediate, spec
+from wasmformer.vm.program import Instr, Op, VMProgram
 
 MAX_INPUT_BYTES = 1 << 16
-# The ops the universal machine executes; the front end rewrites the others.
-MACHINE_OPS = DEFAULT_NATIVE_OPS
+RETURN_PC_SHIFT = 16  # a call's immediate carries its return pc in its two high bytes
 
 
 def _bytes(value: int, width: int = 4) -> list[int]:
@@ -28,31 +28,39 @@ def slot_tokens(marker: str, value: int) -> list[str]:
 
 def check_input(input_bytes: bytes) -> None:
     if len(input_bytes) > MAX_INPUT_BYTES:
-        raise FrontendError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
+        raise ProgramError(f"the input has {len(input_bytes)} bytes; at most {MAX_INPUT_BYTES} are supported")
 
 
 def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
     """Refuse, with a message, what the machine cannot run (before any token is generated)."""
     unsupported = sorted({instr.op.value for instr in program.instrs if instr.op not in MACHINE_OPS})
     if unsupported:
-        raise FrontendError(f"the program uses {', '.join(unsupported)}, which the machine does not execute "
+        raise ProgramError(f"the program uses {', '.join(unsupported)}, which the machine does not execute "
                             "(the front end rewrites them when asked for the machine's op set)")
     if len(program.instrs) > T.MAX_PC - 1:  # a call's return pc (pc + 1) must fit in 16 bits too
-        raise FrontendError(f"the program has {len(program.instrs)} instructions; "
+        raise ProgramError(f"the program has {len(program.instrs)} instructions; "
                             f"at most {T.MAX_PC - 1} are supported")
     if len(program.globals) > T.MAX_GLOBALS:
-        raise FrontendError(f"the program has {len(program.globals)} globals; at most {T.MAX_GLOBALS} are supported")
+        raise ProgramError(f"the program has {len(program.globals)} globals; at most {T.MAX_GLOBALS} are supported")
     if program.memory_limit > T.MAX_MEMORY:
-        raise FrontendError(f"the program addresses {program.memory_limit} bytes of memory; "
+        raise ProgramError(f"the program addresses {program.memory_limit} bytes of memory; "
                             f"at most {T.MAX_MEMORY} are supported")
     check_input(input_bytes)
     if T.call_depth_limit(max_frame_locals(program)) < 1:
-        raise FrontendError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
+        raise ProgramError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
 
 
 def max_frame_locals(program: VMProgram) -> int:
-    used = [instr.arg + 1 for instr in program.instrs if instr.op in (Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE)]
+    used = [instr.arg + 1 for instr in program.instrs if spec(instr.op).immediate is Immediate.LOCAL]
     return max([program.entry_locals, program.stats.get("max_frame_locals", 0), *used])
+
+
+def packed_argument(pc: int, instr: Instr) -> int:
+    """The immediate as the prompt holds it: a call's carries its return pc (pc + 1) above the target."""
+    argument = instr.arg & 0xFFFFFFFF
+    if instr.op is Op.CALL:  # so that `return` finds where to go in the call's own record
+        argument = (instr.arg & 0xFFFF) | ((pc + 1) << RETURN_PC_SHIFT)
+    return argument
 
 
 def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
@@ -62,10 +70,7 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     code_base = T.GLOBALS_START + T.SLOT * len(program.globals)
     code: list[str] = []
     for pc, instr in enumerate(program.instrs):
-        arg = instr.arg
-        if instr.op is Op.CALL:
-            arg = (instr.arg & 0xFFFF) | ((pc + 1) << 16)  # the return pc rides along for `return`
-        code += slot_tokens(T.opcode_token(instr.op), arg)
+        code += slot_tokens(T.opcode_token(instr.op), packed_argument(pc, instr))
     data: list[str] = []
     for address, value in enumerate(program.memory[:program.memory_limit]):
         if value:

@@ -7,7 +7,8 @@ next token with one linear expression (base + byte) instead of a table.
 
 from __future__ import annotations
 
-from wasmformer.frontend.program import Op, TrapReason
+from wasmformer.vm.ops import COMMIT_STACK_DELTA, OP_TABLE, Commit
+from wasmformer.vm.program import Op, TrapReason
 
 # -- markers and fixed prompt positions -------------------------------------------------------
 START, ZERO, ONES, MEMORY, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<frame>"
@@ -62,9 +63,9 @@ def local_key(depth: int, stride: int, index: int) -> int:
 
 
 # -- generated tokens ---------------------------------------------------------------------------
-COMMITS = ("c.push", "c.getc", "c.keep", "c.pop", "c.pop2", "c.jump", "c.branch", "c.call", "c.return")
-TRANSFER_COMMITS = ("c.jump", "c.branch", "c.call", "c.return", RUN)
-STACK_DELTA = {"c.push": 1, "c.getc": 1, "c.pop": -1, "c.branch": -1, "c.pop2": -2}
+COMMITS = tuple(commit.value for commit in Commit)
+TRANSFER_COMMITS = (Commit.JUMP.value, Commit.BRANCH.value, Commit.CALL.value, Commit.RETURN.value, RUN)
+STACK_DELTA = {commit.value: delta for commit, delta in COMMIT_STACK_DELTA.items() if delta}
 TRAPS = tuple(f"trap.{reason.name.lower()}" for reason in TrapReason)
 
 # byte families, in id order; "i" is the prompt's, the rest are generated
@@ -82,7 +83,7 @@ def opcode_token(op: Op) -> str:
 def vocabulary() -> list[str]:
     """Every token, in id order: byte families first (contiguous), then the rest."""
     tokens = [byte_token(family, value) for family in BYTE_FAMILIES for value in range(256)]
-    tokens += list(MARKERS) + list(COMMITS) + list(TRAPS) + [opcode_token(op) for op in Op]
+    tokens += list(MARKERS) + list(COMMITS) + list(TRAPS) + [opcode_token(row.op) for row in OP_TABLE]
     return tokens
 
 

@@ -9,7 +9,8 @@ must equal these, token for token.
 The interpreter keeps the state the token language reads back from the trace
 (pc, operand stack, call frames with return pcs, locals, globals, memory, input
 cursor); its semantics are the reference VM's (wasmformer.oracles.refvm), with
-the machine's limits (machine/tokens.py). ``TraceMachine.step`` executes one
+the machine's limits (machine/tokens.py); its dispatch is built from the op
+table (vm/ops.py) like the reference VM's. ``TraceMachine.step`` executes one
 instruction and returns that step's tokens, so tests can watch the state
 between steps.
 """
@@ -19,14 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import MACHINE_OPS, check_program, max_frame_locals
-from wasmformer.oracles.refvm import BINARY_VALUES, UNARY_VALUES  # pure value functions: one definition
-
-MASK32 = 0xFFFFFFFF
-VALUE_BYTES = 4
+from wasmformer.machine.instruction_set import MACHINE_OPS
+from wasmformer.machine.prompt import check_program, max_frame_locals
+from wasmformer.vm.errors import ProgramError, Trap
+from wasmformer.vm.ops import MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec
+from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Token strings, built once: one table per byte family.
 V, VC, M, O, PH, PL = ([T.byte_token(family, b) for b in range(256)] for family in ("v", "vc", "m", "o", "ph", "pl"))
@@ -35,12 +34,6 @@ assert set(TRAP_TOKENS.values()) == set(T.TRAPS)
 
 
 OpFunction = Callable[["TraceMachine", int], list[str]]
-
-
-class _Trap(Exception):
-    def __init__(self, reason: TrapReason):
-        super().__init__(reason.name)
-        self.reason = reason
 
 
 @dataclass
@@ -92,13 +85,13 @@ class TraceMachine:
             raise RuntimeError("the machine has halted")
         pc = self.pc
         if not 0 <= pc < len(self._code):
-            raise FrontendError(f"the program jumped to pc {pc}, outside its {len(self._code)} instructions")
+            raise ProgramError(f"the program jumped to pc {pc}, outside its {len(self._code)} instructions")
         execute, arg = self._code[pc]
         self.steps += 1
         self.pc = pc + 1
         try:
             return execute(self, arg)
-        except _Trap as caught:
+        except Trap as caught:
             self.pc = pc
             self.halted = True
             self.trap = caught.reason
@@ -112,7 +105,7 @@ class TraceMachine:
     def check_room_for_push(self) -> None:
         """A step that grows the stack traps before writing anything when the stack is full."""
         if len(self.stack) >= T.STACK_LIMIT:
-            raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+            raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
 
     def local(self, index: int) -> int:
         return self.locals[index] if index < len(self.locals) else 0
@@ -205,34 +198,21 @@ def _getchar(machine: TraceMachine, arg: int) -> list[str]:
     return value_tokens(value) + ["c.getc"]
 
 
-def _add(machine: TraceMachine, arg: int) -> list[str]:
-    b, a = machine.pop(), machine.pop()
-    machine.stack.append((a + b) & MASK32)
-    return add_tokens(a, b) + ["c.pop"]
+# How a pure op's result bytes are written: add and sub mark their carries and borrows.
+_VALUE_TOKENS = {Datapath.ADD: add_tokens, Datapath.SUB: sub_tokens}
 
 
-def _sub(machine: TraceMachine, arg: int) -> list[str]:
-    b, a = machine.pop(), machine.pop()
-    machine.stack.append((a - b) & MASK32)
-    return sub_tokens(a, b) + ["c.pop"]
+def _pure(row: OpSpec) -> OpFunction:
+    """Pop the row's operands, push its value, write the value's bytes (carry-marked for add/sub) and commit."""
+    count, compute, commit = row.pops, row.value, row.commit.value
+    write = _VALUE_TOKENS.get(row.datapath)
 
-
-def _binary(compute: Callable[[int, int], int]) -> OpFunction:
-    """A binary op other than add/sub: pops b then a, writes compute(a, b) as plain v.XX bytes, c.pop."""
     def op(machine: TraceMachine, arg: int) -> list[str]:
-        b, a = machine.pop(), machine.pop()
-        result = compute(a, b) & MASK32
+        operands = machine.stack[-count:]
+        del machine.stack[-count:]
+        result = compute(*operands) & MASK32
         machine.stack.append(result)
-        return value_tokens(result) + ["c.pop"]
-    return op
-
-
-def _unary(compute: Callable[[int], int]) -> OpFunction:
-    """eqz and sign extension: replaces the top, commit c.keep."""
-    def op(machine: TraceMachine, arg: int) -> list[str]:
-        result = compute(machine.pop()) & MASK32
-        machine.stack.append(result)
-        return value_tokens(result) + ["c.keep"]
+        return (write(*operands) if write else value_tokens(result)) + [commit]
     return op
 
 
@@ -240,11 +220,13 @@ def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
     """Pop the address; trap when any of the ``width`` bytes at address + offset is past memory_limit."""
     address = machine.pop() + offset
     if address + width > machine.program.memory_limit:
-        raise _Trap(TrapReason.OUT_OF_BOUNDS_MEMORY)
+        raise Trap(TrapReason.OUT_OF_BOUNDS_MEMORY)
     return address
 
 
-def _load(width: int, is_signed: bool) -> OpFunction:
+def _load(row: OpSpec) -> OpFunction:
+    width, is_signed = row.width, row.signed
+
     def op(machine: TraceMachine, arg: int) -> list[str]:
         address = _effective_address(machine, arg, width)
         value = int.from_bytes(machine.memory[address:address + width], "little", signed=is_signed) & MASK32
@@ -253,7 +235,9 @@ def _load(width: int, is_signed: bool) -> OpFunction:
     return op
 
 
-def _store(width: int) -> OpFunction:
+def _store(row: OpSpec) -> OpFunction:
+    width = row.width
+
     def op(machine: TraceMachine, arg: int) -> list[str]:
         value = machine.pop()
         address = _effective_address(machine, arg, width)
@@ -317,7 +301,7 @@ def _branch_if(taken_when_zero: bool) -> OpFunction:
 
 def _call(machine: TraceMachine, arg: int) -> list[str]:
     if machine.call_depth >= machine.call_depth_limit:
-        raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+        raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
     target = arg & 0xFFFF  # the prompt packs the return pc above it; the program's arg is the target
     machine.frames.append((machine.pc, machine.locals))
     machine.locals = []  # a fresh frame: every local reads 0
@@ -327,7 +311,7 @@ def _call(machine: TraceMachine, arg: int) -> list[str]:
 
 def _return(machine: TraceMachine, arg: int) -> list[str]:
     if not machine.frames:
-        raise FrontendError(f"RETURN at pc {machine.pc - 1} with no caller (a malformed program)")
+        raise ProgramError(f"RETURN at pc {machine.pc - 1} with no caller (a malformed program)")
     machine.pc, machine.locals = machine.frames.pop()
     return target_tokens(machine.pc, "c.return")
 
@@ -343,30 +327,16 @@ def _halt(machine: TraceMachine, arg: int) -> list[str]:
 
 
 def _trap(machine: TraceMachine, arg: int) -> list[str]:
-    raise _Trap(TrapReason(arg))
+    raise Trap(TrapReason(arg))
 
 
-OPS: dict[Op, OpFunction] = {
+# The ops that are neither pure nor plain memory accesses: one function each.
+_STATEFUL: dict[Op, OpFunction] = {
     Op.CONST: _push_op(lambda machine, arg: arg),
     Op.LOCAL_GET: _push_op(lambda machine, arg: machine.local(arg)),
     Op.GLOBAL_GET: _push_op(lambda machine, arg: machine.globals[arg]),
     Op.MEMORY_SIZE: _push_op(lambda machine, arg: arg),  # the immediate: the declared size in pages
     Op.GETCHAR: _getchar,
-    Op.ADD: _add,
-    Op.SUB: _sub,
-    # comparisons, bitwise ops, shifts and sign extensions: plain bytes of the reference VM's value
-    **{op: _unary(UNARY_VALUES[op]) for op in (Op.EQZ, Op.EXTEND8_S, Op.EXTEND16_S)},
-    **{op: _binary(BINARY_VALUES[op]) for op in (
-        Op.EQ, Op.NE, Op.LT_S, Op.LT_U, Op.GT_S, Op.GT_U, Op.LE_S, Op.LE_U, Op.GE_S, Op.GE_U,
-        Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR_S, Op.SHR_U, Op.ROTL, Op.ROTR)},
-    Op.LOAD8_S: _load(1, True),
-    Op.LOAD8_U: _load(1, False),
-    Op.LOAD16_S: _load(2, True),
-    Op.LOAD16_U: _load(2, False),
-    Op.LOAD: _load(4, False),
-    Op.STORE8: _store(1),
-    Op.STORE16: _store(2),
-    Op.STORE: _store(4),
     Op.MEMORY_GROW: _memory_grow,
     Op.LOCAL_SET: _local_set,
     Op.LOCAL_TEE: _local_tee,
@@ -383,4 +353,14 @@ OPS: dict[Op, OpFunction] = {
     Op.TRAP: _trap,
 }
 
-assert set(OPS) == set(MACHINE_OPS), "every op the machine executes needs a definition"
+
+def _definition(row: OpSpec) -> OpFunction:
+    if row.value is not None:
+        return _pure(row)
+    if row.immediate is Immediate.OFFSET:
+        return _load(row) if row.pushes else _store(row)
+    return _STATEFUL[row.op]
+
+
+# Only the ops the machine executes: a program with any other op is refused by check_program.
+OPS: dict[Op, OpFunction] = {row.op: _definition(row) for row in OP_TABLE if row.op in MACHINE_OPS}

@@ -1,9 +1,10 @@
 """The reference VM: a plain interpreter of VMProgram that defines its semantics.
 
-One dispatch table, one small function per op, executed top to bottom (after
-the WebAssembly reference interpreter). It is a test oracle: the transformer
-must produce exactly the output it produces. docs/vm-program.md describes the
-same semantics in prose.
+Its dispatch is built from the op table (vm/ops.py): every pure op runs its
+row's value function, loads and stores follow their row's width and sign, and
+the rest (variables, control, I/O) have one small function each. It is a test
+oracle: the transformer must produce exactly the output it produces.
+docs/vm-program.md describes the same semantics in prose.
 
 State: pc, one operand stack of i32 values (stored as Python ints in
 [0, 2^32)), a call stack of (return pc, locals) frames whose locals start at
@@ -15,26 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.program import Op, TrapReason, VMProgram
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import check_input, max_frame_locals
+from wasmformer.vm.errors import ProgramError, Trap
+from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, signed
+from wasmformer.vm.program import Op, TrapReason, VMProgram
 
-MASK32 = 0xFFFFFFFF
-SIGN_BIT = 0x80000000
 # Deepest call nesting and operand stack: the machine keys locals by call depth
 # and stack slots by index, and bounded keys keep its lookups exact; runaway
 # recursion becomes a clean trap (assert_exhaustion in the spec tests). The
 # limits are the machine's (machine/tokens.py), so both trap at the same step.
 MAX_CALL_DEPTH = T.MAX_CALL_DEPTH
 FAILED_GROW = MASK32  # memory.grow returns -1 when it cannot grow
-
-
-class _Trap(Exception):
-    def __init__(self, reason: TrapReason, address: int | None = None):
-        super().__init__(reason.name)
-        self.reason = reason
-        self.address = address
 
 
 @dataclass
@@ -71,7 +64,7 @@ class _State:
 
     def push(self, value: int) -> None:
         if len(self.stack) >= T.STACK_LIMIT:
-            raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+            raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
         self.stack.append(value & MASK32)
 
     def local(self, index: int) -> int:
@@ -81,11 +74,6 @@ class _State:
         if index >= len(self.locals):
             self.locals.extend([0] * (index + 1 - len(self.locals)))
         self.locals[index] = value
-
-
-def signed(value: int) -> int:
-    value &= MASK32
-    return value - (1 << 32) if value & SIGN_BIT else value
 
 
 def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = None) -> RefResult:
@@ -105,7 +93,7 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
     while not state.halted and steps < step_limit:
         pc = state.pc
         if not 0 <= pc < len(code):
-            raise FrontendError(f"the program jumped to pc {pc}, outside its {len(code)} instructions")
+            raise ProgramError(f"the program jumped to pc {pc}, outside its {len(code)} instructions")
         execute, arg = code[pc]
         steps += 1
         if helper_start <= pc < helper_end:
@@ -113,7 +101,7 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
         state.pc = pc + 1
         try:
             execute(state, arg)
-        except _Trap as caught:
+        except Trap as caught:
             trap = caught
             state.halted = True
             state.pc = pc
@@ -126,85 +114,36 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
 # --- ops: each takes the state and the instruction's immediate ---------------------------------
 
 
-def _binary(compute):
-    """An op popping b then a and pushing compute(a, b) on unsigned 32-bit values."""
+def _pure(row: OpSpec):
+    """Pop the row's operands (the top last in the argument list), push its value function's result."""
+    count, compute = row.pops, row.value
+
     def op(state: _State, arg: int) -> None:
-        b = state.pop()
-        a = state.pop()
-        state.push(compute(a, b))
+        operands = state.stack[-count:]
+        del state.stack[-count:]
+        state.push(compute(*operands))
     return op
-
-
-def _unary(compute):
-    def op(state: _State, arg: int) -> None:
-        state.push(compute(state.pop()))
-    return op
-
-
-def _div_s(a: int, b: int) -> int:
-    if b == 0:
-        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
-    if signed(a) == -SIGN_BIT and signed(b) == -1:
-        raise _Trap(TrapReason.INTEGER_OVERFLOW)
-    quotient = abs(signed(a)) // abs(signed(b))  # truncation toward zero
-    return -quotient if (signed(a) < 0) != (signed(b) < 0) else quotient
-
-
-def _div_u(a: int, b: int) -> int:
-    if b == 0:
-        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
-    return a // b
-
-
-def _rem_s(a: int, b: int) -> int:
-    if b == 0:
-        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
-    remainder = abs(signed(a)) % abs(signed(b))  # the sign of the dividend
-    return -remainder if signed(a) < 0 else remainder
-
-
-def _rem_u(a: int, b: int) -> int:
-    if b == 0:
-        raise _Trap(TrapReason.DIVIDE_BY_ZERO)
-    return a % b
-
-
-def rotate_left(a: int, b: int) -> int:
-    count = b % 32
-    return (a << count) | (a >> (32 - count)) if count else a
-
-
-def _clz(a: int) -> int:
-    return 32 - a.bit_length()
-
-
-def _ctz(a: int) -> int:
-    return 32 if a == 0 else (a & -a).bit_length() - 1
-
-
-def sign_extend(bits: int):
-    def extend(a: int) -> int:
-        low = a & ((1 << bits) - 1)
-        return low - (1 << bits) if low >> (bits - 1) else low
-    return extend
 
 
 def _effective_address(state: _State, offset: int, width: int) -> int:
     address = state.pop() + offset
     if address + width > state.program.memory_limit:
-        raise _Trap(TrapReason.OUT_OF_BOUNDS_MEMORY, address)
+        raise Trap(TrapReason.OUT_OF_BOUNDS_MEMORY, address)
     return address
 
 
-def _load(width: int, is_signed: bool):
+def _load(row: OpSpec):
+    width, is_signed = row.width, row.signed
+
     def op(state: _State, arg: int) -> None:
         address = _effective_address(state, arg, width)
-        value = int.from_bytes(state.memory[address:address + width], "little", signed=is_signed)
-        state.push(value)
+        state.push(int.from_bytes(state.memory[address:address + width], "little", signed=is_signed))
     return op
 
 
-def _store(width: int):
+def _store(row: OpSpec):
+    width = row.width
+
     def op(state: _State, arg: int) -> None:
         value = state.pop()
         address = _effective_address(state, arg, width)
@@ -272,7 +211,7 @@ def _jump_if_nonzero(state: _State, arg: int) -> None:
 
 def _call(state: _State, arg: int) -> None:
     if len(state.frames) >= state.call_depth_limit:
-        raise _Trap(TrapReason.CALL_STACK_EXHAUSTED)
+        raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
     state.frames.append((state.pc, state.locals))
     state.locals = []  # a fresh frame: every local reads as zero
     state.pc = arg
@@ -280,7 +219,7 @@ def _call(state: _State, arg: int) -> None:
 
 def _return(state: _State, arg: int) -> None:
     if not state.frames:
-        raise FrontendError(f"RETURN at pc {state.pc - 1} with no caller (a malformed program)")
+        raise ProgramError(f"RETURN at pc {state.pc - 1} with no caller (a malformed program)")
     state.pc, state.locals = state.frames.pop()
 
 
@@ -302,63 +241,16 @@ def _halt(state: _State, arg: int) -> None:
 
 
 def _trap(state: _State, arg: int) -> None:
-    raise _Trap(TrapReason(arg))
+    raise Trap(TrapReason(arg))
 
 
 def _const(state: _State, arg: int) -> None:
     state.push(arg)
 
 
-# The value of every pure i32 op on unsigned 32-bit operands (a is the deeper one),
-# before wrapping to 32 bits: the one definition the trace oracle shares.
-BINARY_VALUES = {
-    Op.ADD: lambda a, b: a + b,
-    Op.SUB: lambda a, b: a - b,
-    Op.MUL: lambda a, b: a * b,
-    Op.AND: lambda a, b: a & b,
-    Op.OR: lambda a, b: a | b,
-    Op.XOR: lambda a, b: a ^ b,
-    Op.SHL: lambda a, b: a << (b % 32),
-    Op.SHR_S: lambda a, b: signed(a) >> (b % 32),
-    Op.SHR_U: lambda a, b: a >> (b % 32),
-    Op.ROTL: rotate_left,
-    Op.ROTR: lambda a, b: rotate_left(a, (32 - b % 32) % 32),
-    Op.EQ: lambda a, b: int(a == b),
-    Op.NE: lambda a, b: int(a != b),
-    Op.LT_S: lambda a, b: int(signed(a) < signed(b)),
-    Op.LT_U: lambda a, b: int(a < b),
-    Op.GT_S: lambda a, b: int(signed(a) > signed(b)),
-    Op.GT_U: lambda a, b: int(a > b),
-    Op.LE_S: lambda a, b: int(signed(a) <= signed(b)),
-    Op.LE_U: lambda a, b: int(a <= b),
-    Op.GE_S: lambda a, b: int(signed(a) >= signed(b)),
-    Op.GE_U: lambda a, b: int(a >= b),
-}
-UNARY_VALUES = {
-    Op.CLZ: _clz,
-    Op.CTZ: _ctz,
-    Op.POPCNT: lambda a: bin(a).count("1"),
-    Op.EXTEND8_S: sign_extend(8),
-    Op.EXTEND16_S: sign_extend(16),
-    Op.EQZ: lambda a: int(a == 0),
-}
-
-OPS = {
+# The ops that are neither pure nor plain memory accesses: one function each.
+_STATEFUL = {
     Op.CONST: _const,
-    **{op: _binary(value) for op, value in BINARY_VALUES.items()},
-    Op.DIV_S: _binary(_div_s),
-    Op.DIV_U: _binary(_div_u),
-    Op.REM_S: _binary(_rem_s),
-    Op.REM_U: _binary(_rem_u),
-    **{op: _unary(value) for op, value in UNARY_VALUES.items()},
-    Op.LOAD8_S: _load(1, True),
-    Op.LOAD8_U: _load(1, False),
-    Op.LOAD16_S: _load(2, True),
-    Op.LOAD16_U: _load(2, False),
-    Op.LOAD: _load(4, False),
-    Op.STORE8: _store(1),
-    Op.STORE16: _store(2),
-    Op.STORE: _store(4),
     Op.MEMORY_SIZE: _memory_size,
     Op.MEMORY_GROW: _memory_grow,
     Op.LOCAL_GET: _local_get,
@@ -379,4 +271,13 @@ OPS = {
     Op.TRAP: _trap,
 }
 
-assert set(OPS) == set(Op), "every op needs a definition"
+
+def _definition(row: OpSpec):
+    if row.value is not None:
+        return _pure(row)
+    if row.immediate is Immediate.OFFSET:
+        return _load(row) if row.pushes else _store(row)
+    return _STATEFUL[row.op]
+
+
+OPS = {row.op: _definition(row) for row in OP_TABLE}

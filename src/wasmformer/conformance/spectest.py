@@ -31,9 +31,9 @@ from typing import Callable
 from wasmformer.frontend.decode import Module, decode_body, decode_module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower import Call, lower
-from wasmformer.frontend.program import TrapReason, VMProgram
+from wasmformer.vm.program import TrapReason, VMProgram
 from wasmformer.oracles import refvm
-from wasmformer.oracles.wast import SList, read_script
+from wasmformer.conformance.wast import SList, read_script
 
 SPEC_TESTS_ENV = "WASMFORMER_SPEC_TESTS"
 SPEC_TESTS_RELATIVE = Path("..") / "shared" / "spec-tests"  # from the repository root

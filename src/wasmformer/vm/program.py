@@ -3,8 +3,9 @@
 A flat list of instructions over one i32 operand stack, per-call frames of
 locals, globals, and a small byte-addressed linear memory. Structured control
 flow is already turned into absolute jumps; every instruction has at most one
-i32 immediate. docs/vm-program.md gives the semantics of each op; the
-reference VM (wasmformer.oracles.refvm) is their executable definition.
+i32 immediate. vm/ops.py holds every fact about each op (one row per op),
+docs/vm-program.md the same in prose; the reference VM
+(wasmformer.oracles.refvm) executes them.
 """
 
 from __future__ import annotations

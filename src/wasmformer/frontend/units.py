@@ -1,0 +1,184 @@
+"""One module's lowering context: its functions reachable from some roots, lowered in order.
+
+A ``ModuleUnit`` holds what is decided about a module before its functions
+are lowered (the op set the target executes, the memory window, globals,
+table); ``lower_reachable`` lowers every defined function reachable from the
+roots. Both the user's program (frontend/lower.py) and the helper library
+(frontend/helpers.py) go through here, each as a unit of its own, so that
+their symbols never clash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wasmformer.frontend.assemble import Symbol
+from wasmformer.frontend.decode import FuncType, Instruction, Module
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.lower_function import Environment, LoweredFunction, lower_function, to_i32, type_reason
+from wasmformer.vm.ops import BASIC_OPS
+from wasmformer.vm.program import Instr, Op, TrapReason
+
+IO_MODULE = "wasmformer"
+IO_IMPORTS = {  # name -> (required signature, the VM instruction that replaces the call)
+    "putchar": (FuncType(("i32",), ()), Instr(Op.PUTCHAR)),
+    "getchar": (FuncType((), ("i32",)), Instr(Op.GETCHAR)),
+}
+# Only the helper library (helpers.wat) may import these: a call becomes TRAP <reason>.
+HELPER_TRAP_MODULE = "wasmformer_helpers"
+HELPER_TRAP_IMPORTS = {
+    "trap_divide_by_zero": TrapReason.DIVIDE_BY_ZERO,
+    "trap_integer_overflow": TrapReason.INTEGER_OVERFLOW,
+}
+
+
+@dataclass
+class ModuleUnit:
+    """Everything decided about the module before its functions are lowered."""
+    module: Module
+    unit: str
+    native_ops: frozenset[Op]
+    memory_limit: int
+    memory_pages: int
+    global_slots: dict[int, int]
+    table: list[int | None]
+    rewritten: dict[Op, int] = field(default_factory=dict)
+    dispatch_types: dict[FuncType, int] = field(default_factory=dict)
+    allow_helper_traps: bool = False  # true only for the helper library
+
+
+def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
+    for item in module.imports:
+        if item.kind == "func" and item.module == IO_MODULE and item.name in IO_IMPORTS:
+            expected = IO_IMPORTS[item.name][0]
+            if module.types[item.type_index] != expected:
+                raise FrontendError(f"import {item.module}.{item.name} must have type {expected}, "
+                                    f"not {module.types[item.type_index]}")
+        elif allow_helper_traps and item.module == HELPER_TRAP_MODULE and item.name in HELPER_TRAP_IMPORTS:
+            continue
+        else:
+            raise FrontendError(
+                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import "
+                f"the functions putchar: (i32) -> () and getchar: () -> (i32) from module \"{IO_MODULE}\"")
+
+
+def constant_value(expression: list[Instruction], known_globals: dict[int, int], what: str) -> int:
+    """Evaluate a constant expression (i32.const, global.get, extended-const add/sub/mul)."""
+    stack: list[int] = []
+    for instruction in expression:
+        if instruction.name == "i32.const":
+            stack.append(to_i32(instruction.args[0]))
+        elif instruction.name == "global.get" and instruction.args[0] in known_globals:
+            stack.append(known_globals[instruction.args[0]])
+        elif instruction.name in ("i32.add", "i32.sub", "i32.mul") and len(stack) >= 2:
+            right, left = stack.pop(), stack.pop()
+            combine = {"i32.add": left + right, "i32.sub": left - right, "i32.mul": left * right}
+            stack.append(to_i32(combine[instruction.name]))
+        else:
+            raise FrontendError(f"{what}: constant expression with {instruction.name} is not supported")
+    if len(stack) != 1:
+        raise FrontendError(f"{what}: not a single i32 constant")
+    return stack[0]
+
+
+def global_slots(module: Module) -> dict[int, int]:
+    """wasm global index -> VM global index, for the i32 globals (others are refused when used)."""
+    slots: dict[int, int] = {}
+    for index, item in enumerate(module.globals):
+        if item.value_type == "i32":
+            slots[index] = len(slots)
+    return slots
+
+
+def initial_table(module: Module) -> list[int | None]:
+    """Table 0 after the active element segments (function index per slot, None = null)."""
+    if not module.tables:
+        return []
+    table: list[int | None] = [None] * module.tables[0].minimum
+    for number, segment in enumerate(module.elements):
+        if segment.mode != "active":
+            continue
+        if segment.table != 0:
+            raise FrontendError(f"element segment {number} fills table {segment.table}; only table 0 is supported")
+        start = constant_value(segment.offset, {}, f"element segment {number}") % (1 << 32)
+        if start + len(segment.functions) > len(table):
+            raise FrontendError(f"element segment {number} lies outside the table "
+                                "(instantiation would trap: out of bounds table access)")
+        table[start:start + len(segment.functions)] = segment.functions
+    return table
+
+
+def symbol_of_function(unit: str, index: int) -> Symbol:
+    return Symbol(("func", unit, index))
+
+
+def symbol_of_dispatcher(program: ModuleUnit, signature: FuncType) -> Symbol:
+    return Symbol(("dispatch", program.unit, str(signature)))
+
+
+def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
+    module = program.module
+
+    def function_symbol(index: int) -> Symbol | Instr:
+        imported = module.imported_functions
+        if index >= len(imported):
+            return symbol_of_function(program.unit, index)
+        item = imported[index]
+        if item.module == IO_MODULE:
+            return IO_IMPORTS[item.name][1]
+        return Instr(Op.TRAP, HELPER_TRAP_IMPORTS[item.name])
+
+    def global_slot(index: int, fail) -> int:
+        if index not in program.global_slots:
+            kind = module.globals[index].value_type
+            raise fail(f"global {index} has type {kind}; only i32 globals are supported ({type_reason(kind)})")
+        return program.global_slots[index]
+
+    def op_target(op: Op) -> Symbol | None:
+        if op in program.native_ops:
+            return None
+        if program.allow_helper_traps:
+            raise FrontendError(f"helper code uses {op.value}, which is not a basic op")
+        program.rewritten[op] = program.rewritten.get(op, 0) + 1
+        return Symbol(("helper", op.value))
+
+    def dispatch_symbol(type_index: int, table: int) -> Symbol:
+        if table != 0:
+            raise FrontendError(f"call_indirect through table {table}: only table 0 is supported")
+        signature = module.types[type_index]
+        program.dispatch_types.setdefault(signature, type_index)
+        return symbol_of_dispatcher(program, signature)
+
+    return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
+                       global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
+
+
+def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
+    """Lower the defined functions reachable from ``roots`` (calls, and the table for call_indirect)."""
+    module = program.module
+    environment = make_environment(program, name_prefix)
+    imported = len(module.imported_functions)
+    lowered: dict[int, LoweredFunction] = {}
+    pending = list(roots)
+    while pending:
+        index = pending.pop()
+        if index in lowered or index < imported:
+            continue
+        function = lower_function(environment, index)
+        lowered[index] = function
+        pending += sorted(function.calls)
+        for type_index in sorted(function.indirect_types):
+            pending += _table_functions(program, module.types[type_index])
+    return lowered
+
+
+def _table_functions(program: ModuleUnit, signature: FuncType) -> list[int]:
+    module = program.module
+    return [f for f in program.table if f is not None and module.function_type(f) == signature]
+
+
+def helper_program(module: Module) -> ModuleUnit:
+    """The ModuleUnit for the helper library: basic ops only, trap imports allowed."""
+    check_imports(module, allow_helper_traps=True)
+    return ModuleUnit(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_table(module),
+                    allow_helper_traps=True)

@@ -1,0 +1,323 @@
+"""Every fact about every VM instruction, one row each: the table the whole project reads.
+
+A row says how the instruction is written (its opcode number in the prompt,
+the wasm instruction it comes from, what its immediate means), what it does
+to the stack (values popped and pushed), what its step writes into the trace
+(the commit token, the body tokens before it, the record those tokens form),
+how wide its memory access or narrowing is, the pure function that defines
+its result, and how it is executed: the machine's datapath (the way the
+transformer combines bytes for it) or, where the machine has none, the helper
+subroutine the front end calls instead.
+
+Readers: the front end lowers wasm through the ``wasm`` column and rewrites
+ops without a datapath into calls of ``helper``; the reference VM and the
+trace oracle build their dispatch from the rows; the interpreter graph groups
+its ops by ``datapath``, ``source``, ``body`` and ``record``; the token
+vocabulary has one opcode token per row. docs/vm-program.md says the same in
+prose, docs/adding-an-instruction.md how to add a row.
+
+Values are unsigned 32-bit integers; for a binary op ``a`` is the deeper
+operand and ``b`` the top. A value function returns the exact result (the
+readers wrap it to 32 bits) or raises ``Trap``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable
+
+from wasmformer.vm.errors import Trap
+from wasmformer.vm.program import Op, TrapReason
+
+WORD_BITS = 32
+MASK32 = (1 << WORD_BITS) - 1
+SIGN_BIT = 1 << (WORD_BITS - 1)
+VALUE_BYTES = 4  # a value is written as four little-endian byte tokens
+
+
+class Immediate(enum.Enum):
+    """What an instruction's immediate means."""
+    NONE = "none"
+    VALUE = "value"  # a signed i32, pushed as is
+    OFFSET = "offset"  # an unsigned static offset added to the popped address
+    PAGES = "pages"  # the memory's size in 64 KiB pages
+    LOCAL = "local"  # a local's index in the current frame
+    GLOBAL = "global"  # a global's index
+    TARGET = "target"  # an absolute pc
+    TRAP = "trap"  # a TrapReason code
+
+
+class Commit(enum.Enum):
+    """The token that ends a step; its embedding carries the step's stack and control deltas."""
+    PUSH = "c.push"  # one value more on the stack
+    GETC = "c.getc"  # one value more, and one input byte consumed
+    KEEP = "c.keep"  # the top value replaced (or kept)
+    POP = "c.pop"  # one value less
+    POP2 = "c.pop2"  # two values less
+    JUMP = "c.jump"
+    BRANCH = "c.branch"  # a conditional jump taken (one value less); not taken: c.pop
+    CALL = "c.call"
+    RETURN = "c.return"
+
+
+COMMIT_STACK_DELTA = {Commit.PUSH: 1, Commit.GETC: 1, Commit.KEEP: 0, Commit.POP: -1, Commit.POP2: -2,
+                      Commit.JUMP: 0, Commit.BRANCH: -1, Commit.CALL: 0, Commit.RETURN: 0}
+
+
+class Body(enum.Enum):
+    """The tokens a step writes before its commit (docs/token-language.md)."""
+    NONE = "none"  # nothing: drop, a branch not taken
+    VALUE = "value"  # the four bytes of a value (v.XX, or vc.XX when a carry or borrow leaves the byte)
+    STORED = "stored"  # the ``width`` bytes a store writes (m.XX)
+    OUTPUT = "output"  # one output byte (o.XX)
+    TARGET = "target"  # the two bytes of the next pc (ph.XX pl.XX): a transfer of control
+
+
+class Record(enum.Enum):
+    """What the body tokens are to later lookups."""
+    NONE = "none"
+    STACK = "stack"  # the value at a stack depth
+    LOCAL = "local"  # a local's value, keyed by (call depth, index)
+    GLOBAL = "global"  # a global's value
+    MEMORY = "memory"  # bytes at addresses
+    CALL = "call"  # a frame: where it starts and where it returns to
+
+
+class Datapath(enum.Enum):
+    """How the machine forms an op's body bytes; each is one method of the interpreter graph."""
+    COPY = "copy"  # a byte copied from the ``source`` position
+    ADD = "add"  # source byte + top byte + carry
+    SUB = "sub"  # source byte - top byte - borrow
+    COMPARE = "compare"  # 0 or 1 in byte 0, from whole 32-bit values
+    NARROW = "narrow"  # a loaded or extended byte below the width, the sign or zero fill above
+    BITWISE = "bitwise"  # through the bits of two bytes
+    SHIFT = "shift"  # through the bits of a two-byte window of the shifted value
+    INPUT = "input"  # the next input byte, or -1 at the end of the input
+    GROW = "grow"  # memory.grow: the size for a zero delta, else -1
+    BRANCH = "branch"  # a conditional jump: the target's bytes when taken, nothing otherwise
+    CONTROL = "control"  # no bytes: drop, halt, trap (the commit or the end says it all)
+
+
+class Source(enum.Enum):
+    """Where a copying, adding or extending datapath reads its bytes."""
+    NONE = "none"
+    IMMEDIATE = "immediate"  # the instruction's immediate in the code
+    TARGET = "target"  # the immediate's two low bytes, high first (a jump or call target)
+    RETURN_PC = "return pc"  # the return pc of the current frame
+    VARIABLE = "variable"  # the newest record of a local or global
+    SELECTED = "selected"  # select: the second or third value, by the top
+    SECOND = "second"  # the value under the top
+    TOP = "top"  # the top value
+    TOP_NARROWED = "top narrowed"  # the top's byte min(phase, width - 1)
+    INPUT = "input"  # the input byte under the cursor
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One instruction: every fact about it."""
+    op: Op
+    opcode: int  # its number in the prompt's op token (> 0; 0 means "no instruction")
+    wasm: str | None  # the wasm instruction lowered to exactly this op, if one is
+    immediate: Immediate
+    pops: int
+    pushes: int
+    commit: Commit | None  # None: the step ends the run (halt, trap)
+    body: Body
+    record: Record
+    datapath: Datapath | None  # None: the machine lacks it and ``helper`` runs instead
+    source: Source = Source.NONE
+    width: int = VALUE_BYTES  # bytes accessed in memory, or the width a sign extension keeps
+    signed: bool = False  # a narrow value is sign-extended (else zero-extended)
+    value: Callable[..., int] | None = None  # the result of a pure op from its operands
+    helper: str | None = None  # the helpers.wat export that computes it with basic ops
+
+
+# --- value functions -----------------------------------------------------------------------------
+
+
+def signed(value: int) -> int:
+    """The signed reading of a 32-bit value."""
+    value &= MASK32
+    return value - (1 << WORD_BITS) if value & SIGN_BIT else value
+
+
+def _divisor(b: int) -> int:
+    if b == 0:
+        raise Trap(TrapReason.DIVIDE_BY_ZERO)
+    return b
+
+
+def _div_s(a: int, b: int) -> int:
+    _divisor(b)
+    if signed(a) == -SIGN_BIT and signed(b) == -1:
+        raise Trap(TrapReason.INTEGER_OVERFLOW)
+    quotient = abs(signed(a)) // abs(signed(b))  # truncation toward zero
+    return -quotient if (signed(a) < 0) != (signed(b) < 0) else quotient
+
+
+def _rem_s(a: int, b: int) -> int:
+    remainder = abs(signed(a)) % abs(signed(_divisor(b)))  # the dividend's sign
+    return -remainder if signed(a) < 0 else remainder
+
+
+def rotate_left(a: int, b: int) -> int:
+    count = b % WORD_BITS
+    return (a << count) | (a >> (WORD_BITS - count)) if count else a
+
+
+def _count_trailing_zeros(a: int) -> int:
+    return WORD_BITS if a == 0 else (a & -a).bit_length() - 1
+
+
+def sign_extend(bits: int) -> Callable[[int], int]:
+    def extend(a: int) -> int:
+        low = a & ((1 << bits) - 1)
+        return low - (1 << bits) if low >> (bits - 1) else low
+    return extend
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+_N, _VAL, _OFF = Immediate.NONE, Immediate.VALUE, Immediate.OFFSET
+_V, _STACK = Body.VALUE, Record.STACK
+
+
+def _binary(op: Op, opcode: int, datapath: Datapath | None, value, helper: str | None = None,
+            source: Source = Source.NONE) -> OpSpec:
+    """A pure op popping two values and pushing one (commit c.pop)."""
+    return OpSpec(op, opcode, f"i32.{op.value}", _N, 2, 1, Commit.POP, _V, _STACK, datapath, source,
+                  value=value, helper=helper)
+
+
+def _unary(op: Op, opcode: int, datapath: Datapath | None, value, helper: str | None = None,
+           source: Source = Source.NONE, width: int = VALUE_BYTES, is_signed: bool = False) -> OpSpec:
+    """A pure op replacing the top value (commit c.keep)."""
+    return OpSpec(op, opcode, f"i32.{op.value}", _N, 1, 1, Commit.KEEP, _V, _STACK, datapath, source,
+                  width, is_signed, value=value, helper=helper)
+
+
+def _load(op: Op, opcode: int, wasm: str, width: int, is_signed: bool) -> OpSpec:
+    return OpSpec(op, opcode, wasm, _OFF, 1, 1, Commit.KEEP, _V, _STACK, Datapath.NARROW, width=width,
+                  signed=is_signed)
+
+
+def _store(op: Op, opcode: int, wasm: str, width: int) -> OpSpec:
+    return OpSpec(op, opcode, wasm, _OFF, 2, 0, Commit.POP2, Body.STORED, Record.MEMORY, Datapath.COPY,
+                  Source.TOP, width=width)
+
+
+_C = Datapath.COMPARE
+_BITS, _SHIFT = Datapath.BITWISE, Datapath.SHIFT
+
+OP_TABLE: tuple[OpSpec, ...] = (
+    # values
+    OpSpec(Op.CONST, 1, "i32.const", _VAL, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY, Source.IMMEDIATE),
+    # arithmetic
+    _binary(Op.ADD, 2, Datapath.ADD, lambda a, b: a + b, source=Source.SECOND),
+    _binary(Op.SUB, 3, Datapath.SUB, lambda a, b: a - b, source=Source.SECOND),
+    _binary(Op.MUL, 4, None, lambda a, b: a * b, helper="mul"),
+    _binary(Op.DIV_S, 5, None, _div_s, helper="div_s"),
+    _binary(Op.DIV_U, 6, None, lambda a, b: a // _divisor(b), helper="div_u"),
+    _binary(Op.REM_S, 7, None, _rem_s, helper="rem_s"),
+    _binary(Op.REM_U, 8, None, lambda a, b: a % _divisor(b), helper="rem_u"),
+    # bitwise, shifts and rotations (the shift count is b mod 32)
+    _binary(Op.AND, 9, _BITS, lambda a, b: a & b, helper="and"),
+    _binary(Op.OR, 10, _BITS, lambda a, b: a | b, helper="or"),
+    _binary(Op.XOR, 11, _BITS, lambda a, b: a ^ b, helper="xor"),
+    _binary(Op.SHL, 12, _SHIFT, lambda a, b: a << (b % WORD_BITS), helper="shl"),
+    _binary(Op.SHR_S, 13, _SHIFT, lambda a, b: signed(a) >> (b % WORD_BITS), helper="shr_s"),
+    _binary(Op.SHR_U, 14, _SHIFT, lambda a, b: a >> (b % WORD_BITS), helper="shr_u"),
+    _binary(Op.ROTL, 15, _SHIFT, rotate_left, helper="rotl"),
+    _binary(Op.ROTR, 16, _SHIFT, lambda a, b: rotate_left(a, -b % WORD_BITS), helper="rotr"),
+    # bit counts and sign extensions
+    _unary(Op.CLZ, 17, None, lambda a: WORD_BITS - a.bit_length(), helper="clz"),
+    _unary(Op.CTZ, 18, None, _count_trailing_zeros, helper="ctz"),
+    _unary(Op.POPCNT, 19, None, lambda a: bin(a).count("1"), helper="popcnt"),
+    _unary(Op.EXTEND8_S, 20, Datapath.NARROW, sign_extend(8), helper="extend8_s", source=Source.TOP_NARROWED,
+           width=1, is_signed=True),
+    _unary(Op.EXTEND16_S, 21, Datapath.NARROW, sign_extend(16), helper="extend16_s", source=Source.TOP_NARROWED,
+           width=2, is_signed=True),
+    # comparisons: 0 or 1
+    _unary(Op.EQZ, 22, _C, lambda a: int(a == 0)),
+    _binary(Op.EQ, 23, _C, lambda a, b: int(a == b)),
+    _binary(Op.NE, 24, _C, lambda a, b: int(a != b)),
+    _binary(Op.LT_S, 25, _C, lambda a, b: int(signed(a) < signed(b))),
+    _binary(Op.LT_U, 26, _C, lambda a, b: int(a < b)),
+    _binary(Op.GT_S, 27, _C, lambda a, b: int(signed(a) > signed(b))),
+    _binary(Op.GT_U, 28, _C, lambda a, b: int(a > b)),
+    _binary(Op.LE_S, 29, _C, lambda a, b: int(signed(a) <= signed(b))),
+    _binary(Op.LE_U, 30, _C, lambda a, b: int(a <= b)),
+    _binary(Op.GE_S, 31, _C, lambda a, b: int(signed(a) >= signed(b))),
+    _binary(Op.GE_U, 32, _C, lambda a, b: int(a >= b)),
+    # memory: address (+ offset) -> value; address value ->
+    _load(Op.LOAD8_S, 33, "i32.load8_s", 1, True),
+    _load(Op.LOAD8_U, 34, "i32.load8_u", 1, False),
+    _load(Op.LOAD16_S, 35, "i32.load16_s", 2, True),
+    _load(Op.LOAD16_U, 36, "i32.load16_u", 2, False),
+    _load(Op.LOAD, 37, "i32.load", 4, False),
+    _store(Op.STORE8, 38, "i32.store8", 1),
+    _store(Op.STORE16, 39, "i32.store16", 2),
+    _store(Op.STORE, 40, "i32.store", 4),
+    OpSpec(Op.MEMORY_SIZE, 41, None, Immediate.PAGES, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY,
+           Source.IMMEDIATE),
+    OpSpec(Op.MEMORY_GROW, 42, None, Immediate.PAGES, 1, 1, Commit.KEEP, _V, _STACK, Datapath.GROW,
+           Source.IMMEDIATE),
+    # variables
+    OpSpec(Op.LOCAL_GET, 43, "local.get", Immediate.LOCAL, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY,
+           Source.VARIABLE),
+    OpSpec(Op.LOCAL_SET, 44, "local.set", Immediate.LOCAL, 1, 0, Commit.POP, _V, Record.LOCAL, Datapath.COPY,
+           Source.TOP),
+    OpSpec(Op.LOCAL_TEE, 45, "local.tee", Immediate.LOCAL, 1, 1, Commit.KEEP, _V, Record.LOCAL, Datapath.COPY,
+           Source.TOP),
+    OpSpec(Op.GLOBAL_GET, 46, "global.get", Immediate.GLOBAL, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY,
+           Source.VARIABLE),
+    OpSpec(Op.GLOBAL_SET, 47, "global.set", Immediate.GLOBAL, 1, 0, Commit.POP, _V, Record.GLOBAL, Datapath.COPY,
+           Source.TOP),
+    # stack
+    OpSpec(Op.DROP, 48, "drop", _N, 1, 0, Commit.POP, Body.NONE, Record.NONE, Datapath.CONTROL),
+    OpSpec(Op.SELECT, 49, "select", _N, 3, 1, Commit.POP2, _V, _STACK, Datapath.COPY, Source.SELECTED),
+    # control
+    OpSpec(Op.JUMP, 50, None, Immediate.TARGET, 0, 0, Commit.JUMP, Body.TARGET, Record.NONE, Datapath.COPY,
+           Source.TARGET),
+    OpSpec(Op.JUMP_IF_ZERO, 51, None, Immediate.TARGET, 1, 0, Commit.POP, Body.TARGET, Record.NONE,
+           Datapath.BRANCH, Source.TARGET),
+    OpSpec(Op.JUMP_IF_NONZERO, 52, None, Immediate.TARGET, 1, 0, Commit.POP, Body.TARGET, Record.NONE,
+           Datapath.BRANCH, Source.TARGET),
+    OpSpec(Op.CALL, 53, None, Immediate.TARGET, 0, 0, Commit.CALL, Body.TARGET, Record.CALL, Datapath.COPY,
+           Source.TARGET),
+    OpSpec(Op.RETURN, 54, None, _N, 0, 0, Commit.RETURN, Body.TARGET, Record.NONE, Datapath.COPY,
+           Source.RETURN_PC),
+    # input, output and the end of the run
+    OpSpec(Op.PUTCHAR, 55, None, _N, 1, 0, Commit.POP, Body.OUTPUT, Record.NONE, Datapath.COPY, Source.TOP),
+    OpSpec(Op.GETCHAR, 56, None, _N, 0, 1, Commit.GETC, _V, _STACK, Datapath.INPUT, Source.INPUT),
+    OpSpec(Op.HALT, 57, None, _N, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
+    OpSpec(Op.TRAP, 58, None, Immediate.TRAP, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
+)
+
+SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}
+
+
+def spec(op: Op) -> OpSpec:
+    return SPECS[op]
+
+
+def ops_where(**facts) -> tuple[Op, ...]:
+    """The ops whose rows have every given fact, in table order: ``ops_where(datapath=Datapath.SHIFT)``."""
+    return tuple(row.op for row in OP_TABLE if all(getattr(row, name) == value for name, value in facts.items()))
+
+
+def stack_effect(op: Op) -> int:
+    row = SPECS[op]
+    return row.pushes - row.pops
+
+
+def by_wasm_name() -> dict[str, OpSpec]:
+    """wasm instruction name -> the row it lowers to (the ops with a one-to-one wasm instruction)."""
+    return {row.wasm: row for row in OP_TABLE if row.wasm is not None}
+
+
+# Ops every machine must execute: the helper library is written with these only.
+BASIC_OPS: frozenset[Op] = frozenset(row.op for row in OP_TABLE if row.helper is None)
+# Ops the front end can replace with a call of a helper subroutine.
+REWRITABLE_OPS: frozenset[Op] = frozenset(row.op for row in OP_TABLE if row.helper is not None)

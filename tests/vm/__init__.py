@@ -1,0 +1,1 @@
+"""Tests of wasmformer.vm: the op table."""
