@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all bench fuzz install clean
 
 $(STAMP): pyproject.toml $(wildcard native/pyproject.toml native/CMakeLists.txt native/src/*)
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m wasmformer bench
+
+# A few minutes of malformed inputs, hostile options and random programs through the CLI (docs/fuzzing.md).
+fuzz: $(STAMP)
+	$(PY) -m fuzz --seed 1 --cases 600
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
