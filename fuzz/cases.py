@@ -8,7 +8,8 @@ invariants (docs/cli.md, "Conventions" and "Exit status"):
 * its exit status is documented for that command (0, 1, 2 for run, 130);
 * status 1 from a tool error ends stderr with one line ``wasmformer: error: ...``
   (refvm reports a trap with its summary line instead), and that line does not
-  leak Python internals (raw ``[Errno N]`` text, exception class names);
+  leak Python internals (raw ``[Errno N]`` text, exception class names) or raw
+  control characters;
 * when the case has an Expected (valid programs, deliberate mistakes), the
   status, stdout and trap are the expected ones.
 """
@@ -28,6 +29,8 @@ INTERNAL_ERROR_SMELLS = ("[Errno", "Traceback", "TypeError", "KeyError", "Attrib
                          "UnicodeDecodeError", "UnicodeEncodeError", "SafetensorError", "nanobind",
                          "object has no attribute", "NoneType", "not subscriptable", "unhashable",
                          "OverflowError", "RecursionError", "MemoryError", "JSONDecodeError")
+# Control characters other than tab: a carriage return, NUL or escape in an error line garbles the terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 REFVM_SUMMARY = re.compile(r"^reference VM: \d+ steps, (halted|stopped)")
 TRAP_LINE = re.compile(r"^wasmformer: error: the program trapped: (trap\.[a-z_]+)")
 STDOUT_SHOWN = 200  # bytes of stdout quoted in a failure
@@ -113,7 +116,7 @@ def _status_failures(case: Case, outcome: Outcome) -> list[Failure]:
 def _error_message_failures(case: Case, outcome: Outcome) -> list[Failure]:
     if outcome.status != 1:
         return []
-    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+    lines = _lines(outcome.stderr)
     if case.command == "refvm" and lines and REFVM_SUMMARY.match(lines[-1]):
         return []  # a trap or --max-steps: reported by the summary line
     errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
@@ -123,7 +126,15 @@ def _error_message_failures(case: Case, outcome: Outcome) -> list[Failure]:
     smells = [smell for smell in INTERNAL_ERROR_SMELLS if smell in errors[0]]
     if smells:
         return [Failure("message", f"error line shows Python internals ({smells[0]})")]
+    if CONTROL_CHARACTERS.search(errors[0]):
+        return [Failure("message", "error line holds raw control characters (from the input?)")]
     return []
+
+
+def _lines(text: str) -> list[str]:
+    """Non-blank lines as a terminal shows them: split at newlines only (str.splitlines also splits at
+    \x1c-\x1e, \x85..., which the control-character check reports instead)."""
+    return [line for line in text.split("\n") if line.strip()]
 
 
 def _expectation_failures(expected: Expected, outcome: Outcome) -> list[Failure]:
@@ -134,10 +145,10 @@ def _expectation_failures(expected: Expected, outcome: Outcome) -> list[Failure]
     if expected.stdout is not None and outcome.stdout != expected.stdout:
         failures.append(Failure("stdout", f"stdout differs{source}"))
     if expected.trap is not None and outcome.status == 1:
-        found = [match.group(1) for line in outcome.stderr.splitlines() if (match := TRAP_LINE.match(line))]
+        found = [match.group(1) for line in _lines(outcome.stderr) if (match := TRAP_LINE.match(line))]
         if found != [expected.trap]:
             failures.append(Failure("trap", f"trap {found[0] if found else 'none'}, expected {expected.trap}"))
-    error_lines = [line for line in outcome.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    error_lines = [line for line in _lines(outcome.stderr) if line.startswith(ERROR_PREFIX)]
     for text in expected.stderr_lacks:
         if any(text in line for line in error_lines):
             failures.append(Failure("message", f"error says {text!r}"))

@@ -36,17 +36,19 @@ def expected_main(wat_text: str, input_bytes: bytes) -> Expected:
     return Expected(status=0, stdout=run.output, why="wasmtime")
 
 
-def expected_invoke(module: RandomModule, function_index: int, args: tuple[int, ...], input_bytes: bytes) -> Expected:
-    """stdout and status of `wasmformer run --invoke` calling module.functions[function_index] with args."""
+def expected_invoke(module: RandomModule, function_index: int, args: tuple[int, ...],
+                    input_bytes: bytes) -> tuple[Expected, int]:
+    """stdout and status of `wasmformer run --invoke` calling module.functions[function_index] with args,
+    and how many bytes the function printed itself (before its result line)."""
     function = module.functions[function_index]
     constants = "".join(f" (i32.const {_signed(value)})" for value in args)
     result = " (result i32)" if function.has_result else ""
     wrapper = f"  (func ${WRAPPER_NAME}{result} (call ${function.name}{constants}))"
     run = _execute(module.text({"main": WRAPPER_NAME}, extra_functions=(wrapper,)), input_bytes)
     if isinstance(run, Expected):
-        return run
+        return run, len(run.stdout)
     printed_result = f"{_signed(run.exit_value)}\n".encode() if function.has_result else b""
-    return Expected(status=0, stdout=run.output + printed_result, why="wasmtime --invoke")
+    return Expected(status=0, stdout=run.output + printed_result, why="wasmtime --invoke"), len(run.output)
 
 
 def _execute(wat_text: str, input_bytes: bytes):

@@ -58,6 +58,7 @@ def test_error_messages_must_be_one_final_clean_line():
     assert _kinds(_case("run", "x.wat"), 1, "something went wrong\n") == ["message"]
     assert _kinds(_case("run", "x.wat"), 1, f"{ERROR}first\n{ERROR}second\n") == ["message"]
     assert _kinds(_case("compile", "x.wat"), 1, f"{ERROR}[Errno 21] Is a directory: 'out'\n") == ["message"]
+    assert _kinds(_case("compile", "x.wat"), 1, f"{ERROR}invalid WAT near 'a\rb'\n") == ["message"]
 
 
 def test_expectations_compare_status_stdout_trap_and_wording():
@@ -94,9 +95,10 @@ def test_random_modules_are_valid_and_wasmtime_answers_for_each():
 def test_invoke_oracle_prints_the_result_after_the_output():
     module = random_module(random.Random(7))
     last = len(module.functions) - 1
-    expected = oracle.expected_invoke(module, last, (), b"")
+    expected, printed = oracle.expected_invoke(module, last, (), b"")
     plain = oracle.expected_main(module.text({"main": "main"}), b"")
     assert expected.status == plain.status
+    assert printed == len(plain.stdout)
     if expected.status == 0 and module.entry.has_result:
         assert expected.stdout.startswith(plain.stdout) and expected.stdout.endswith(b"\n")
         int(expected.stdout[len(plain.stdout):])  # one signed decimal
