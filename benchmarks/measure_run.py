@@ -1,6 +1,6 @@
 """One measured run in a fresh process: tokens, seconds, tok/s and peak memory, as one JSON line.
 
-    python benchmarks/measure_run.py --model DIR --prompt FILE [--engine NAME] [--max-tokens N]
+    python benchmarks/measure_run.py --model DIR --prompt FILE [--engine NAME] [--max-new-tokens N]
 
 benchmarks/run_all.py starts one of these per (engine, trace length), so each
 peak RSS belongs to that run alone. The run goes through wasmformer.runner,
@@ -38,22 +38,23 @@ def peak_rss_mib() -> float:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(model_dir: Path, prompt_file: Path, engine_name: str | None, max_tokens: int | None) -> dict:
+def measure(model_dir: Path, prompt_file: Path, engine_name: str | None, max_new_tokens: int | None) -> dict:
     model = load_model(model_dir)
     prompt_ids = runner.prompt_ids_or_error(model, runner.read_prompt_file(prompt_file).tokens, str(prompt_file))
-    limit = runner.default_max_tokens(model, len(prompt_ids))
+    horizon_max_new_tokens = runner.default_max_new_tokens(model, len(prompt_ids))
     engine, _ = runner.choose_engine(model, engine_name)
     rss_before_run = status_mib("VmRSS") or peak_rss_mib()
-    outcome = runner.run_prompt(model, prompt_ids, engine=engine, max_tokens=min(max_tokens or limit, limit))
+    result = runner.run_prompt(model, prompt_ids, engine=engine,
+                               max_new_tokens=min(max_new_tokens or horizon_max_new_tokens, horizon_max_new_tokens))
     record = {
-        "engine": outcome.engine,
-        "prompt_tokens": outcome.prompt_tokens,
-        "generated_tokens": outcome.generated_tokens,
-        "seconds": outcome.seconds,
-        "tokens_per_second": outcome.tokens_per_second,
-        "halted": outcome.halted,
-        "trap": outcome.trap,
-        "output_hex": outcome.output.hex(),
+        "engine": result.engine,
+        "prompt_tokens": result.prompt_tokens,
+        "generated_tokens": result.generated_tokens,
+        "seconds": result.seconds,
+        "tokens_per_second": result.tokens_per_second,
+        "halted": result.halted,
+        "trap": result.trap,
+        "output_hex": result.output.hex(),
         "rss_before_run_mib": round(rss_before_run, 1),
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="model directory")
     parser.add_argument("--prompt", type=Path, required=True, help="prompt file")
     parser.add_argument("--engine", default=None, help="native, hull or dense (default: the fastest)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="stop after this many generated tokens")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="stop after this many generated tokens")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.model, args.prompt, args.engine, args.max_tokens)))
+    print(json.dumps(measure(args.model, args.prompt, args.engine, args.max_new_tokens)))
     return 0
 
 

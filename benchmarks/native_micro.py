@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for tokens in args.tokens:
         engine = NativeEngine(model)
         cpu_start = time.process_time()
-        result = generate_fast(engine, prompt, max_tokens=tokens)
+        result = generate_fast(engine, prompt, max_new_tokens=tokens)
         cpu_seconds = time.process_time() - cpu_start  # robust to other processes sharing the machine
         stats = engine.stats()
         total = result.prompt_tokens + len(result.trace)

@@ -111,8 +111,8 @@ class SpinSizer:
                 f"after a {self.prompt_tokens:,}-token prompt")
 
     def prompt_for(self, target: int) -> tuple[Path, int | None, bytes]:
-        """(prompt file, max_tokens, expected output) for a run of about ``target`` generated tokens."""
-        room = runner.default_max_tokens(self.model, self.prompt_tokens)
+        """(prompt file, max_new_tokens, expected output) for a run of about ``target`` generated tokens."""
+        room = runner.default_max_new_tokens(self.model, self.prompt_tokens)
         turns = max(0, (min(target, room) - self.base) // self.per_turn)
         path = self.scratch / f"spin_{turns}.prompt"
         path.write_text(" ".join(self._prompt(turns)) + "\n")
@@ -127,12 +127,11 @@ class SpinSizer:
 
     def _run_length(self, turns: int) -> int:
         prompt_ids = runner.prompt_ids_or_error(self.model, self._prompt(turns), "spin calibration")
-        outcome = runner.run_prompt(self.model, prompt_ids, max_tokens=runner.default_max_tokens(
-            self.model, len(prompt_ids)))
-        if not outcome.halted or outcome.output != spin_reference(turns).to_bytes(4, "little"):
-            raise SystemExit(f"calibration run spin({turns}) went wrong (halted={outcome.halted}, "
-                             f"output={outcome.output.hex()}); is this the universal model?")
-        return outcome.generated_tokens
+        result = runner.run_prompt(self.model, prompt_ids)  # up to the precision horizon
+        if not result.halted or result.output != spin_reference(turns).to_bytes(4, "little"):
+            raise SystemExit(f"calibration run spin({turns}) went wrong (halted={result.halted}, "
+                             f"output={result.output.hex()}); is this the universal model?")
+        return result.generated_tokens
 
 
 class FixedPromptSizer:
@@ -165,8 +164,8 @@ def scaling_series(engine: str, lengths: list[int], sizer, model_dir: Path, hori
             points.append(ScalingPoint(engine, target, note=skip))
             console.print(f"  {engine} {target:>12,}: skipped ({skip})")
             continue
-        prompt_file, max_tokens, expected = sizer.prompt_for(target)
-        point = _measure_in_subprocess(engine, target, model_dir, prompt_file, max_tokens, max_seconds)
+        prompt_file, max_new_tokens, expected = sizer.prompt_for(target)
+        point = _measure_in_subprocess(engine, target, model_dir, prompt_file, max_new_tokens, max_seconds)
         if expected is not None and not point.note:
             point.output_ok = point.halted and bytes.fromhex(point.output_hex) == expected
         if point.seconds > 0 and target > horizon - point.prompt_tokens:
@@ -194,11 +193,11 @@ def _skip_reason(engine: str, target: int, done: list[ScalingPoint], max_seconds
 
 
 def _measure_in_subprocess(engine: str, target: int, model_dir: Path, prompt_file: Path,
-                           max_tokens: int | None, max_seconds: float) -> ScalingPoint:
+                           max_new_tokens: int | None, max_seconds: float) -> ScalingPoint:
     command = [sys.executable, str(BENCHMARKS_DIR / "measure_run.py"), "--model", str(model_dir),
                "--prompt", str(prompt_file), "--engine", engine]
-    if max_tokens is not None:
-        command += ["--max-tokens", str(max_tokens)]
+    if max_new_tokens is not None:
+        command += ["--max-new-tokens", str(max_new_tokens)]
     try:
         # generous: the estimate that admitted this run may be off by a few times
         finished = subprocess.run(command, capture_output=True, text=True, timeout=4 * max_seconds + 60)

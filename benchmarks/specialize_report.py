@@ -1,6 +1,6 @@
 """Specialised models against the universal model, per example: size, build time, speed.
 
-    .venv/bin/python benchmarks/specialize_report.py [--max-tokens N]
+    .venv/bin/python benchmarks/specialize_report.py [--max-new-tokens N]
 
 For each bundled example: specialise it (timed), then run the same input on
 the specialised and on the universal model with the fastest engine, checking
@@ -27,7 +27,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-tokens", type=int, default=None, help="cap each run (default: run to halt)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="cap each run (default: run to halt)")
     args = parser.parse_args()
     universal = universal_model()
     print(f"machine: {platform.processor() or platform.machine()}, engine: {default_engine_name()}")
@@ -42,8 +42,8 @@ def main() -> None:
         result = specialise(program)
         build = time.perf_counter() - start
         model = result.model
-        special = run_tokens(model, specialised_prompt(program, input_bytes), max_tokens=args.max_tokens)
-        general = run_program(universal, program, input_bytes, max_tokens=args.max_tokens)
+        special = run_tokens(model, specialised_prompt(program, input_bytes), max_new_tokens=args.max_new_tokens)
+        general = run_program(universal, program, input_bytes, max_new_tokens=args.max_new_tokens)
         same = special.trace == general.trace
         print(f"| {source.stem} | {len(program.instrs):,} | {result.table_units:,} | {build:.1f} | {model.d_model} | "
               f"{len(model.layers)} | {model.n_heads} | {model.d_ffn:,} | {model.nonzero_weights():,} | "

@@ -14,8 +14,7 @@ import pytest
 from wasmformer import runner
 from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, main
 from wasmformer.engines import native_available
-from wasmformer.engines.base import encode, generate
-from wasmformer.engines.dense import DenseEngine
+from wasmformer.engines.base import encode
 from wasmformer.graph import examples
 from wasmformer.model import load_model, save_model
 
@@ -78,18 +77,18 @@ def test_quiet_run_says_nothing_on_stderr(counter, capsys):
 def test_trace_out_is_the_dense_definitions_trace(counter, capsys, tmp_path):
     trace_file = tmp_path / "counter.trace"
     status, _, _ = run(capsys, "run", counter.prompt_file, "--model", counter.directory, "--trace-out", trace_file)
-    expected = generate(DenseEngine(counter.model), encode(counter.model, counter.prompt))
+    expected = runner.run_prompt(counter.model, encode(counter.model, counter.prompt), engine_name="dense")
     assert status == EXIT_OK
     assert trace_file.read_text().split() == [counter.model.vocab[token] for token in expected.trace]
 
 
-def test_max_tokens_stops_with_status_2(counter, capsys, tmp_path):
+def test_max_new_tokens_stops_with_status_2(counter, capsys, tmp_path):
     trace_file = tmp_path / "short.trace"
     status, out, err = run(capsys, "run", counter.prompt_file, "--model", counter.directory,
-                           "--max-tokens", "10", "--trace-out", trace_file)
+                           "--max-new-tokens", "10", "--trace-out", trace_file)
     assert status == EXIT_NOT_HALTED
     assert out == b"951 952 95"
-    assert "wasmformer: stopped after 10 tokens without halting (raise --max-tokens)" in err
+    assert "wasmformer: stopped after 10 tokens without halting (raise --max-new-tokens)" in err
     assert len(trace_file.read_text().split()) == 10
 
 
@@ -103,10 +102,10 @@ def test_the_default_limit_is_the_precision_horizon(counter, capsys, tmp_path):
 
 def test_a_cap_past_the_horizon_means_up_to_the_horizon(counter, capsys, tmp_path):
     small = save_model(dataclasses.replace(counter.model, max_exact_tokens=45), tmp_path / "small")
-    status, out, err = run(capsys, "run", counter.prompt_file, "--model", small, "--max-tokens", "1000")
+    status, out, err = run(capsys, "run", counter.prompt_file, "--model", small, "--max-new-tokens", "1000")
     assert status == EXIT_NOT_HALTED
     assert out == COUNTER_OUTPUT[:len(out)] and len(out) > 0
-    assert "--max-tokens 1,000 reaches past the model's precision horizon; running at most 40 tokens" in err
+    assert "--max-new-tokens 1,000 reaches past the model's precision horizon; running at most 40 tokens" in err
     assert "stopped after 40 tokens without halting: the model's precision horizon" in err
 
 
@@ -145,7 +144,8 @@ def test_unknown_prompt_token_is_named(counter, capsys, tmp_path):
     (["run", "{prompt}", "--model", "{prompt}"], "is not a model directory"),
     (["run", "{prompt}", "--input", "x"], "--input is only for a .c, .wat or .wasm source"),
     (["run", "{prompt}", "--engine", "gpu"], "argument --engine: invalid choice: 'gpu'"),
-    (["run", "{prompt}", "--max-tokens", "0"], "argument --max-tokens: 0 is not positive"),
+    (["run", "{prompt}", "--max-new-tokens", "0"], "argument --max-new-tokens/--max-tokens: 0 is not positive"),
+    (["run", "{prompt}", "--max-tokens", "0"], "argument --max-new-tokens/--max-tokens: 0 is not positive"),
     (["run", "missing.c"], "missing.c: no such file"),
 ])
 def test_user_mistakes_are_one_line_and_status_1(counter, capsys, argv, message):
@@ -153,16 +153,6 @@ def test_user_mistakes_are_one_line_and_status_1(counter, capsys, argv, message)
     status, out, err = run(capsys, *argv)
     assert (status, out) == (EXIT_ERROR, b"")
     assert message in one_error_line(err)
-
-
-def test_without_a_universal_model_run_asks_for_one(counter, capsys, monkeypatch):
-    def missing(log=None):
-        raise runner.ModelUnavailableError("the universal model is not part of this version yet")
-
-    monkeypatch.setattr(runner, "load_universal_model", missing)
-    status, _, err = run(capsys, "run", counter.prompt_file)
-    assert status == EXIT_ERROR
-    assert one_error_line(err).endswith("; pass --model MODEL_DIR")
 
 
 def test_run_uses_the_universal_model_by_default(counter, capsys, monkeypatch):
@@ -199,19 +189,6 @@ def test_build_writes_the_universal_model(counter, capsys, monkeypatch, tmp_path
     assert status == EXIT_OK
 
 
-def test_build_without_the_universal_model_is_one_line(capsys, monkeypatch, tmp_path):
-    def missing(log=None):
-        raise runner.ModelUnavailableError("the universal model is not part of this version yet")
-
-    monkeypatch.setattr(runner, "load_universal_model", missing)
-    status, _, err = run(capsys, "build", "-o", tmp_path / "m")
-    assert status == EXIT_ERROR
-    assert one_error_line(err) == "wasmformer: error: the universal model is not part of this version yet"
-
-
-# -- bench -------------------------------------------------------------------------------------------
-
-
 def test_bench_prints_a_table_and_writes_results(counter, capsys, tmp_path):
     expected = counter.prompt_file.with_suffix(".expected")
     expected.write_bytes(COUNTER_OUTPUT)
@@ -244,12 +221,3 @@ def test_usage_mistakes_are_status_1_not_argparse_2(capsys):
     assert "the following arguments are required: source" in one_error_line(err)
 
 
-def test_demo_falls_back_to_the_dsl_machines_without_the_universal_model(capsys, monkeypatch, tmp_path):
-    def missing(log=None):
-        raise runner.ModelUnavailableError("the universal model is not part of this version yet")
-
-    monkeypatch.setenv("WASMFORMER_CACHE", str(tmp_path))
-    monkeypatch.setattr(runner, "load_universal_model", missing)
-    status, out, err = run(capsys, "demo", "--engine", "hull")
-    assert (status, out) == (EXIT_OK, b"")
-    assert "showing the graph-DSL machines instead" in err and "stack machine" in err

@@ -276,14 +276,14 @@ def test_non_utf8_input_passes_through_as_given(capsysbinary, wat, tmp_path, com
     assert run(capsysbinary, command, source, "--input-file", as_file)[:2] == (EXIT_OK, NON_UTF8_INPUT)
 
 
-def test_a_huge_max_tokens_means_up_to_the_horizon(capsysbinary, wat):
+def test_a_huge_max_new_tokens_means_up_to_the_horizon(capsysbinary, wat):
     source = wat("greet", GREET)
-    status, out, err = run(capsysbinary, "run", source, "--max-tokens", "99999999999999999999999")
+    status, out, err = run(capsysbinary, "run", source, "--max-new-tokens", "99999999999999999999999")
     assert (status, out) == (EXIT_OK, b"hi")
     assert "reaches past the model's precision horizon; running at most" in err
 
 
-def test_a_max_tokens_past_a_small_horizon_stops_at_it(capsysbinary, handbuilt_dir, tmp_path):
+def test_max_new_tokens_past_a_small_horizon_stops_at_it(capsysbinary, handbuilt_dir, tmp_path):
     import dataclasses
 
     directory, prompt = handbuilt_dir
@@ -300,7 +300,7 @@ def test_the_native_loop_takes_any_cap(cap):
 
     model = build_model(max_exact_tokens=200)  # never halts: the horizon ends every run
     with pytest.raises(native.PrecisionHorizonError):
-        native.generate_fast(native.NativeEngine(model), [3, 10, 17, 4], max_tokens=cap)
+        native.generate_fast(native.NativeEngine(model), [3, 10, 17, 4], max_new_tokens=cap)
 
 
 def test_a_directory_as_the_source_says_so(capsysbinary, tmp_path):

@@ -45,7 +45,7 @@ def _copy_model(vocab_size: int = 5, lag: int = 2, max_exact_tokens: int = 10_00
 def test_dense_follows_the_definition_on_a_copy_model():
     model = _copy_model()
     prompt = encode(model, ["v0", "v1", "v2"])
-    result = generate(DenseEngine(model), prompt, max_tokens=20)
+    result = generate(DenseEngine(model), prompt, max_new_tokens=20)
     tokens = prompt + result.trace
     # token at position p (p >= 3) is token(p-1-lag)+1, the fetched value being the token two back
     for position in range(3, len(tokens)):
@@ -65,16 +65,16 @@ def test_equal_scores_average_like_softmax():
     assert engine.step(3) == 2
 
 
-def test_max_tokens_stops_without_halting():
+def test_max_new_tokens_stops_without_halting():
     model = _copy_model(vocab_size=40)
-    result = generate(DenseEngine(model), encode(model, ["v0", "v0", "v0"]), max_tokens=5)
-    assert not result.halted and result.stop_reason == "max_tokens" and len(result.trace) == 5
+    result = generate(DenseEngine(model), encode(model, ["v0", "v0", "v0"]), max_new_tokens=5)
+    assert not result.halted and result.stop_reason == "max_new_tokens" and len(result.trace) == 5
 
 
 def test_precision_horizon_is_refused_before_it_is_crossed():
     model = _copy_model(vocab_size=40, max_exact_tokens=8)
     with pytest.raises(PrecisionHorizonError, match="max_exact_tokens = 8"):
-        generate(DenseEngine(model), encode(model, ["v0", "v0", "v0"]), max_tokens=100)
+        generate(DenseEngine(model), encode(model, ["v0", "v0", "v0"]), max_new_tokens=100)
     with pytest.raises(PrecisionHorizonError):
         generate(DenseEngine(model), encode(model, ["v0"] * 9))
 

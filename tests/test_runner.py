@@ -1,7 +1,7 @@
 """wasmformer.runner: one run on any engine, streaming, progress, horizon, traps, examples, benchmarks.
 
 Models are the small graph-DSL machines (wasmformer.graph.examples), compiled
-into a temporary cache; the reference for every trace is base.generate on the
+into a temporary cache; the reference for every trace is a run on the
 dense engine (the MODEL_FORMAT definition).
 """
 
@@ -18,8 +18,7 @@ import pytest
 
 from wasmformer import runner
 from wasmformer.engines import native_available
-from wasmformer.engines.base import EngineError, PrecisionHorizonError, encode, generate
-from wasmformer.engines.dense import DenseEngine
+from wasmformer.engines.base import EngineError, PrecisionHorizonError, encode
 from wasmformer.graph import examples
 from wasmformer.model import save_model
 
@@ -39,8 +38,8 @@ def counter(tmp_path_factory):
     return model, encode(model, make_prompt(950))
 
 
-def dense_reference(model, prompt_ids, max_tokens=None):
-    return generate(DenseEngine(model), prompt_ids, max_tokens=max_tokens)
+def dense_reference(model, prompt_ids, max_new_tokens=None):
+    return runner.run_prompt(model, prompt_ids, engine_name="dense", max_new_tokens=max_new_tokens)
 
 
 def expected_counter_output(start: int = 950) -> bytes:
@@ -50,33 +49,33 @@ def expected_counter_output(start: int = 950) -> bytes:
 @pytest.mark.parametrize("engine_name", ENGINES)
 def test_run_prompt_matches_the_dense_definition(counter, engine_name):
     model, prompt_ids = counter
-    outcome = runner.run_prompt(model, prompt_ids, engine_name=engine_name, max_tokens=10_000)
+    result = runner.run_prompt(model, prompt_ids, engine_name=engine_name, max_new_tokens=10_000)
     reference = dense_reference(model, prompt_ids)
-    assert outcome.trace == reference.trace
-    assert outcome.output == reference.output == expected_counter_output()
-    assert outcome.halted and outcome.stop_reason == "halt" and outcome.trap is None
-    assert outcome.engine == engine_name and outcome.engine_note is None
-    assert outcome.prompt_tokens == len(prompt_ids) and outcome.generated_tokens == len(reference.trace)
-    assert outcome.seconds > 0 and outcome.tokens_per_second > 0
+    assert result.trace == reference.trace
+    assert result.output == reference.output == expected_counter_output()
+    assert result.halted and result.stop_reason == "halt" and result.trap is None
+    assert result.engine == engine_name and result.engine_note is None
+    assert result.prompt_tokens == len(prompt_ids) and result.generated_tokens == len(reference.trace)
+    assert result.seconds > 0 and result.tokens_per_second > 0
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
 def test_output_streams_in_order_and_progress_counts_up(counter, engine_name):
     model, prompt_ids = counter
     chunks, reports = [], []
-    outcome = runner.run_prompt(model, prompt_ids, engine_name=engine_name, max_tokens=10_000, batch=16,
+    result = runner.run_prompt(model, prompt_ids, engine_name=engine_name, max_new_tokens=10_000, batch=16,
                                 on_output=chunks.append, progress=lambda done, elapsed: reports.append(done))
     assert len(chunks) > 1  # streamed, not handed over at the end
-    assert b"".join(chunks) == outcome.output == expected_counter_output()
-    assert reports == sorted(reports) and reports[-1] == outcome.generated_tokens
+    assert b"".join(chunks) == result.output == expected_counter_output()
+    assert reports == sorted(reports) and reports[-1] == result.generated_tokens
 
 
-def test_max_tokens_stops_the_run(counter):
+def test_max_new_tokens_stops_the_run(counter):
     model, prompt_ids = counter
-    outcome = runner.run_prompt(model, prompt_ids, max_tokens=10)
-    assert outcome.stop_reason == "max_tokens" and not outcome.halted
-    assert outcome.trace == dense_reference(model, prompt_ids, max_tokens=10).trace
-    assert outcome.output == b"951 952 95"
+    result = runner.run_prompt(model, prompt_ids, max_new_tokens=10)
+    assert result.stop_reason == "max_new_tokens" and not result.halted
+    assert result.trace == dense_reference(model, prompt_ids, max_new_tokens=10).trace
+    assert result.output == b"951 952 95"
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
@@ -85,17 +84,16 @@ def test_precision_horizon_refuses_after_streaming_what_came_before(counter, eng
     small = dataclasses.replace(model, max_exact_tokens=45)  # room for 45 - 5 + 1 = 41 generated tokens
     chunks = []
     with pytest.raises(PrecisionHorizonError, match="max_exact_tokens = 45"):
-        runner.run_prompt(small, prompt_ids, engine_name=engine_name, max_tokens=1_000, on_output=chunks.append)
-    assert b"".join(chunks) == dense_reference(model, prompt_ids, max_tokens=41).output
+        runner.run_prompt(small, prompt_ids, engine_name=engine_name, max_new_tokens=1_000, on_output=chunks.append)
+    assert b"".join(chunks) == dense_reference(model, prompt_ids, max_new_tokens=41).output
 
 
-def test_default_max_tokens_stays_inside_the_horizon(counter):
+def test_default_max_new_tokens_stays_inside_the_horizon(counter):
     model, prompt_ids = counter
     small = dataclasses.replace(model, max_exact_tokens=45)
-    limit = runner.default_max_tokens(small, len(prompt_ids))
-    assert limit == 40
-    outcome = runner.run_prompt(small, prompt_ids, max_tokens=limit)
-    assert outcome.stop_reason == "max_tokens" and outcome.generated_tokens == 40
+    assert runner.default_max_new_tokens(small, len(prompt_ids)) == 40
+    result = runner.run_prompt(small, prompt_ids)  # by default, what the horizon allows
+    assert result.stop_reason == "max_new_tokens" and result.generated_tokens == 40
 
 
 def renamed(model, old: str, new: str):
@@ -108,16 +106,16 @@ def renamed(model, old: str, new: str):
 def test_a_trap_token_is_reported(counter):
     model, prompt_ids = counter
     trapping = renamed(model, "9", "trap.unreachable")  # the hundreds digit of every number from 951 on
-    outcome = runner.run_prompt(trapping, prompt_ids, max_tokens=10_000)
-    assert outcome.trap == "trap.unreachable"
+    result = runner.run_prompt(trapping, prompt_ids, max_new_tokens=10_000)
+    assert result.trap == "trap.unreachable"
 
 
 def test_without_the_native_engine_the_runner_says_why(counter, monkeypatch):
     model, prompt_ids = counter
     monkeypatch.setattr(runner, "native_available", lambda: False)
-    outcome = runner.run_prompt(model, prompt_ids, max_tokens=20)
-    assert outcome.engine == "hull"
-    assert "native engine is not built" in outcome.engine_note and "hull" in outcome.engine_note
+    result = runner.run_prompt(model, prompt_ids, max_new_tokens=20)
+    assert result.engine == "hull"
+    assert "native engine is not built" in result.engine_note and "hull" in result.engine_note
 
 
 def test_unknown_prompt_tokens_are_named_with_their_index(counter):
@@ -169,11 +167,11 @@ def test_bench_caps_the_slow_engines(counter):
     workload = runner.Workload("counter", [model.vocab[token] for token in prompt_ids], expected_counter_output())
     rows = runner.bench_workloads(model, [workload], ENGINES, {"hull": 50, "dense": 20})
     by_engine = {row.engine: row for row in rows}
-    assert by_engine["dense"].generated_tokens == 20 and by_engine["dense"].token_cap == 20
+    assert by_engine["dense"].generated_tokens == 20 and by_engine["dense"].max_new_tokens == 20
     assert by_engine["hull"].generated_tokens == 50 and by_engine["hull"].verdict == "prefix ok"
     if "native" in by_engine:
         assert by_engine["native"].halted and by_engine["native"].verdict == "ok"
-        assert by_engine["native"].token_cap is None
+        assert by_engine["native"].max_new_tokens is None
     assert "first 20 tokens (cap)" in runner.bench_markdown(rows)
 
 

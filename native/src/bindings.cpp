@@ -80,7 +80,7 @@ nb::tuple run_engine(wf::Engine& engine, const std::vector<int32_t>& prompt, std
     wf::RunOutcome outcome;
     {
         nb::gil_scoped_release release;
-        outcome = engine.run(prompt, max_new_tokens.value_or(-1), callback_every, sink);
+        outcome = engine.run(prompt, max_new_tokens, callback_every, sink);
     }
     return nb::make_tuple(trace, outcome.stop_reason);
 }

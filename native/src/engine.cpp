@@ -625,7 +625,7 @@ void Engine::check_horizon(std::size_t positions) const {
     }
 }
 
-RunOutcome Engine::run(const std::vector<int32_t>& prompt, int64_t max_new_tokens, std::size_t batch,
+RunOutcome Engine::run(const std::vector<int32_t>& prompt, std::optional<int64_t> max_new_tokens, std::size_t batch,
                        const TokenSink& sink) {
     if (prompt.empty()) throw EngineFailure("the prompt is empty");
     if (batch == 0) batch = kDefaultBatch;
@@ -648,8 +648,8 @@ RunOutcome Engine::run(const std::vector<int32_t>& prompt, int64_t max_new_token
             outcome.stop_reason = "halt";
             break;
         }
-        if (max_new_tokens >= 0 && static_cast<int64_t>(outcome.generated) >= max_new_tokens) {
-            outcome.stop_reason = "max_tokens";
+        if (max_new_tokens && static_cast<int64_t>(outcome.generated) >= *max_new_tokens) {
+            outcome.stop_reason = "max_new_tokens";
             break;
         }
         if (static_cast<int64_t>(prompt.size() + outcome.generated) > max_exact_tokens_) {

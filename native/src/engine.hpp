@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -51,7 +52,7 @@ using TokenSink = std::function<void(const int32_t* tokens, std::size_t count)>;
 
 struct RunOutcome {
     std::size_t generated = 0;  // tokens generated (and handed to the sink), halt included when halted
-    std::string stop_reason;    // "halt" or "max_tokens"
+    std::string stop_reason;    // "halt" or "max_new_tokens"
 };
 
 struct EngineStats {
@@ -75,9 +76,9 @@ class Engine {
 
     // Feed the token at the next position; return the argmax next-token id.
     int32_t step(int32_t token);
-    // The decoding loop of engines/base.py:generate; max_new_tokens < 0 means no limit.
+    // The decoding loop of engines/base.py:generate; no max_new_tokens means no cap.
     // Generated tokens reach the caller only through `sink`, `batch` at a time.
-    RunOutcome run(const std::vector<int32_t>& prompt, int64_t max_new_tokens, std::size_t batch,
+    RunOutcome run(const std::vector<int32_t>& prompt, std::optional<int64_t> max_new_tokens, std::size_t batch,
                    const TokenSink& sink);
 
     int64_t position() const { return position_; }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a user-facing error: bad input, unsupported program, precision horizon
-EXIT_NOT_HALTED = 2  # the run stopped at the token limit before the program halted
+EXIT_NOT_HALTED = 2  # the run stopped at max_new_tokens before the program halted
 
 
 class CliError(Exception):
@@ -95,11 +95,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wasmformer.engines.base import EngineError
     from wasmformer.graph.expr import GraphError
     from wasmformer.model import ModelFormatError
-    from wasmformer.runner import ExamplesUnavailableError, ModelUnavailableError
+    from wasmformer.runner import ExamplesUnavailableError
     from wasmformer.vm.errors import ProgramError
 
-    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ModelUnavailableError,
-            ExamplesUnavailableError, OSError)
+    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ExamplesUnavailableError, OSError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
                      help="model directory to run (default: the universal model)")
     _add_engine_argument(run)
-    run.add_argument("--max-tokens", type=_positive_int, default=None, metavar="N",
+    # --max-tokens: the name ../shared/MODEL_FORMAT.md gives this option, still accepted
+    run.add_argument("--max-new-tokens", "--max-tokens", type=_positive_int, default=None, metavar="N",
                      help="stop after N generated tokens (default: as many as the precision horizon allows)")
     run.add_argument("--trace-out", type=Path, default=None, metavar="FILE",
                      help="write the generated tokens (the trace, not the prompt) to FILE")
@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the bundled examples through the transformer")
     _add_engine_argument(demo)
-    demo.add_argument("--budget", type=_positive_int, default=None, metavar="N",
+    # --budget: the option's earlier name, still accepted
+    demo.add_argument("--max-new-tokens", "--budget", type=_positive_int, default=None, metavar="N",
                       help="generated tokens allowed per example (default: 2,000,000)")
     demo.add_argument("--examples", default=None, metavar="NAME,...", help="run only these examples")
     demo.set_defaults(handler=_cmd_demo)
@@ -309,8 +310,8 @@ def _cmd_run(args) -> int:
 
     prompt_tokens, program, model = _run_inputs(args)
     prompt_ids = runner.prompt_ids_or_error(model, prompt_tokens, str(args.source))
-    horizon_limit = runner.default_max_tokens(model, len(prompt_ids))
-    max_tokens = _run_cap(args, horizon_limit)
+    horizon_max_new_tokens = runner.default_max_new_tokens(model, len(prompt_ids))
+    max_new_tokens = _max_new_tokens(args, horizon_max_new_tokens)
     engine, note = runner.choose_engine(model, args.engine)
     if note and not args.quiet:
         _say(note)
@@ -318,18 +319,18 @@ def _cmd_run(args) -> int:
     # With --invoke the results are formatted at the end, like `refvm --invoke`.
     stdout = _StreamedStdout(progress) if not args.invoke else None
     try:
-        outcome = runner.run_prompt(model, prompt_ids, engine=engine, max_tokens=max_tokens,
-                                    on_output=stdout, progress=progress)
+        result = runner.run_prompt(model, prompt_ids, engine=engine, max_new_tokens=max_new_tokens,
+                                   on_output=stdout, progress=progress)
     finally:
         if progress is not None:
             progress.close()
     if args.invoke:
-        _write_output(args, program, outcome.output, completed=outcome.halted and not outcome.trap)
+        _write_output(args, program, result.output, completed=result.halted and not result.trap)
     if args.trace_out is not None:
-        runner.write_trace_file(args.trace_out, model, outcome.trace)
+        runner.write_trace_file(args.trace_out, model, result.trace)
     if not args.quiet:
-        _say(_run_summary(outcome))
-    return _run_status(outcome, model, stopped_by_horizon=max_tokens >= horizon_limit)
+        _say(_run_summary(result))
+    return _run_status(result, model, stopped_by_horizon=max_new_tokens >= horizon_max_new_tokens)
 
 
 def _run_inputs(args) -> tuple[list[str], object, object]:
@@ -377,16 +378,16 @@ def _refuse_source_options(args) -> None:
                        "(it already holds the program and its input)")
 
 
-def _run_cap(args, horizon_limit: int) -> int:
-    """--max-tokens, or as many tokens as the precision horizon allows; a larger cap means up to the horizon."""
-    if args.max_tokens is None:
-        return horizon_limit
-    if args.max_tokens > horizon_limit:
+def _max_new_tokens(args, horizon_max_new_tokens: int) -> int:
+    """--max-new-tokens, or as many as the precision horizon allows; a larger one means up to the horizon."""
+    if args.max_new_tokens is None:
+        return horizon_max_new_tokens
+    if args.max_new_tokens > horizon_max_new_tokens:
         if not args.quiet:
-            _say(f"wasmformer: --max-tokens {args.max_tokens:,} reaches past the model's precision horizon; "
-                 f"running at most {horizon_limit:,} tokens")
-        return horizon_limit
-    return args.max_tokens
+            _say(f"wasmformer: --max-new-tokens {args.max_new_tokens:,} reaches past the model's precision "
+                 f"horizon; running at most {horizon_max_new_tokens:,} tokens")
+        return horizon_max_new_tokens
+    return args.max_new_tokens
 
 
 def _load_model_dir(model_dir: Path):
@@ -402,10 +403,7 @@ def _load_model_or_universal(model_dir: Path | None, quiet: bool):
 
     if model_dir is not None:
         return _load_model_dir(model_dir)
-    try:
-        return runner.load_universal_model(log=None if quiet else _say)
-    except runner.ModelUnavailableError as error:
-        raise CliError(f"{error}; pass --model MODEL_DIR") from None
+    return runner.load_universal_model(log=None if quiet else _say)
 
 
 class _StreamedStdout:
@@ -426,32 +424,32 @@ class _StreamedStdout:
             self.progress.paused = not chunk.endswith(b"\n")
 
 
-def _run_summary(outcome) -> str:
-    if outcome.trap:
-        ending = f"trapped ({outcome.trap})"
+def _run_summary(result) -> str:
+    if result.trap:
+        ending = f"trapped ({result.trap})"
     else:
-        ending = "halted" if outcome.halted else "did not halt"
-    return (f"{outcome.engine} engine: {outcome.generated_tokens:,} tokens generated after a "
-            f"{outcome.prompt_tokens:,}-token prompt in {outcome.seconds:.2f} s, "
-            f"{outcome.tokens_per_second:,.0f} tok/s; {ending}")
+        ending = "halted" if result.halted else "did not halt"
+    return (f"{result.engine} engine: {result.generated_tokens:,} tokens generated after a "
+            f"{result.prompt_tokens:,}-token prompt in {result.seconds:.2f} s, "
+            f"{result.tokens_per_second:,.0f} tok/s; {ending}")
 
 
-def _run_status(outcome, model, stopped_by_horizon: bool) -> int:
-    """0 when the program halted, 1 when it trapped, 2 when the token limit came first."""
-    if outcome.trap:
-        print(f"wasmformer: error: the program trapped: {outcome.trap} "
-              f"(after {outcome.generated_tokens:,} tokens)", file=sys.stderr)
+def _run_status(result, model, stopped_by_horizon: bool) -> int:
+    """0 when the program halted, 1 when it trapped, 2 when max_new_tokens came first."""
+    if result.trap:
+        print(f"wasmformer: error: the program trapped: {result.trap} "
+              f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
         return EXIT_ERROR
-    if outcome.halted:
+    if result.halted:
         return EXIT_OK
     if stopped_by_horizon:
         reason = (f"the model's precision horizon (max_exact_tokens = {model.max_exact_tokens:,}) "
-                  f"allows no more after the {outcome.prompt_tokens:,}-token prompt")
-        print(f"wasmformer: stopped after {outcome.generated_tokens} tokens without halting: {reason}",
+                  f"allows no more after the {result.prompt_tokens:,}-token prompt")
+        print(f"wasmformer: stopped after {result.generated_tokens} tokens without halting: {reason}",
               file=sys.stderr)
     else:
-        print(f"wasmformer: stopped after {outcome.generated_tokens} tokens without halting (raise --max-tokens)",
-              file=sys.stderr)
+        print(f"wasmformer: stopped after {result.generated_tokens} tokens without halting "
+              "(raise --max-new-tokens)", file=sys.stderr)
     return EXIT_NOT_HALTED
 
 
@@ -487,7 +485,8 @@ def _cmd_build(args) -> int:
 def _cmd_demo(args) -> int:
     from wasmformer.demo import run_demo
 
-    return run_demo(engine_name=args.engine, budget=args.budget, example_names=_name_list(args.examples))
+    return run_demo(engine_name=args.engine, max_new_tokens=args.max_new_tokens,
+                    example_names=_name_list(args.examples))
 
 
 def _cmd_bench(args) -> int:
@@ -501,9 +500,9 @@ def _cmd_bench(args) -> int:
     workloads = ([runner.prompt_file_workload(path) for path in _existing_files(args.prompt)] if args.prompt
                  else [example.workload() for example in runner.bundled_examples(_name_list(args.examples))])
     model = _load_model_or_universal(args.model, quiet=False)
-    caps = {"hull": args.hull_tokens, "dense": args.dense_tokens}
+    max_new_tokens = {"hull": args.hull_tokens, "dense": args.dense_tokens}
     rows = runner.bench_workloads(
-        model, workloads, engine_names, {name: cap for name, cap in caps.items() if cap is not None},
+        model, workloads, engine_names, {name: count for name, count in max_new_tokens.items() if count is not None},
         progress_for=lambda label: runner.progress_line(sys.stderr, label=label),
     )
     # rich assumes 80 columns when stdout is not a terminal: too narrow for the table

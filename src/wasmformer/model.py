@@ -91,6 +91,11 @@ class Model:
     def halt_id(self) -> int:
         return self.vocab.index(self.halt_token)
 
+    def output_bytes_by_id(self) -> dict[int, int]:
+        """output_bytes keyed by token id: what the decoding loops read the output with."""
+        ids = self.token_ids
+        return {ids[token]: value for token, value in self.output_bytes.items()}
+
     def input_vector(self, token_id: int, t: int) -> np.ndarray:
         """The residual stream entering layer 0: the token's embedding plus t, t² and r(t) in their slots."""
         x = self.embed[token_id].copy()
@@ -203,7 +208,8 @@ def _check_positional(positional, d_model: int, where: str) -> None:
     for name, slot in positional.items():
         _require(_is_int(slot) and 0 <= slot < d_model,
                  f"{where}: positional slot {name} is {slot!r}, expected an integer in [0, d_model = {d_model})")
-    _require(len(set(positional.values())) == len(positional), f"{where}: positional slots {positional} are not distinct")
+    _require(len(set(positional.values())) == len(positional),
+             f"{where}: positional slots {positional} are not distinct")
 
 
 def _check_output_bytes(output_bytes, vocab: set[str], where: str) -> None:

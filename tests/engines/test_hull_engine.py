@@ -147,8 +147,8 @@ def test_hull_and_dense_give_identical_traces(seed):
     hull = HullEngine(model)
     kinds = {kind for layer in hull.head_kinds() for kind in layer}
     assert kinds == {"hull", "positional", "mean", "unused"}
-    dense_trace = generate(DenseEngine(model), prompt, max_tokens=300).trace
-    hull_trace = generate(hull, prompt, max_tokens=300).trace
+    dense_trace = generate(DenseEngine(model), prompt, max_new_tokens=300).trace
+    hull_trace = generate(hull, prompt, max_new_tokens=300).trace
     assert len(set(dense_trace[-100:])) >= 3  # the model keeps doing something
     assert hull_trace == dense_trace
 
@@ -161,8 +161,8 @@ def test_hull_and_dense_give_identical_traces(seed):
 ])
 def test_handbuilt_machine_model_matches_dense(options, prompt, tokens):
     model = build_model(**options)
-    expected = generate(DenseEngine(model), prompt, max_tokens=tokens)
-    result = generate(HullEngine(model), prompt, max_tokens=tokens)
+    expected = generate(DenseEngine(model), prompt, max_new_tokens=tokens)
+    result = generate(HullEngine(model), prompt, max_new_tokens=tokens)
     assert (result.trace, result.stop_reason, result.output) == (expected.trace, expected.stop_reason, expected.output)
 
 

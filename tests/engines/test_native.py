@@ -36,8 +36,8 @@ def _first_difference(a: list[int], b: list[int]) -> int | None:
 
 
 def _assert_same_trace(model, prompt, tokens):
-    expected = generate(DenseEngine(model), prompt, max_tokens=tokens)
-    result = native.generate_fast(native.NativeEngine(model), prompt, max_tokens=tokens, batch=97)
+    expected = generate(DenseEngine(model), prompt, max_new_tokens=tokens)
+    result = native.generate_fast(native.NativeEngine(model), prompt, max_new_tokens=tokens, batch=97)
     assert _first_difference(expected.trace, result.trace) is None
     assert (result.stop_reason, result.halted, result.output) == (expected.stop_reason, expected.halted, expected.output)
     return expected
@@ -61,9 +61,9 @@ def test_halting_model_matches_dense():
 def test_non_integer_keys_fall_back_to_a_scan_and_still_match_dense():
     model = build_model(recency_head=True)
     engine = native.NativeEngine(model)
-    result = native.generate_fast(engine, [40, 7, 12], max_tokens=1500)
+    result = native.generate_fast(engine, [40, 7, 12], max_new_tokens=1500)
     assert engine.stats()["scanning_heads"] == 1
-    expected = generate(DenseEngine(model), [40, 7, 12], max_tokens=1500)
+    expected = generate(DenseEngine(model), [40, 7, 12], max_new_tokens=1500)
     assert _first_difference(expected.trace, result.trace) is None
 
 
@@ -94,8 +94,8 @@ def test_universal_model_trace_equals_the_python_hull_engine():
     universal = pytest.importorskip("wasmformer.machine.universal")
     model = universal.universal_model()
     program = frontend.load_program(EXAMPLES / "hello.c")
-    expected = execute.run_program(model, program, engine="hull", max_tokens=3000)
-    result = execute.run_program(model, program, engine="native", max_tokens=3000)
+    expected = execute.run_program(model, program, engine="hull", max_new_tokens=3000)
+    result = execute.run_program(model, program, engine="native", max_new_tokens=3000)
     assert len(result.trace) == len(expected.trace) == 3000
     assert _first_difference(expected.trace, result.trace) is None
 
@@ -119,8 +119,8 @@ def test_step_follows_the_engine_protocol():
         token_dense, token_fast = dense.step(token), fast.step(token)
         assert token_dense == token_fast, position
     assert fast.position == 400
-    assert generate(native.NativeEngine(model), PROMPT, max_tokens=300).trace == \
-        native.generate_fast(native.NativeEngine(model), PROMPT, max_tokens=300).trace
+    assert generate(native.NativeEngine(model), PROMPT, max_new_tokens=300).trace == \
+        native.generate_fast(native.NativeEngine(model), PROMPT, max_new_tokens=300).trace
 
 
 @pytest.mark.parametrize("machine", ["counter", "running_sum", "memory", "stack"])
@@ -148,7 +148,7 @@ def test_horizon_refusal_is_the_same_as_generate():
     model = build_model(max_exact_tokens=60)
     streamed_dense: list[int] = []
     with pytest.raises(PrecisionHorizonError) as dense_error:
-        generate(DenseEngine(model), PROMPT, on_token=streamed_dense.append)
+        generate(DenseEngine(model), PROMPT, on_tokens=streamed_dense.extend)
     streamed_native: list[int] = []
     with pytest.raises(PrecisionHorizonError) as native_error:
         native.generate_fast(native.NativeEngine(model), PROMPT, on_tokens=streamed_native.extend, batch=7)
@@ -170,18 +170,18 @@ def test_step_refuses_positions_beyond_the_horizon():
         engine.step(0)
 
 
-@pytest.mark.parametrize("limit", [0, 1, 2, 250])
-def test_max_tokens_stops_like_generate(limit):
+@pytest.mark.parametrize("max_new_tokens", [0, 1, 2, 250])
+def test_max_new_tokens_stops_like_generate(max_new_tokens):
     model = build_model()
-    expected = generate(DenseEngine(model), PROMPT, max_tokens=limit)
-    result = native.generate_fast(native.NativeEngine(model), PROMPT, max_tokens=limit)
-    assert result.trace == expected.trace and result.stop_reason == "max_tokens"
+    expected = generate(DenseEngine(model), PROMPT, max_new_tokens=max_new_tokens)
+    result = native.generate_fast(native.NativeEngine(model), PROMPT, max_new_tokens=max_new_tokens)
+    assert result.trace == expected.trace and result.stop_reason == "max_new_tokens"
     assert result.prompt_tokens == len(PROMPT)
 
 
 def test_callback_receives_every_token_in_batches():
     batches: list[list[int]] = []
-    result = native.generate_fast(native.NativeEngine(build_model()), PROMPT, max_tokens=1000,
+    result = native.generate_fast(native.NativeEngine(build_model()), PROMPT, max_new_tokens=1000,
                                   on_tokens=batches.append, batch=128)
     assert [token for batch in batches for token in batch] == result.trace
     assert [len(batch) for batch in batches] == [128] * 7 + [104]
@@ -192,7 +192,8 @@ def test_callback_exceptions_stop_the_run():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        native.generate_fast(native.NativeEngine(build_model()), PROMPT, max_tokens=10_000, on_tokens=stop, batch=10)
+        native.generate_fast(native.NativeEngine(build_model()), PROMPT, max_new_tokens=10_000, on_tokens=stop,
+                             batch=10)
 
 
 def test_bad_input_is_a_clear_engine_error():

@@ -18,7 +18,7 @@ import pytest
 
 from wasmformer.engines import default_engine_name
 from wasmformer.frontend import load_program
-from wasmformer.machine.execute import run_program
+from wasmformer.machine.execute import run_program, trace_tokens, trap_reason
 from wasmformer.machine.trace import expected_trace
 from wasmformer.oracles import refvm
 
@@ -58,10 +58,10 @@ def test_example_trace_equals_the_expected_trace(universal, programs, name, sour
     program, input_bytes = programs(source), _input(input_path)
     expected = expected_trace(program, input_bytes)
     assert expected.halted and expected.trap is None
-    run = run_program(universal, program, input_bytes, max_tokens=len(expected.tokens) + 16)
+    run = run_program(universal, program, input_bytes, max_new_tokens=len(expected.tokens) + 16)
     assert run.halted, f"{name}: stopped after {len(run.trace)} tokens"
     assert len(run.trace) == len(expected.tokens)
-    mismatch = np.flatnonzero(token_ids(universal, run.trace) != token_ids(universal, expected.tokens))
+    mismatch = np.flatnonzero(np.asarray(run.trace) != token_ids(universal, expected.tokens))
     assert mismatch.size == 0, f"{name}: first differing token at {mismatch[:1]}"
     assert run.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
 
@@ -84,16 +84,16 @@ def test_wat_edge_case_on_the_model(universal, module, source, export, args, on_
     wat = test_trace.wat_module(module, source)
     program = load_program(wat, kind="wat", invoke=export, args=args)
     expected = expected_trace(program, max_tokens=200_000)
-    run = run_program(universal, program, max_tokens=200_000)
-    assert run.trace == expected.tokens
+    run = run_program(universal, program, max_new_tokens=200_000)
+    assert trace_tokens(universal, run) == expected.tokens
     oracle = frontend_oracle.run_wasmtime(frontend_oracle._wat_binary(wat), export, args)
     reference = refvm.run(program, max_steps=200_000)
     beyond_window = reference.trap_address is not None and reference.trap_address + 4 > program.memory_limit
     # the machine's memory is a window smaller than wasm's page, and never grows (docs/vm-program.md)
     if expected.halted and not beyond_window and not reference.failed_grows:
-        assert (run.output, run.trap) == (oracle.output, oracle.trap)
+        assert (run.output, trap_reason(run)) == (oracle.output, oracle.trap)
     if on_dense and default_engine_name() != "dense":
-        dense = run_program(universal, program, engine="dense", max_tokens=min(len(run.trace), DENSE_PREFIX))
+        dense = run_program(universal, program, engine="dense", max_new_tokens=min(len(run.trace), DENSE_PREFIX))
         assert dense.trace == run.trace[:len(dense.trace)]
 
 
@@ -101,8 +101,8 @@ def test_wat_edge_case_on_the_model(universal, module, source, export, args, on_
 @pytest.mark.parametrize("name,source,input_path", example_runs(), ids=[run[0] for run in example_runs()])
 def test_dense_engine_agrees_on_the_first_tokens_of_each_example(universal, programs, name, source, input_path):
     program, input_bytes = programs(source), _input(input_path)
-    fast = run_program(universal, program, input_bytes, max_tokens=DENSE_PREFIX)
-    dense = run_program(universal, program, input_bytes, engine="dense", max_tokens=DENSE_PREFIX)
+    fast = run_program(universal, program, input_bytes, max_new_tokens=DENSE_PREFIX)
+    dense = run_program(universal, program, input_bytes, engine="dense", max_new_tokens=DENSE_PREFIX)
     assert len(dense.trace) == DENSE_PREFIX
     assert dense.trace == fast.trace
 
@@ -115,7 +115,7 @@ HULL_PREFIX = 20_000
 def test_hull_engine_agrees_with_the_fast_engine(universal, programs, name, source, input_path):
     """The Python hull engine (exact, readable) and the native engine: the same tokens (hello whole)."""
     program, input_bytes = programs(source), _input(input_path)
-    fast = run_program(universal, program, input_bytes, max_tokens=HULL_PREFIX)
-    hull = run_program(universal, program, input_bytes, engine="hull", max_tokens=HULL_PREFIX)
+    fast = run_program(universal, program, input_bytes, max_new_tokens=HULL_PREFIX)
+    hull = run_program(universal, program, input_bytes, engine="hull", max_new_tokens=HULL_PREFIX)
     assert hull.trace == fast.trace
     assert fast.halted or len(fast.trace) == HULL_PREFIX

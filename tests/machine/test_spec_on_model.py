@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wasmformer.machine import tokens as T
-from wasmformer.machine.execute import run_program
+from wasmformer.machine.execute import run_program, trap_reason
 from wasmformer.oracles import refvm
 from wasmformer.conformance.spectest import (MAX_STEPS_PER_ASSERTION, SPEC_TESTS_ENV, format_summary, run_script,
                                          spec_tests_dir)
@@ -38,8 +38,9 @@ pytestmark = [
 def on_model(universal):
     def execute(program):
         reference = refvm.run(program, max_steps=MAX_STEPS_PER_ASSERTION)
-        run = run_program(universal, program, max_tokens=MAX_TOKENS_PER_STEP * reference.steps + MAX_TOKENS_PER_STEP)
-        return refvm.RefResult(output=run.output, steps=reference.steps, halted=run.halted, trap=run.trap,
+        run = run_program(universal, program,
+                          max_new_tokens=MAX_TOKENS_PER_STEP * reference.steps + MAX_TOKENS_PER_STEP)
+        return refvm.RefResult(output=run.output, steps=reference.steps, halted=run.halted, trap=trap_reason(run),
                                helper_steps=0, trap_address=reference.trap_address,
                                failed_grows=reference.failed_grows)
     return execute

@@ -17,7 +17,7 @@ from wasmformer.cli import main
 from wasmformer.frontend import load_program
 from wasmformer.vm.program import Instr, Op, VMProgram
 from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_prompt
-from wasmformer.machine.execute import run_tokens, trap_in
+from wasmformer.machine.execute import run_tokens, trace_tokens, trap_in
 from wasmformer.machine.specialize import specialise
 from wasmformer.machine.trace import expected_trace
 from wasmformer.vm.errors import ProgramError
@@ -48,15 +48,15 @@ def specialised():
     return get
 
 
-def run_specialised(model, program, input_bytes, max_tokens, engine=None):
-    return run_tokens(model, specialised_prompt(program, input_bytes), engine=engine, max_tokens=max_tokens)
+def run_specialised(model, program, input_bytes, max_new_tokens, engine=None):
+    return run_tokens(model, specialised_prompt(program, input_bytes), engine=engine, max_new_tokens=max_new_tokens)
 
 
 def assert_same_as_expected(model, program, input_bytes, limit, name):
     expected = expected_trace(program, input_bytes, max_tokens=limit)
     result = run_specialised(model, program, input_bytes, len(expected.tokens))
     assert len(result.trace) == len(expected.tokens), name
-    mismatch = np.flatnonzero(token_ids(model, result.trace) != token_ids(model, expected.tokens))
+    mismatch = np.flatnonzero(np.asarray(result.trace) != token_ids(model, expected.tokens))
     assert mismatch.size == 0, f"{name}: first differing token at {mismatch[:1]}"
     if limit is None:
         assert result.halted and result.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
@@ -96,7 +96,7 @@ def test_trap_programs_specialise_too():
     wat = '(module (memory 1) (func (export "f") (param i32) (result i32) (i32.load (local.get 0))))'
     program = load_program(wat, kind="wat", invoke="f", args=(1 << 20,))
     result = specialise(program)
-    trace = run_specialised(result.model, program, b"", 10_000).trace
+    trace = trace_tokens(result.model, run_specialised(result.model, program, b"", 10_000))
     assert trace == expected_trace(program).tokens and trap_in(trace).name == "OUT_OF_BOUNDS_MEMORY"
 
 

@@ -1,15 +1,19 @@
-"""What every engine shares: the decoding loop and the precision-horizon guard.
+"""What every engine shares: the decoding loop, the precision-horizon guard and the result of a run.
 
 An engine only knows how to run one forward pass for the next token
 (``Engine.step``); this module feeds it the prompt, appends argmax tokens,
-stops at the halt token or a token limit, and refuses to run past the model's
-``max_exact_tokens`` so no token is ever produced outside the exact regime.
+stops at the halt token or after ``max_new_tokens`` generated tokens, and
+refuses to run past the model's ``max_exact_tokens`` so no token is ever
+produced outside the exact regime. ``TraceReader`` reads the output bytes and
+traps off the tokens as they arrive, for this loop and the native engine's,
+and ``RunResult`` is the one result type of a run (``runner.run_prompt``
+returns it too).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
 from wasmformer.model import Model
@@ -31,20 +35,76 @@ class Engine(Protocol):
         """Feed the token at the next position; return the argmax next-token id."""
 
 
+# A generated token whose string starts with this ends the program with an error
+# (the machine's trap.* tokens); the run reports the first one.
+TRAP_PREFIX = "trap."
+
+OutputCallback = Callable[[bytes], None]
+TokensCallback = Callable[[list[int]], None]
+
+
 @dataclass
 class RunResult:
-    trace: list[int]  # generated token ids, halt included when halted
-    halted: bool
-    stop_reason: str  # "halt" | "max_tokens"
-    seconds: float
+    """One run: what the model generated, how it stopped, which engine ran it and how fast.
+
+    The one result type of a run, whichever loop decoded it (``generate``,
+    ``native.generate_fast``) and whoever asked (``runner.run_prompt``).
+    """
+
+    engine: str
     prompt_tokens: int
-    output: bytes = b""
-    extra: dict = field(default_factory=dict)
+    trace: list[int]  # generated token ids, halt included when halted
+    output: bytes  # the output_bytes values of the trace's output tokens, in order
+    halted: bool
+    stop_reason: str  # "halt" | "max_new_tokens"
+    seconds: float  # the decoding loop only: no model loading, no compiling
+    trap: str | None = None  # the first trap token generated ("trap.out_of_bounds_memory"), if any
+    engine_note: str | None = None  # why this engine and not a faster one, when that matters
+
+    @property
+    def generated_tokens(self) -> int:
+        return len(self.trace)
 
     @property
     def tokens_per_second(self) -> float:
+        """Forward passes per second: prompt and generated tokens over the decoding loop's seconds."""
         total = self.prompt_tokens + len(self.trace)
         return total / self.seconds if self.seconds > 0 else float("inf")
+
+
+class TraceReader:
+    """Reads the generated tokens as they arrive: the output bytes (streamed to ``on_output``) and the first trap.
+
+    Both decoding loops hand it every generated token, in order, so the
+    output is read once, while the run goes, whichever loop ran.
+    """
+
+    def __init__(self, model: Model, on_output: OutputCallback | None = None,
+                 on_tokens: TokensCallback | None = None):
+        self.byte_of = model.output_bytes_by_id()
+        self.trap_ids = {index for index, token in enumerate(model.vocab) if token.startswith(TRAP_PREFIX)}
+        self.vocab = model.vocab
+        self.on_output = on_output
+        self.on_tokens = on_tokens
+        self.output = bytearray()
+        self.trap: str | None = None
+
+    def __call__(self, token_ids: list[int]) -> None:
+        byte_of = self.byte_of
+        chunk = bytes([byte_of[token] for token in token_ids if token in byte_of])
+        if chunk:
+            self.output += chunk
+            if self.on_output is not None:
+                self.on_output(chunk)
+        if self.trap is None and not self.trap_ids.isdisjoint(token_ids):
+            self.trap = next(self.vocab[token] for token in token_ids if token in self.trap_ids)
+        if self.on_tokens is not None:
+            self.on_tokens(token_ids)
+
+    def result(self, engine_name: str, prompt_tokens: int, trace: list[int], stop_reason: str,
+               seconds: float) -> RunResult:
+        return RunResult(engine=engine_name, prompt_tokens=prompt_tokens, trace=trace, output=bytes(self.output),
+                         halted=stop_reason == "halt", stop_reason=stop_reason, seconds=seconds, trap=self.trap)
 
 
 def encode(model: Model, tokens: Iterable[str]) -> list[int]:
@@ -60,50 +120,47 @@ def encode(model: Model, tokens: Iterable[str]) -> list[int]:
 def generate(
     engine: Engine,
     prompt: list[int],
-    max_tokens: int | None = None,
-    on_token: Callable[[int], None] | None = None,
+    max_new_tokens: int | None = None,
+    on_output: OutputCallback | None = None,
+    on_tokens: TokensCallback | None = None,
 ) -> RunResult:
-    """Run the decoding loop of MODEL_FORMAT.md: prompt in, argmax tokens out until halt."""
+    """Run the decoding loop of MODEL_FORMAT.md: prompt in, argmax tokens out until halt.
+
+    Stops after ``max_new_tokens`` generated tokens (at least one; None: no
+    cap). ``on_output(chunk)`` receives the output bytes and
+    ``on_tokens(ids)`` the generated ids as they are produced (here one token
+    at a time). Raises PrecisionHorizonError rather than feed a position past
+    the model's max_exact_tokens.
+    """
     model = engine.model
     if not prompt:
         raise EngineError("the prompt is empty")
-    horizon = model.max_exact_tokens
+    max_exact_tokens = model.max_exact_tokens
     halt_id = model.halt_id
+    reader = TraceReader(model, on_output, on_tokens)
     start = time.perf_counter()
-    _check_horizon(len(prompt), horizon)
+    _check_horizon(len(prompt), max_exact_tokens)
     for token in prompt[:-1]:
         engine.step(token)
     next_id = engine.step(prompt[-1])
     trace: list[int] = []
-    byte_of = {model.token_ids[token]: value for token, value in model.output_bytes.items()}
-    output = bytearray()
     while True:
         trace.append(next_id)
-        if next_id in byte_of:
-            output.append(byte_of[next_id])
-        if on_token is not None:
-            on_token(next_id)
+        reader([next_id])
         if next_id == halt_id:
             reason = "halt"
             break
-        if max_tokens is not None and len(trace) >= max_tokens:
-            reason = "max_tokens"
+        if max_new_tokens is not None and len(trace) >= max_new_tokens:
+            reason = "max_new_tokens"
             break
-        _check_horizon(len(prompt) + len(trace), horizon)
+        _check_horizon(len(prompt) + len(trace), max_exact_tokens)
         next_id = engine.step(next_id)
-    return RunResult(
-        trace=trace,
-        halted=reason == "halt",
-        stop_reason=reason,
-        seconds=time.perf_counter() - start,
-        prompt_tokens=len(prompt),
-        output=bytes(output),
-    )
+    return reader.result(engine.name, len(prompt), trace, reason, time.perf_counter() - start)
 
 
-def _check_horizon(positions: int, horizon: int) -> None:
-    if positions > horizon:
+def _check_horizon(positions: int, max_exact_tokens: int) -> None:
+    if positions > max_exact_tokens:
         raise PrecisionHorizonError(
             f"position {positions - 1} lies beyond this model's precision horizon "
-            f"(max_exact_tokens = {horizon}); stopping before any inexact token is produced"
+            f"(max_exact_tokens = {max_exact_tokens}); stopping before any inexact token is produced"
         )

@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from wasmformer.engines.base import EngineError, PrecisionHorizonError, RunResult
+from wasmformer.engines.base import (EngineError, OutputCallback, PrecisionHorizonError, RunResult, TokensCallback,
+                                    TraceReader)
 from wasmformer.model import Model
 
 try:
@@ -123,44 +124,37 @@ class NativeEngine:
 def generate_fast(
     engine: NativeEngine,
     prompt: list[int],
-    max_tokens: int | None = None,
-    on_tokens: Callable[[list[int]], None] | None = None,
+    max_new_tokens: int | None = None,
+    on_output: OutputCallback | None = None,
+    on_tokens: TokensCallback | None = None,
     batch: int = DEFAULT_BATCH,
 ) -> RunResult:
     """base.generate with the loop in C++: same stop rules, same horizon refusal, same RunResult.
 
-    ``on_tokens(ids)`` is called with each batch of new token ids (every
-    ``batch`` tokens), instead of base.generate's per-token ``on_token``.
+    ``on_output`` and ``on_tokens`` are called as in base.generate, once per
+    ``batch`` generated tokens instead of once per token.
     """
     model = engine.model
     if not prompt:
         raise EngineError("the prompt is empty")
+    reader = TraceReader(model, on_output, on_tokens)
+    bounded = _bounded_max_new_tokens(max_new_tokens, model.max_exact_tokens, len(prompt))
     start = time.perf_counter()
-    trace, reason = engine.run(prompt, _bounded_cap(max_tokens, model.max_exact_tokens, len(prompt)), batch,
-                               on_tokens)
-    seconds = time.perf_counter() - start
-    byte_of = {model.token_ids[token]: value for token, value in model.output_bytes.items()}
-    output = bytes(byte_of[token] for token in trace if token in byte_of)
-    return RunResult(
-        trace=trace,  # already a fresh list: a copy would double its memory for a moment
-        halted=reason == "halt",
-        stop_reason=reason,
-        seconds=seconds,
-        prompt_tokens=len(prompt),
-        output=output,
-    )
+    trace, reason = engine.run(prompt, bounded, batch, reader)
+    # the trace is already a fresh list: a copy would double its memory for a moment
+    return reader.result(engine.name, len(prompt), trace, reason, time.perf_counter() - start)
 
 
-def _bounded_cap(max_tokens: int | None, horizon: int, prompt_tokens: int) -> int | None:
-    """The same cap, small enough for the C++ loop's 64-bit count.
+def _bounded_max_new_tokens(max_new_tokens: int | None, max_exact_tokens: int, prompt_tokens: int) -> int | None:
+    """The same max_new_tokens, small enough for the C++ loop's 64-bit count.
 
     The loop refuses to feed a position past the horizon, so no run reaches
-    ``horizon - prompt_tokens + 2`` generated tokens: any larger cap ends
-    the same way (a PrecisionHorizonError) and is replaced by that number.
+    ``max_exact_tokens - prompt_tokens + 2`` generated tokens: any larger
+    value ends the same way (a PrecisionHorizonError) and is replaced by that number.
     """
-    if max_tokens is None:
+    if max_new_tokens is None:
         return None
-    return min(max_tokens, max(1, horizon - prompt_tokens + 2))
+    return min(max_new_tokens, max(1, max_exact_tokens - prompt_tokens + 2))
 
 
 def _float64(array: np.ndarray) -> np.ndarray:
