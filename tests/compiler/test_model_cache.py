@@ -78,6 +78,28 @@ def test_a_keyed_hit_builds_no_graph(tmp_path):
     assert second.config() == first.config()
 
 
+def test_an_entry_whose_files_changed_is_rebuilt(tmp_path):
+    from tests.compiler.compiler_oracle import chain_graph
+    from wasmformer.model import load_model
+
+    graph = chain_graph(length=6)
+    build_model(graph, tmp_path, time_limit=0.5, log=lambda _: None)
+    [entry] = (tmp_path / "models").iterdir()
+    weights = entry / "model.safetensors"
+    weights.write_bytes(_flip_last_weight_bit(weights.read_bytes()))
+    load_model(entry)  # still a readable model, just not the one that was stored
+    lines = []
+    build_model(graph, tmp_path, time_limit=0.5, log=lines.append)
+    assert any("warning" in line and "SHA-256" in line for line in lines)
+    (entry / "extra").write_text("")
+    lines.clear()
+    build_model(graph, tmp_path, time_limit=0.5, log=lines.append)
+    assert any("warning" in line and "lists others" in line for line in lines)
+    lines.clear()
+    build_model(graph, tmp_path, log=lines.append)
+    assert any("loaded from cache" in line for line in lines) and not any("warning" in line for line in lines)
+
+
 def test_an_unwritable_cache_still_gives_the_model(tmp_path):
     from tests.compiler.compiler_oracle import chain_graph
 
@@ -108,7 +130,13 @@ def built_cache(tmp_path_factory):
     return cache, trace.read_bytes(), result.stdout
 
 
+def _flip_last_weight_bit(data: bytes) -> bytes:
+    """The highest bit of the last float64 (sign bit, little-endian): still a readable safetensors file."""
+    return data[:-1] + bytes([data[-1] ^ 0x80])
+
+
 DAMAGE = {
+    "one flipped weight bit": ("model.safetensors", _flip_last_weight_bit),
     "truncated weights": ("model.safetensors", lambda data: data[: len(data) // 2]),
     "garbage weights": ("model.safetensors", lambda data: b"\xffgarbage" * 100),
     "truncated config": ("config.json", lambda data: data[: len(data) // 2]),

@@ -5,6 +5,7 @@ unwritable cache only costs a compile."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
@@ -87,6 +88,17 @@ def test_a_damaged_entry_compiles_again(tmp_path, compiles):
     entry.write_bytes(b"\x00 not json")
     assert toolchain.compile_c(source) == first and len(compiles) == 2
     assert toolchain.compile_c(source) == first and len(compiles) == 2  # rewritten whole
+
+
+def test_a_damaged_module_that_is_still_base64_compiles_again(tmp_path, compiles):
+    source = _program(tmp_path, 42)
+    first = toolchain.compile_c(source)
+    [entry] = (tmp_path / "cache" / toolchain.C_CACHE_DIR).iterdir()
+    record = json.loads(entry.read_text())
+    encoded = record["wasm"]
+    record["wasm"] = encoded[:-8] + ("A" if encoded[-8] != "A" else "B") + encoded[-7:]
+    entry.write_text(json.dumps(record))
+    assert toolchain.compile_c(source) == first and len(compiles) == 2
 
 
 def test_an_unwritable_cache_still_compiles(tmp_path, compiles, monkeypatch):

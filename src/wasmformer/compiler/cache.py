@@ -13,9 +13,12 @@ is ``disk_cache.cache_root``). The key is either
 
 An entry is written to a temporary directory beside it and renamed into place,
 so a reader never sees half a model and two builds racing on one entry both
-succeed. An entry that fails to load for any reason is damaged: it is moved
-aside and rebuilt, with a one-line warning. A cache that cannot be written only
-costs the next run a rebuild.
+succeed. Beside the model files the entry holds the SHA-256 of each
+(``DIGESTS_FILE``), checked before loading: a flipped bit in the weights loads
+without complaint and would run a different model. An entry that fails that
+check or fails to load for any reason is damaged: it is moved aside and
+rebuilt, with a one-line warning. A cache that cannot be written only costs
+the next run a rebuild.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from wasmformer.compiler.version import COMPILER_VERSION
-from wasmformer.disk_cache import CACHE_ENV, KeyHasher, cache_root
+from wasmformer.disk_cache import CACHE_ENV, KeyHasher, cache_root, file_digest
 from wasmformer.model import Model, load_model, save_model
 
 if TYPE_CHECKING:
@@ -45,6 +48,12 @@ MODELS_DIR = "models"
 # not depend on where wasmformer is installed.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SUFFIX = ".py"
+# In each entry, beside the model's files: {file name: SHA-256 of its bytes}.
+DIGESTS_FILE = "cache-digests.json"
+
+
+class DamagedEntryError(Exception):
+    """A cache entry whose files are not the ones that were stored."""
 
 
 def build_model(
@@ -99,6 +108,7 @@ def _load_entry(directory: Path, name: str, log: Callable[[str], None], warn: Ca
         return None
     start = time.perf_counter()
     try:
+        _check_digests(directory)
         model = load_model(directory)
     except Exception as error:  # noqa: BLE001 - whatever a damaged file raises, the cure is a rebuild
         warn(f"warning: model {name!r}: cache entry {directory} is unreadable "
@@ -125,6 +135,24 @@ def _discard(directory: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _check_digests(directory: Path) -> None:
+    try:
+        expected = json.loads((directory / DIGESTS_FILE).read_bytes())
+    except FileNotFoundError:
+        raise DamagedEntryError(f"{DIGESTS_FILE} is missing") from None
+    present = {path.name for path in directory.iterdir() if path.name != DIGESTS_FILE}
+    if not isinstance(expected, dict) or set(expected) != present:
+        raise DamagedEntryError(f"the files are {sorted(present)}, {DIGESTS_FILE} lists others")
+    for name, digest in expected.items():
+        if file_digest(directory / name) != digest:
+            raise DamagedEntryError(f"{name} is not the file that was stored (SHA-256 differs)")
+
+
+def _write_digests(directory: Path) -> None:
+    digests = {path.name: file_digest(path) for path in sorted(directory.iterdir())}
+    (directory / DIGESTS_FILE).write_text(json.dumps(digests, indent=1) + "\n")
+
+
 def _store(model: Model, directory: Path) -> bool:
     """Save ``model`` as the entry; False if the cache cannot be written (another writer winning a race is fine)."""
     try:
@@ -134,6 +162,7 @@ def _store(model: Model, directory: Path) -> bool:
         return False
     try:
         save_model(model, staging)
+        _write_digests(staging)
         os.rename(staging, directory)
         return True
     except OSError:

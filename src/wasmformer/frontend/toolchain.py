@@ -19,12 +19,14 @@ by a hash of the source's bytes and name, the compiler command's flags, the
 runtime include directory's files and the compiler's identity (the ziglang
 release and binary, or a system clang's path and ``--version``). Each entry also
 records every file the compiler read (its ``-MD`` dependency list) with a hash of
-its content, so an edited header a program includes misses the cache too.
+its content, so an edited header a program includes misses the cache too, and
+the module's own SHA-256, so a damaged entry is compiled again, never run.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import json
 import os
@@ -68,7 +70,7 @@ COMPILE_TIMEOUT_SECONDS = 120
 # The compiled-module cache: a directory under the cache root, and the version of
 # its entries' layout (bump it when the entry format or the key changes meaning).
 C_CACHE_DIR = "c"
-C_CACHE_FORMAT = "wasmformer-c-cache/1"
+C_CACHE_FORMAT = "wasmformer-c-cache/2"
 # The dependency list clang writes with -MD -MF, in the compile's temp dir.
 DEPENDENCY_FILE = "module.d"
 
@@ -251,7 +253,9 @@ def _cached_module(entry: Path | None) -> bytes | None:
     try:
         record = json.loads(entry.read_bytes())
         if all(file_digest(Path(path)) == digest for path, digest in record["dependencies"].items()):
-            return base64.b64decode(record["wasm"], validate=True)
+            wasm = base64.b64decode(record["wasm"], validate=True)
+            # A damaged entry can still be valid base64: only the module that was stored will do.
+            return wasm if hashlib.sha256(wasm).hexdigest() == record["sha256"] else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # absent or damaged: compile again
         return None
     return None
@@ -266,7 +270,7 @@ def _remember(entry: Path, wasm: bytes, dependency_file: Path, compile_dir: Path
         paths = {Path(os.path.abspath(compile_dir / path)) for path in _dependencies(dependency_file.read_text())}
         paths.discard(Path(os.path.abspath(compile_dir / source)))
         record = {"dependencies": {str(path): file_digest(path) for path in sorted(paths)},
-                  "wasm": base64.b64encode(wasm).decode("ascii")}
+                  "wasm": base64.b64encode(wasm).decode("ascii"), "sha256": hashlib.sha256(wasm).hexdigest()}
     except OSError:  # no dependency list, or a header gone already: leave this compile uncached
         return
     write_file_atomically(entry, json.dumps(record, indent=0).encode())
