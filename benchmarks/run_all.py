@@ -13,9 +13,10 @@
     dense up to 10K; an engine's series stops early when the next run is
     estimated to take longer than --max-seconds;
 (c) a PNG plot of tok/s (and peak RSS) against trace length per engine
-    (needs matplotlib: `.venv/bin/pip install -e '.[bench]'`).
+    (needs matplotlib: `.venv/bin/pip install -e '.[bench]'`);
+(d) start-up time, cold and warm (benchmarks/warm_start.py, universal model only).
 
-Results go to --out (results.json, results.md, tok_per_s.png; default
+Results go to --out (results.json, results.md, tok_per_s.png, warm_start.*; default
 benchmarks/results/) and, for a full run on the universal model, into the
 results block of docs/benchmarks.md. With --model DIR --prompt FILE the
 examples part runs that prompt instead, and scaling caps that prompt's run
@@ -322,6 +323,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="skip a scaling run estimated to take longer than this (default 900)")
     parser.add_argument("--skip-examples", action="store_true", help="leave out part (a)")
     parser.add_argument("--skip-scaling", action="store_true", help="leave out part (b)")
+    parser.add_argument("--skip-warm-start", action="store_true", help="leave out part (d)")
     parser.add_argument("--docs", choices=("auto", "yes", "no"), default="auto",
                         help="rewrite the results block of docs/benchmarks.md (auto: for a full universal-model run)")
     args = parser.parse_args(argv)
@@ -354,7 +356,17 @@ def main(argv: list[str] | None = None) -> int:
                 points += scaling_series(engine, lengths, sizer, model_dir, model.max_exact_tokens,
                                          args.max_seconds, console)
     _write_results(args, record, example_rows, points, console)
+    if args.model is None and not args.skip_warm_start:
+        _warm_start_part(args.out, console)
     return 0
+
+
+def _warm_start_part(out: Path, console: Console) -> None:
+    """(d): benchmarks/warm_start.py in a process of its own (it times fresh processes); its table and files."""
+    console.print("warm start: `wasmformer run examples/hello.c` cold and warm, and a bare numpy import")
+    result = subprocess.run([sys.executable, str(BENCHMARKS_DIR / "warm_start.py"), "--out", str(out)],
+                            capture_output=True, text=True)
+    console.print((result.stdout + result.stderr).rstrip())
 
 
 def _model(args, scratch: Path, console: Console) -> tuple[Model, Path, str]:

@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -75,17 +76,28 @@ def measure(program: Path, repeat: int) -> dict:
     figures = {"cold": cold, "warm": warm, "numpy": bare}
     return {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        "machine": f"{_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                    f"{platform.system()} {platform.release()}",
         "repeat": repeat,
         # the 1-minute load average before and after: how much else was running meanwhile
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "commands": {"run": " ".join(_shown(run)), "numpy": " ".join(_shown(numpy_import))},
+        "commands": {"run": shlex.join(_shown(run)), "numpy": shlex.join(_shown(numpy_import))},
         "wall_seconds": {name: [wall for wall, _ in runs] for name, runs in figures.items()},
         "cpu_seconds": {name: [cpu for _, cpu in runs] for name, runs in figures.items()},
         "median_wall": {name: statistics.median(wall for wall, _ in runs) for name, runs in figures.items()},
         "median_cpu": {name: statistics.median(cpu for _, cpu in runs) for name, runs in figures.items()},
     }
+
+
+def _cpu_name() -> str:
+    """The processor's model name from /proc/cpuinfo, else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def _shown(command: list[str]) -> list[str]:
