@@ -22,7 +22,7 @@ def reference_trace(graph: Graph, prompt: list[str], max_new_tokens: int) -> lis
 def dense_trace(graph: Graph, prompt: list[str], max_new_tokens: int, time_limit: float = 2.0) -> list[str]:
     model, _ = compile_graph(graph, time_limit=time_limit, log=lambda _: None)
     ids = [model.vocab.index(token) for token in prompt]
-    result = generate(DenseEngine(model), ids, max_tokens=max_new_tokens)
+    result = generate(DenseEngine(model), ids, max_new_tokens=max_new_tokens)
     return [model.vocab[i] for i in result.trace]
 
 

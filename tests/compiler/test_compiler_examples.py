@@ -50,7 +50,7 @@ def assert_same_trace(compiled, name: str, length: int) -> None:
     graph, make_prompt, model = compiled[name]
     prompt = make_prompt(prompts(length)[name][1])
     expected = run(graph, prompt, length).trace
-    result = generate(DenseEngine(model), [model.vocab.index(token) for token in prompt], max_tokens=length)
+    result = generate(DenseEngine(model), [model.vocab.index(token) for token in prompt], max_new_tokens=length)
     assert [model.vocab[i] for i in result.trace] == expected
     assert len(expected) == length or expected[-1] == graph.halt_token
 
