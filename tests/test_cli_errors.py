@@ -320,3 +320,19 @@ def test_an_unwritable_output_is_one_line_naming_it(capsysbinary, wat, tmp_path)
 def test_refvm_refuses_a_step_limit_that_is_not_positive(capsysbinary, wat, steps):
     assert f"argument --max-steps: {steps} is not positive" in refused(capsysbinary, "refvm", wat("greet", GREET),
                                                                         "--max-steps", steps)
+
+
+def test_no_command_is_one_error_line(capsys):
+    assert main([]) == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("wasmformer: error: no command given")
+
+
+def test_specialize_refuses_a_non_empty_directory_without_force(tmp_path, capsys):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    source = tmp_path / "tiny.wat"
+    source.write_text('(module (func (export "main")))')
+    assert main(["specialize", str(source), "-o", str(target)]) == EXIT_ERROR
+    assert "not empty" in capsys.readouterr().err and (target / "notes.txt").read_text() == "keep me"

@@ -8,16 +8,11 @@ a failure message lists each failure class with its saved reproducer.
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # fuzz/ is a top-level directory, like benchmarks/, not part of the package
-    sys.path.insert(0, str(REPO))
-
-from fuzz import cli_fuzz, oracle
+from fuzz import cli_fuzz, oracle  # fuzz/ is a top-level directory; pyproject puts the repository on the path
 from fuzz.cases import Case, Expected, Outcome, check
 from fuzz.generators import CATEGORIES
 from fuzz.random_wat import random_module

@@ -205,9 +205,9 @@ def test_the_largest_horizon_is_where_t_squared_stops_being_exact():
 
 
 def test_the_compiler_cannot_build_a_graph_past_the_largest_horizon():
-    Graph(["a", "halt"], halt_token="halt", max_tokens=LARGEST_HORIZON)
+    Graph(["a", "halt"], halt_token="halt", max_exact_tokens=LARGEST_HORIZON)
     with pytest.raises(GraphError, match="2\\*\\*53"):
-        Graph(["a", "halt"], halt_token="halt", max_tokens=LARGEST_HORIZON + 1)
+        Graph(["a", "halt"], halt_token="halt", max_exact_tokens=LARGEST_HORIZON + 1)
 
 
 def test_the_horizon_is_accepted_up_to_the_bound(model_dir):

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wasmformer: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     if not hasattr(args, "handler"):
-        _parser().print_help(sys.stderr)
+        print("wasmformer: error: no command given (see `wasmformer --help`)", file=sys.stderr)
         return EXIT_ERROR
     try:
         return args.handler(args)
@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     specialize = commands.add_parser("specialize", help="bake one program into a model of its own")
     _add_source_arguments(specialize)
     specialize.add_argument("-o", "--output", required=True, type=Path, help="model directory to write")
+    specialize.add_argument("--force", action="store_true", help="overwrite the model files of an existing directory")
     specialize.set_defaults(handler=_cmd_specialize)
 
     run = commands.add_parser("run", help="run a program (or a prompt file) through the transformer")
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
                      help="model directory to run (default: the universal model)")
     _add_engine_argument(run)
-    # --max-tokens: the name ../shared/MODEL_FORMAT.md gives this option, still accepted
+    # --max-tokens: the name the model-format contract gives this option (docs/model-format.md), still accepted
     run.add_argument("--max-new-tokens", "--max-tokens", type=_positive_int, default=None, metavar="N",
                      help="stop after N generated tokens (default: as many as the precision horizon allows)")
     run.add_argument("--trace-out", type=Path, default=None, metavar="FILE",
@@ -257,6 +258,7 @@ def _cmd_specialize(args) -> int:
 
     from wasmformer.runner import stdout_to_stderr
 
+    _check_output_directory(args.output, args.force)
     program = _load_program(args)
     with stdout_to_stderr():  # the MILP solver's banner is not output
         result, prompt_path = write_specialised(program, _read_input(args), args.output)
@@ -460,15 +462,20 @@ def _say(message: str) -> None:
 # -- build ------------------------------------------------------------------------------------------
 
 
+def _check_output_directory(directory: Path, force: bool) -> None:
+    """A model directory is written only where nothing would be overwritten, unless --force."""
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise CliError(f"{directory} already exists and is not empty (--force overwrites the model files in it)")
+
+
 def _cmd_build(args) -> int:
     from wasmformer import runner
     from wasmformer.model import save_model
 
     directory = args.output
-    if directory.exists() and not directory.is_dir():
-        raise CliError(f"{directory} exists and is not a directory")
-    if directory.is_dir() and any(directory.iterdir()) and not args.force:
-        raise CliError(f"{directory} already exists and is not empty (--force overwrites the model files in it)")
+    _check_output_directory(directory, args.force)
     started = time.perf_counter()
     model = runner.load_universal_model(log=_say)
     save_model(model, directory)

@@ -11,7 +11,7 @@ from wasmformer.graph.evaluate import run
 from wasmformer.graph.graph import Graph
 
 # Small horizon keeps B, M and every score tiny, and the dense engine fast.
-MAX_TOKENS = 1 << 12
+MAX_EXACT_TOKENS = 1 << 12
 
 
 def reference_trace(graph: Graph, prompt: list[str], max_new_tokens: int) -> list[str]:
@@ -30,7 +30,7 @@ def dense_trace(graph: Graph, prompt: list[str], max_new_tokens: int, time_limit
 def chain_graph(length: int = 120, width: int = 4) -> Graph:
     """Many small ops with slack (side branches read only by the logits): a real MILP to solve."""
     vocab = [f"v{i}" for i in range(8)] + ["halt"]
-    graph = Graph(vocab, halt_token="halt", max_tokens=1 << 10, name="chain")
+    graph = Graph(vocab, halt_token="halt", max_exact_tokens=1 << 10, name="chain")
     tables = [graph.token_table(f"table{i}", {v: (i * 3 + j) % 5 for j, v in enumerate(vocab)}) for i in range(width)]
     branch = [graph.persist(f"start{i}", tables[i] + 1) for i in range(width)]
     side = []
@@ -57,7 +57,7 @@ SMALL = 6  # token-table values and small-feature bounds stay within [-SMALL, SM
 @st.composite
 def random_graph(draw) -> Graph:
     """A small graph mixing every primitive; its logits read random combinations of what it built."""
-    graph = Graph(VOCAB, halt_token="halt", max_tokens=MAX_TOKENS, name="random")
+    graph = Graph(VOCAB, halt_token="halt", max_exact_tokens=MAX_EXACT_TOKENS, name="random")
     pool = _Pool(graph, draw)
     for index in range(draw(st.integers(1, 3))):
         pool.add_table(f"table{index}")

@@ -79,7 +79,7 @@ def test_the_dataflow_checker_catches_a_weight_in_the_wrong_slot():
 
 
 def test_an_approximate_value_is_never_zeroed_by_the_ffn_that_overwrites_its_slot():
-    graph = Graph(["x", "y", "halt"], halt_token="halt", max_tokens=64, name="means")
+    graph = Graph(["x", "y", "halt"], halt_token="halt", max_exact_tokens=64, name="means")
     flag = graph.token_table("flag", {"x": 1})
     (count,) = graph.count_before("count", [flag])
     late = graph.persist("late", count + 1)
@@ -96,7 +96,7 @@ def test_an_approximate_value_is_never_zeroed_by_the_ffn_that_overwrites_its_slo
 
 
 def _tensors_with_penalty(clear_of, penalty):
-    graph = Graph(["x", "y", "halt"], halt_token="halt", max_tokens=64, name="huge")
+    graph = Graph(["x", "y", "halt"], halt_token="halt", max_exact_tokens=64, name="huge")
     key = graph.token_table("key", {"x": 1})
     (fetched,) = graph.lookup("fetch", key, key, [key], clear=clear_of(key))
     graph.set_next_token_id(fetched)

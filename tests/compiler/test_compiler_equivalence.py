@@ -23,7 +23,7 @@ def test_random_graphs_compile_to_the_evaluators_trace(graph, prompt):
 
 
 def test_a_graph_without_ops_compiles_to_one_empty_layer():
-    graph = Graph(["x", "y", "halt"], halt_token="halt", max_tokens=64, name="tables only")
+    graph = Graph(["x", "y", "halt"], halt_token="halt", max_exact_tokens=64, name="tables only")
     successor = graph.token_table("successor", {"x": 1, "y": 2})
     graph.set_next_token_id(successor)
     assert dense_trace(graph, ["x"], 5) == reference_trace(graph, ["x"], 5) == ["y", "halt"]

@@ -13,8 +13,8 @@ from wasmformer.graph.graph import Graph
 LETTERS = ["a", "b", "c", "d", "halt"]
 
 
-def graph(max_tokens: int = 64) -> Graph:
-    return Graph(LETTERS, halt_token="halt", max_tokens=max_tokens, output_bytes={"a": 65, "b": 66})
+def graph(max_exact_tokens: int = 64) -> Graph:
+    return Graph(LETTERS, halt_token="halt", max_exact_tokens=max_exact_tokens, output_bytes={"a": 65, "b": 66})
 
 
 def feed(g: Graph, tokens: list[str]) -> Evaluator:
@@ -192,9 +192,9 @@ def test_a_value_outside_its_bounds_is_an_error_naming_feature_and_position():
 
 
 def test_unknown_token_and_horizon_are_errors():
-    g = graph(max_tokens=3)
+    g = graph(max_exact_tokens=3)
     ev = feed(g, ["a", "b", "c"])
-    with pytest.raises(EvaluationError, match="beyond max_tokens = 3"):
+    with pytest.raises(EvaluationError, match="beyond max_exact_tokens = 3"):
         ev.step("a")
     with pytest.raises(EvaluationError, match="'zz'.*not in the vocabulary"):
         feed(graph(), ["zz"])

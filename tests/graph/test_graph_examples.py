@@ -98,7 +98,7 @@ def test_running_sums_of_a_long_prompt():
 
 @pytest.mark.parametrize("digits", [[], [0], [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9], [0, 0, 5]])
 def test_running_sum_edges(digits):
-    graph, make_prompt = examples.running_sum_machine(max_tokens=256)
+    graph, make_prompt = examples.running_sum_machine(max_exact_tokens=256)
     assert run(graph, make_prompt(digits), LIMIT).trace == expected_running_sums(digits)
 
 
@@ -114,7 +114,7 @@ def test_memory_answers_every_load_with_the_latest_store():
 
 
 def test_memory_edges():
-    graph, make_prompt = examples.memory_machine(max_tokens=256)
+    graph, make_prompt = examples.memory_machine(max_exact_tokens=256)
     cases = [
         [],
         [("load", 7)],
@@ -137,7 +137,7 @@ def test_stack_machine_runs_a_long_program():
 
 
 def test_stack_machine_wraps_bytes_and_prints():
-    graph, make_prompt = examples.stack_machine(max_tokens=256)
+    graph, make_prompt = examples.stack_machine(max_exact_tokens=256)
     program = ["push3", "push5", "sub", "print", "push9", "dup", "add", "add", "print", "pop"]
     result = run(graph, make_prompt(program), LIMIT)
     assert result.trace == expected_stack_trace(program)

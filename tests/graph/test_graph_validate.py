@@ -12,12 +12,12 @@ from wasmformer.graph.validate import largest_passing, validate
 VOCAB = ["a", "b", "halt"]
 
 
-def graph(max_tokens: int = 1024) -> Graph:
-    return Graph(VOCAB, halt_token="halt", max_tokens=max_tokens)
+def graph(max_exact_tokens: int = 1024) -> Graph:
+    return Graph(VOCAB, halt_token="halt", max_exact_tokens=max_exact_tokens)
 
 
 def test_a_valid_graph_reports_its_budget():
-    g = graph(max_tokens=1000)
+    g = graph(max_exact_tokens=1000)
     key = g.token_table("key", {"a": 3, "b": -5})
     (fetched,) = g.lookup("fetch", 2, key, [g.t])
     (by_position,) = g.lookup("back", g.t - 1, g.t, [key], tie="unique")
@@ -60,22 +60,22 @@ def test_missing_output_is_reported():
 
 
 def test_key_magnitude_too_large_names_the_head_and_the_horizon_that_passes():
-    g = graph(max_tokens=1 << 20)
+    g = graph(max_exact_tokens=1 << 20)
     (x,) = g.lookup("position_fetch", g.t - 1, g.t, [g.one])  # latest: B * 3T^2 ~ 2^61
     g.set_logits({"a": x})
     with pytest.raises(GraphError) as caught:
         validate(g)
     message = str(caught.value)
     assert "latest lookup 'position_fetch'" in message
-    assert "largest max_tokens that passes is 131072" in message
+    assert "largest max_exact_tokens that passes is 131072" in message
     assert "keys and queries within +-" in message
     # the advice is right: at the suggested horizon the same graph validates, one more token fails
-    for max_tokens, ok in ((131072, True), (131073, False)):
-        h = graph(max_tokens=max_tokens)
+    for max_exact_tokens, ok in ((131072, True), (131073, False)):
+        h = graph(max_exact_tokens=max_exact_tokens)
         (y,) = h.lookup("position_fetch", h.t - 1, h.t, [h.one])
         h.set_logits({"a": y})
         if ok:
-            assert validate(h).max_exact_tokens == max_tokens
+            assert validate(h).max_exact_tokens == max_exact_tokens
         else:
             with pytest.raises(GraphError, match="position_fetch"):
                 validate(h)
@@ -89,14 +89,14 @@ def test_key_built_from_a_large_table_fails_at_construction_naming_the_head():
 
 
 def test_count_horizon_is_checked():
-    g = graph(max_tokens=1 << 25)
+    g = graph(max_exact_tokens=1 << 25)
     (count,) = g.count_before("seen", [g.token_table("is_a", {"a": 1})])
     g.set_logits({"a": count})
     with pytest.raises(GraphError) as caught:
         validate(g)
     message = str(caught.value)
     assert "'seen.snap'" in message and "rounding error" in message
-    horizon = int(message.split("largest max_tokens that passes is ")[1].split()[0])
+    horizon = int(message.split("largest max_exact_tokens that passes is ")[1].split()[0])
     assert precision.snap_rounding_error(horizon) < 0.25 <= precision.snap_rounding_error(horizon + 1)
 
 

@@ -83,7 +83,7 @@ def test_wat_edge_case_on_the_model(universal, module, source, export, args, on_
 
     wat = test_trace.wat_module(module, source)
     program = load_program(wat, kind="wat", invoke=export, args=args)
-    expected = expected_trace(program, max_tokens=200_000)
+    expected = expected_trace(program, max_new_tokens=200_000)
     run = run_program(universal, program, max_new_tokens=200_000)
     assert trace_tokens(universal, run) == expected.tokens
     oracle = frontend_oracle.run_wasmtime(frontend_oracle._wat_binary(wat), export, args)

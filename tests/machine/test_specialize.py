@@ -53,7 +53,7 @@ def run_specialised(model, program, input_bytes, max_new_tokens, engine=None):
 
 
 def assert_same_as_expected(model, program, input_bytes, limit, name):
-    expected = expected_trace(program, input_bytes, max_tokens=limit)
+    expected = expected_trace(program, input_bytes, max_new_tokens=limit)
     result = run_specialised(model, program, input_bytes, len(expected.tokens))
     assert len(result.trace) == len(expected.tokens), name
     mismatch = np.flatnonzero(np.asarray(result.trace) != token_ids(model, expected.tokens))

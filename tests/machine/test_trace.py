@@ -63,16 +63,16 @@ def complete_steps_prefix(tokens: list[str]) -> list[str]:
     return tokens[:ends[-1] + 1] if ends else []
 
 
-def assert_agrees_with_refvm(vm: VMProgram, input_bytes: bytes = b"", max_tokens: int | None = None,
+def assert_agrees_with_refvm(vm: VMProgram, input_bytes: bytes = b"", max_new_tokens: int | None = None,
                              expected_output: bytes | None = None):
     """The trace ends like the reference VM's run: same output, same trap, one commit per step.
 
     Every step but the last ends with one c.* commit; the last (`halt`, or a trap's
     `trap.REASON halt`) has none. So a halted trace holds refvm.steps - 1 commits
     (refvm.steps counting `<run>`, step 0's commit in the prompt), and a trace cut
-    by max_tokens holds one commit per complete step.
+    by max_new_tokens holds one commit per complete step.
     """
-    trace = expected_trace(vm, input_bytes, max_tokens=max_tokens)
+    trace = expected_trace(vm, input_bytes, max_new_tokens=max_new_tokens)
     counts = Counter(trace.tokens)
     assert set(counts) <= VOCABULARY, set(counts) - VOCABULARY
     commits = sum(counts[commit] for commit in COMMITS)
@@ -91,7 +91,7 @@ def assert_agrees_with_refvm(vm: VMProgram, input_bytes: bytes = b"", max_tokens
         if expected_output is not None:
             assert trace.output == expected_output
     else:
-        assert max_tokens is not None and len(trace.tokens) == max_tokens and T.HALT not in counts
+        assert max_new_tokens is not None and len(trace.tokens) == max_new_tokens and T.HALT not in counts
         assert commits == trace.steps
         reference = refvm.run(vm, input_bytes, max_steps=trace.steps)
         assert decode_output(complete_steps_prefix(trace.tokens)) == reference.output
@@ -318,13 +318,13 @@ def test_value_steps_that_do_not_grow_the_stack_run_on_a_full_stack(one_more_pus
     assert trace.trap == (TrapReason.CALL_STACK_EXHAUSTED if one_more_push else None)
 
 
-def test_max_tokens_cuts_the_trace():
+def test_max_new_tokens_cuts_the_trace():
     vm = every_op_program()
     full = expected_trace(vm, b"z")
-    for max_tokens in (0, 1, 4, 5, 6, 100, len(full.tokens) - 1):
-        cut = assert_agrees_with_refvm(vm, b"z", max_tokens=max_tokens)
-        assert cut.tokens == full.tokens[:max_tokens] and not cut.halted and cut.trap is None
-    assert expected_trace(vm, b"z", max_tokens=len(full.tokens)) == full
+    for max_new_tokens in (0, 1, 4, 5, 6, 100, len(full.tokens) - 1):
+        cut = assert_agrees_with_refvm(vm, b"z", max_new_tokens=max_new_tokens)
+        assert cut.tokens == full.tokens[:max_new_tokens] and not cut.halted and cut.trap is None
+    assert expected_trace(vm, b"z", max_new_tokens=len(full.tokens)) == full
 
 
 def test_decode_output_reads_only_output_bytes():
@@ -465,7 +465,7 @@ def test_compare_bytes(op, operands):
 
 # --- the C examples --------------------------------------------------------------------------------------
 
-EXAMPLES = {  # name: (C source, max_tokens for the default run: None = the whole trace)
+EXAMPLES = {  # name: (C source, max_new_tokens for the default run: None = the whole trace)
     "hello": ("hello", None),
     "long_addition": ("long_addition", None),
     "fibonacci": ("fibonacci", None),
@@ -498,11 +498,11 @@ def example_input(name: str) -> bytes:
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
 def test_example(name, example_program):
-    source, max_tokens = EXAMPLES[name]
+    source, max_new_tokens = EXAMPLES[name]
     expected = (EXAMPLES_DIR / f"{name}.expected").read_bytes()
-    trace = assert_agrees_with_refvm(example_program(source), example_input(name), max_tokens=max_tokens,
+    trace = assert_agrees_with_refvm(example_program(source), example_input(name), max_new_tokens=max_new_tokens,
                                      expected_output=expected)
-    assert trace.halted == (max_tokens is None)
+    assert trace.halted == (max_new_tokens is None)
 
 
 @pytest.mark.slow

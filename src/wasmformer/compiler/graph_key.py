@@ -1,6 +1,6 @@
 """The cache key of a graph passed directly to ``build_model``: a SHA-256 over a canonical
 serialisation of the whole graph (every node's kind, name, bounds, coefficients, tables,
-tie rule; vocabulary, halt token, output bytes, max_tokens, logits) and ``COMPILER_VERSION``,
+tie rule; vocabulary, halt token, output bytes, max_exact_tokens, logits) and ``COMPILER_VERSION``,
 so any change to the graph or the compiler gives a new entry.
 """
 
@@ -29,7 +29,7 @@ def canonical_graph(graph: Graph) -> dict:
         "vocab": list(graph.vocab),
         "halt_token": graph.halt_token,
         "output_bytes": sorted(graph.output_bytes.items()),
-        "max_tokens": graph.max_tokens,
+        "max_exact_tokens": graph.max_exact_tokens,
         "features": [_feature(f) for f in graph.features],
         "heads": [_head(h) for h in graph.heads],
         "logits": None if graph.logits is None else [[t, _expr(e)] for t, e in graph.logits.items()],

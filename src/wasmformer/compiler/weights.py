@@ -5,7 +5,7 @@ and converted to float64 once: a weight that is not finite, or an integer
 weight of magnitude 2**53 or more, stops the compiler with the name of the node
 it belongs to, because float64 could not hold the score it feeds exactly.
 
-The formulas (S = TEMPERATURE, B = tie_break_scale(max_tokens), M = the
+The formulas (S = TEMPERATURE, B = tie_break_scale(max_exact_tokens), M = the
 head's clear penalty, c = its clear flag or 0; docs/compiler.md explains why):
 
 - query of every head: (S·q, S), the constant of q on the ``one`` slot;
@@ -136,7 +136,7 @@ def build_tensors(program: Program, schedule: Schedule, allocation: Allocation, 
 def _attention_tensors(graph, placements: list[HeadPlacement], n_heads: int, d_model: int, allocation: Allocation):
     wq, wk, wv = (_ExactMatrix(name, 2 * n_heads, d_model) for name in ("wq", "wk", "wv"))
     wo = _ExactMatrix("wo", d_model, 2 * n_heads)
-    scale, tie_scale = TEMPERATURE, tie_break_scale(graph.max_tokens)
+    scale, tie_scale = TEMPERATURE, tie_break_scale(graph.max_exact_tokens)
     one, t = allocation.fixed_slot("one"), allocation.fixed_slot("t")
     for placement in placements:
         op, owner = placement.op, placement.op.describe()

@@ -1,6 +1,6 @@
 """Engines run a model file; they know embeddings, heads, FFNs and argmax, nothing else.
 
-- ``dense``: the MODEL_FORMAT definition, softmax over the whole cache (O(t) per token).
+- ``dense``: the definition in docs/model-format.md, softmax over the whole cache (O(t) per token).
 - ``hull``: the same model with a 2-D convex-hull KV cache (O(log t) per token), numpy.
 - ``native``: the hull engine in C++ (built by ``pip install ./native``), when available.
 """

@@ -124,7 +124,7 @@ def generate(
     on_output: OutputCallback | None = None,
     on_tokens: TokensCallback | None = None,
 ) -> RunResult:
-    """Run the decoding loop of MODEL_FORMAT.md: prompt in, argmax tokens out until halt.
+    """Run the decoding loop of docs/model-format.md: prompt in, argmax tokens out until halt.
 
     Stops after ``max_new_tokens`` generated tokens (at least one; None: no
     cap). ``on_output(chunk)`` receives the output bytes and

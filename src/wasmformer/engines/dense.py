@@ -1,4 +1,4 @@
-"""The dense engine: the MODEL_FORMAT.md forward pass written literally.
+"""The dense engine: the forward pass of docs/model-format.md written literally.
 
 Softmax attention over the whole KV cache, O(t) per token. It is the
 specification every faster engine must agree with, so it stays short and

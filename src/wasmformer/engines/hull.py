@@ -1,4 +1,4 @@
-"""The hull engine: the MODEL_FORMAT forward pass with exact hard-max attention in O(log t).
+"""The hull engine: the forward pass of docs/model-format.md with exact hard-max attention in O(log t).
 
 Same forward pass as the dense engine (dense.py), except that each head's
 attention is an exact argmax with the model's tie rule (equal scores average)

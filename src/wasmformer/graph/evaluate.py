@@ -221,9 +221,9 @@ class Evaluator:
             raise EvaluationError(f"graph {self.graph.name!r}: evaluation already failed: {self._failure}")
         if token not in self._token_ids:
             raise EvaluationError(f"graph {self.graph.name!r}: token {token!r} at t={t} is not in the vocabulary")
-        if t >= self.graph.max_tokens:
+        if t >= self.graph.max_exact_tokens:
             raise EvaluationError(
-                f"graph {self.graph.name!r}: position {t} lies beyond max_tokens = {self.graph.max_tokens}"
+                f"graph {self.graph.name!r}: position {t} lies beyond max_exact_tokens = {self.graph.max_exact_tokens}"
             )
         values: Values = {}
         try:
@@ -347,7 +347,7 @@ def check_value(feature: Feature, value: Number, t: int) -> None:
 
 # -- the decoding loop -----------------------------------------------------------------
 def run(graph, prompt: Sequence[str], max_new_tokens: int | None) -> EvalResult:
-    """MODEL_FORMAT decoding: feed the prompt, then append argmax tokens until halt or the limit.
+    """The decoding loop of docs/model-format.md: feed the prompt, then append argmax tokens until halt or the limit.
 
     Mirrors ``engines.base.generate``: the halt token (or the last token when
     the limit is reached) is appended to the trace but never fed.

@@ -33,7 +33,7 @@ Machine = tuple[Graph, Callable[..., list[str]]]
 
 DIGITS = tuple(str(d) for d in range(10))
 HEX_DIGITS = tuple(format(d, "x") for d in range(16))
-DEFAULT_MAX_TOKENS = 8192
+DEFAULT_MAX_EXACT_TOKENS = 8192
 
 
 def token_ids(graph: Graph) -> dict[str, int]:
@@ -41,7 +41,7 @@ def token_ids(graph: Graph) -> dict[str, int]:
 
 
 # -- (a) counter ---------------------------------------------------------------------------
-def counter_machine(width: int = 3, max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
+def counter_machine(width: int = 3, max_exact_tokens: int = DEFAULT_MAX_EXACT_TOKENS) -> Machine:
     """Counts from a start value up to 10^width - 1 in zero-padded decimal, then halts.
 
     Prompt: ``, d d d ,`` (the start value between separators). Trace: the
@@ -56,7 +56,7 @@ def counter_machine(width: int = 3, max_tokens: int = DEFAULT_MAX_TOKENS) -> Mac
     """
     vocab = [*DIGITS, ",", "halt"]
     graph = Graph(vocab, halt_token="halt", output_bytes={**{d: ord(d) for d in DIGITS}, ",": ord(" ")},
-                  max_tokens=max_tokens, name="counter")
+                  max_exact_tokens=max_exact_tokens, name="counter")
     ids = token_ids(graph)
     digit = graph.token_table("digit", {d: int(d) for d in DIGITS})
     is_separator = graph.token_table("is_separator", {",": 1})
@@ -93,7 +93,7 @@ def counter_machine(width: int = 3, max_tokens: int = DEFAULT_MAX_TOKENS) -> Mac
 
 
 # -- (b) running sum --------------------------------------------------------------------------
-def running_sum_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
+def running_sum_machine(max_exact_tokens: int = DEFAULT_MAX_EXACT_TOKENS) -> Machine:
     """Prints the running sums of the prompt's digits in decimal, comma-separated.
 
     Prompt: digits then ``=``. Trace: S_1 , S_2 , ... S_n , halt, where S_k is
@@ -109,7 +109,7 @@ def running_sum_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
     """
     vocab = [*DIGITS, "=", ",", "halt"]
     graph = Graph(vocab, halt_token="halt", output_bytes={**{d: ord(d) for d in DIGITS}, ",": ord(",")},
-                  max_tokens=max_tokens, name="running_sum")
+                  max_exact_tokens=max_exact_tokens, name="running_sum")
     ids = token_ids(graph)
     is_digit = graph.token_table("is_digit", {d: 1 for d in DIGITS})
     is_equals = graph.token_table("is_equals", {"=": 1})
@@ -150,7 +150,7 @@ def running_sum_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
 
 
 # -- (c) byte memory ------------------------------------------------------------------------------
-def memory_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
+def memory_machine(max_exact_tokens: int = DEFAULT_MAX_EXACT_TOKENS) -> Machine:
     """A 256-byte memory: the prompt stores and loads bytes, the model answers the loads.
 
     Prompt: ``^`` then commands, then ``?``. ``S a a v v`` stores byte vv
@@ -170,7 +170,7 @@ def memory_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
     commands = ["S", "L", "?", ";", "^"]
     vocab = [*HEX_DIGITS, *commands, "halt"]
     graph = Graph(vocab, halt_token="halt", output_bytes={**{h: ord(h) for h in HEX_DIGITS}, ";": ord(" ")},
-                  max_tokens=max_tokens, name="memory")
+                  max_exact_tokens=max_exact_tokens, name="memory")
     ids = token_ids(graph)
     nibble = graph.token_table("nibble", {h: int(h, 16) for h in HEX_DIGITS})
     is_command = graph.token_table("is_command", {c: 1 for c in commands})
@@ -233,7 +233,7 @@ STACK_OPS = ("add", "sub", "dup", "pop", "print")
 OP_CODES = MappingProxyType({"push": 1, "add": 2, "sub": 3, "dup": 4, "pop": 5, "print": 6})  # 0: no instruction
 
 
-def stack_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
+def stack_machine(max_exact_tokens: int = DEFAULT_MAX_EXACT_TOKENS) -> Machine:
     """Executes a stack program given in the prompt; values are bytes (add/sub wrap mod 256).
 
     Instructions: ``push0``..``push9``, ``add`` (second + top), ``sub``
@@ -255,7 +255,7 @@ def stack_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
     values = [f"v{v}" for v in range(256)]
     vocab = [*pushes, *STACK_OPS, *values, *DIGITS, "nl", "^", "run", "halt"]
     graph = Graph(vocab, halt_token="halt", output_bytes={**{d: ord(d) for d in DIGITS}, "nl": ord("\n")},
-                  max_tokens=max_tokens, name="stack")
+                  max_exact_tokens=max_exact_tokens, name="stack")
     ids = token_ids(graph)
     value = graph.token_table("value", {f"v{v}": v for v in range(1, 256)})
     is_commit = graph.token_table("is_commit", {**{v: 1 for v in values}, "nl": 1})
@@ -267,7 +267,7 @@ def stack_machine(max_tokens: int = DEFAULT_MAX_TOKENS) -> Machine:
     grows = graph.token_table("grows", {**{p: 1 for p in pushes}, "dup": 1})
     shrinks = graph.token_table("shrinks", {"add": 1, "sub": 1, "pop": 1})
 
-    last = max_tokens
+    last = max_exact_tokens
     pc = graph.placeholder("pc", 0, last)  # instructions executed up to and including this token
     depth = graph.placeholder("depth", -last, last)  # stack depth after this token
 

@@ -1,7 +1,7 @@
 """The Graph: a program for the append-only lookup machine, built by calling methods.
 
 A graph is an object you create and pass around (no module-level state). Its
-primitives are those of DESIGN.md §2:
+primitives (docs/dsl.md):
 
 - linear expressions over features (free);
 - gated neurons ``a * relu(b)`` (one FFN unit each) and what is built from them:
@@ -25,7 +25,6 @@ from typing import Sequence
 from wasmformer.graph.expr import (
     AVERAGE,
     LATEST,
-    TIE_RULES,
     UNIQUE,
     Attention,
     Expr,
@@ -55,7 +54,7 @@ class Graph:
         *,
         halt_token: str,
         output_bytes: dict[str, int] | None = None,
-        max_tokens: int = 1 << 20,
+        max_exact_tokens: int = 1 << 20,
         name: str = "graph",
     ):
         self.vocab = list(vocab)
@@ -71,15 +70,15 @@ class Graph:
         for token in self.output_bytes:
             if token not in self.vocab:
                 raise GraphError(f"graph {name!r}: output byte token {token!r} is not in the vocabulary")
-        if max_tokens < 2:
-            raise GraphError(f"graph {name!r}: max_tokens must be at least 2")
-        self.max_tokens = max_tokens
+        if max_exact_tokens < 2:
+            raise GraphError(f"graph {name!r}: max_exact_tokens must be at least 2")
+        self.max_exact_tokens = max_exact_tokens
         self.name = name
         self.features: list[Feature] = []
         self.heads: list[Attention] = []
         self.logits: dict[str, Expr] | None = None
         self._names: set[str] = set()
-        last = max_tokens - 1
+        last = max_exact_tokens - 1
         self.one = self.token_table("one", {token: 1 for token in self.vocab})
         self.t = self._add(Positional("t", 0, last, kind="t")).expr()
         self.t2 = self._add(Positional("t2", 0, last * last, kind="t2")).expr()
@@ -307,7 +306,7 @@ class Graph:
         for index, (flag, mean) in enumerate(zip(flags, means)):
             label = f"{name}.{index}" if len(flags) > 1 else name
             scaled = self.neurons(
-                f"{label}.scaled", [(1, mean, self.t + 1)], bounds=(0, self.max_tokens), exact=False
+                f"{label}.scaled", [(1, mean, self.t + 1)], bounds=(0, self.max_exact_tokens), exact=False
             )
             approximate = scaled - flag
             snapped = self._head(f"{label}.snap", approximate, self.t, [self.t], None, UNIQUE)

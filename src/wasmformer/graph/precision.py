@@ -29,14 +29,14 @@ COUNT_ERROR_LIMIT = 0.25
 UNIT_ROUNDOFF = 2.0**-53
 
 
-def tie_break_scale(max_tokens: int) -> int:
+def tie_break_scale(max_exact_tokens: int) -> int:
     """B for 'latest' lookups: score = B*(2qk - k*k) + position.
 
     A key mismatch costs at least B, a newer position gains at most
-    max_tokens - 1, so any power of two >= max_tokens makes the key decide
+    max_exact_tokens - 1, so any power of two >= max_exact_tokens makes the key decide
     first and the position only break ties.
     """
-    return 1 << max(0, (max_tokens - 1).bit_length())
+    return 1 << max(0, (max_exact_tokens - 1).bit_length())
 
 
 def clear_penalty(score_magnitude: int) -> int:
@@ -44,26 +44,26 @@ def clear_penalty(score_magnitude: int) -> int:
     return 1 << (4 * max(1, score_magnitude)).bit_length()
 
 
-def mean_count_error(max_tokens: int) -> float:
-    """Worst-case error of (t+1) * mean(indicator) in float64 at positions below max_tokens.
+def mean_count_error(max_exact_tokens: int) -> float:
+    """Worst-case error of (t+1) * mean(indicator) in float64 at positions below max_exact_tokens.
 
     The softmax weights are fl(1/n); a sum of n such terms carries at most
     n*u relative error (any summation order), and multiplying by n scales it:
     error <= n * (n * u) for 0/1 values.
     """
-    n = max_tokens
+    n = max_exact_tokens
     return n * n * UNIT_ROUNDOFF * (1 + 4 * UNIT_ROUNDOFF * n)
 
 
-def max_tokens_for_counts() -> int:
+def max_exact_tokens_for_counts() -> int:
     """The largest trace length at which snapped counts stay within COUNT_ERROR_LIMIT."""
     return int(math.isqrt(int(COUNT_ERROR_LIMIT / UNIT_ROUNDOFF))) - 1
 
 
-def snap_rounding_error(max_tokens: int) -> float:
+def snap_rounding_error(max_exact_tokens: int) -> float:
     """Rounding error of a snap score S*(2*q*t_j - t_j^2) for a non-integer q, in units of S.
 
     The two products are each about 2*T^2 and rounded to within half an ulp.
     """
-    t = float(max_tokens)
+    t = float(max_exact_tokens)
     return 4.0 * t * t * UNIT_ROUNDOFF

@@ -11,9 +11,9 @@
 - the precision budget (precision.py): each head's score magnitude below 2**53,
   and for snapped counts the count horizon.
 
-Every size and budget check is monotone in ``max_tokens``: value bounds that
+Every size and budget check is monotone in ``max_exact_tokens``: value bounds that
 depend on the position shrink with it. When a check fails, the message gives
-the largest ``max_tokens`` at which every check passes (a binary search over
+the largest ``max_exact_tokens`` at which every check passes (a binary search over
 bounds recomputed for that horizon) and, for a head, the key range that would
 pass at the graph's own horizon.
 """
@@ -62,8 +62,7 @@ class HeadBudget:
 class GraphReport:
     name: str
     order: list[Node]  # topological: every node after the nodes it reads
-    max_tokens: int
-    max_exact_tokens: int  # == max_tokens: validate raises instead of returning a smaller horizon
+    max_exact_tokens: int  # the graph's own horizon: validate raises instead of returning a smaller one
     tie_break_scale: int  # B of 'latest' heads
     heads: dict[str, HeadBudget] = field(default_factory=dict)  # by head name
 
@@ -83,7 +82,7 @@ def validate(graph) -> GraphReport:
     check_structure(graph)
     order = topological_order(graph)  # raises GraphError naming any cycle
     check_flags_and_exactness(graph)
-    problems = budget_problems(graph, order, graph.max_tokens)
+    problems = budget_problems(graph, order, graph.max_exact_tokens)
     if problems:
         raise GraphError(_failure_message(graph, order, problems))
     return _report(graph, order)
@@ -151,26 +150,26 @@ def is_snap_head(head: Attention) -> bool:
 
 
 # -- bounds at a horizon ---------------------------------------------------------------
-def bounds_at(order: list[Node], max_tokens: int, graph_max_tokens: int) -> Bounds:
-    """Valid bounds of every feature over positions t < max_tokens.
+def bounds_at(order: list[Node], max_exact_tokens: int, graph_max_exact_tokens: int) -> Bounds:
+    """Valid bounds of every feature over positions t < max_exact_tokens.
 
     At the graph's own horizon these are the declared bounds. Below it, the
     declared bounds are still valid (fewer positions), and so are bounds
     recomputed by interval arithmetic from the shrunken positional ranges: the
-    intersection of both is used, so every bound is monotone in max_tokens.
+    intersection of both is used, so every bound is monotone in max_exact_tokens.
     """
     bounds: Bounds = {}
     for node in order:
         if isinstance(node, Feature):
             declared = (node.lo, node.hi)
-            bounds[node] = declared if max_tokens >= graph_max_tokens else _intersect(
-                declared, _recomputed(node, bounds, max_tokens)
+            bounds[node] = declared if max_exact_tokens >= graph_max_exact_tokens else _intersect(
+                declared, _recomputed(node, bounds, max_exact_tokens)
             )
     return bounds
 
 
-def _recomputed(feature: Feature, bounds: Bounds, max_tokens: int) -> tuple[Number, Number]:
-    last = max_tokens - 1
+def _recomputed(feature: Feature, bounds: Bounds, max_exact_tokens: int) -> tuple[Number, Number]:
+    last = max_exact_tokens - 1
     if isinstance(feature, Positional):
         return {"t": (0, last), "t2": (0, last * last)}.get(feature.kind, (feature.lo, feature.hi))
     if isinstance(feature, Neurons):
@@ -224,36 +223,36 @@ class Problem:
     head: Attention | None = None  # set for a head whose score is too large
 
 
-def head_budget(head: Attention, bounds: Bounds, max_tokens: int) -> HeadBudget:
+def head_budget(head: Attention, bounds: Bounds, max_exact_tokens: int) -> HeadBudget:
     q_max = _ceil(expr_magnitude(head.query, bounds))
     k_max = _ceil(expr_magnitude(head.key, bounds))
-    magnitude = score_magnitude(head.tie, q_max, k_max, max_tokens)
+    magnitude = score_magnitude(head.tie, q_max, k_max, max_exact_tokens)
     return HeadBudget(head, q_max, k_max, magnitude, precision.clear_penalty(magnitude), is_snap_head(head))
 
 
-def score_magnitude(tie: str, q_max: int, k_max: int, max_tokens: int) -> int:
+def score_magnitude(tie: str, q_max: int, k_max: int, max_exact_tokens: int) -> int:
     """Bound on |score| / S: 2qk - k^2 for 'unique', B*(2qk - k^2) + position for 'latest', 0 for means."""
     if tie == AVERAGE:
         return 0
     key_score = 2 * q_max * k_max + k_max * k_max
     if tie == LATEST:
-        return precision.tie_break_scale(max_tokens) * key_score + max_tokens
+        return precision.tie_break_scale(max_exact_tokens) * key_score + max_exact_tokens
     return key_score
 
 
-def budget_problems(graph, order: list[Node], max_tokens: int) -> list[Problem]:
-    """Every size and precision check at horizon max_tokens (empty when all pass)."""
-    bounds = bounds_at(order, max_tokens, graph.max_tokens)
+def budget_problems(graph, order: list[Node], max_exact_tokens: int) -> list[Problem]:
+    """Every size and precision check at horizon max_exact_tokens (empty when all pass)."""
+    bounds = bounds_at(order, max_exact_tokens, graph.max_exact_tokens)
     problems = _size_problems(graph, order, bounds)
     snaps = []
     for head in graph.heads:
-        budget = head_budget(head, bounds, max_tokens)
+        budget = head_budget(head, bounds, max_exact_tokens)
         if budget.magnitude >= LIMIT:
-            problems.append(Problem(head, _score_message(budget, max_tokens), head))
+            problems.append(Problem(head, _score_message(budget, max_exact_tokens), head))
         if budget.snap:
             snaps.append(head)
     if snaps:
-        problems += _count_problems(snaps[0], max_tokens)
+        problems += _count_problems(snaps[0], max_exact_tokens)
     return problems
 
 
@@ -289,23 +288,23 @@ def _sizes(node: Node, bounds: Bounds):
     return sizes
 
 
-def _count_problems(snap: Attention, max_tokens: int) -> list[Problem]:
+def _count_problems(snap: Attention, max_exact_tokens: int) -> list[Problem]:
     problems = []
-    horizon = precision.max_tokens_for_counts()
-    if max_tokens > horizon:
+    horizon = precision.max_exact_tokens_for_counts()
+    if max_exact_tokens > horizon:
         problems.append(Problem(snap, f"{snap.describe()}: snapped counts stay exact up to {horizon} tokens, "
-                                      f"not max_tokens = {max_tokens}"))
-    error = precision.snap_rounding_error(max_tokens)
+                                      f"not max_exact_tokens = {max_exact_tokens}"))
+    error = precision.snap_rounding_error(max_exact_tokens)
     if error >= precision.COUNT_ERROR_LIMIT:
         problems.append(Problem(snap, f"{snap.describe()}: the snap score rounding error {error:.3g} at "
-                                      f"max_tokens = {max_tokens} is not below {precision.COUNT_ERROR_LIMIT}"))
+                                      f"max_exact_tokens = {max_exact_tokens} is not below {precision.COUNT_ERROR_LIMIT}"))
     return problems
 
 
-def _score_message(budget: HeadBudget, max_tokens: int) -> str:
+def _score_message(budget: HeadBudget, max_exact_tokens: int) -> str:
     head = budget.head
     formula = "B*(2|q||k| + |k|^2) + T" if head.tie == LATEST else "2|q||k| + |k|^2"
-    scale = f" with B = {precision.tie_break_scale(max_tokens)}, T = {max_tokens}" if head.tie == LATEST else ""
+    scale = f" with B = {precision.tie_break_scale(max_exact_tokens)}, T = {max_exact_tokens}" if head.tie == LATEST else ""
     return (f"{head.describe()}: score magnitude {formula} = {budget.magnitude} (|q| <= {budget.query_max}, "
             f"|k| <= {budget.key_max}{scale}) is not below 2**53")
 
@@ -324,34 +323,33 @@ def largest_passing(passes: Callable[[int], bool], low: int, high: int) -> int |
     return low
 
 
-def largest_key_range(tie: str, max_tokens: int) -> int:
+def largest_key_range(tie: str, max_exact_tokens: int) -> int:
     """The largest K such that |q|, |k| <= K keeps the head's score magnitude below 2**53."""
-    return largest_passing(lambda k: score_magnitude(tie, k, k, max_tokens) < LIMIT, 0, LIMIT) or 0
+    return largest_passing(lambda k: score_magnitude(tie, k, k, max_exact_tokens) < LIMIT, 0, LIMIT) or 0
 
 
 def _failure_message(graph, order: list[Node], problems: list[Problem]) -> str:
     first = problems[0]
-    horizon = largest_passing(lambda n: not budget_problems(graph, order, n), 2, graph.max_tokens - 1)
+    horizon = largest_passing(lambda n: not budget_problems(graph, order, n), 2, graph.max_exact_tokens - 1)
     if horizon is None:
-        advice = "no max_tokens passes: the values themselves must shrink"
+        advice = "no max_exact_tokens passes: the values themselves must shrink"
     else:
-        advice = f"the largest max_tokens that passes is {horizon} (graph has {graph.max_tokens})"
+        advice = f"the largest max_exact_tokens that passes is {horizon} (graph has {graph.max_exact_tokens})"
     if first.head is not None:
-        advice += (f"; at max_tokens = {graph.max_tokens} the head would pass with keys and queries "
-                   f"within +-{largest_key_range(first.head.tie, graph.max_tokens)}")
+        advice += (f"; at max_exact_tokens = {graph.max_exact_tokens} the head would pass with keys and queries "
+                   f"within +-{largest_key_range(first.head.tie, graph.max_exact_tokens)}")
     more = f" ({len(problems) - 1} more problem(s) after this one)" if len(problems) > 1 else ""
     return f"graph {graph.name!r}: {first.message}; {advice}{more}"
 
 
 def _report(graph, order: list[Node]) -> GraphReport:
-    bounds = bounds_at(order, graph.max_tokens, graph.max_tokens)
-    heads = {head.name: head_budget(head, bounds, graph.max_tokens) for head in graph.heads}
+    bounds = bounds_at(order, graph.max_exact_tokens, graph.max_exact_tokens)
+    heads = {head.name: head_budget(head, bounds, graph.max_exact_tokens) for head in graph.heads}
     return GraphReport(
         name=graph.name,
         order=order,
-        max_tokens=graph.max_tokens,
-        max_exact_tokens=graph.max_tokens,
-        tie_break_scale=precision.tie_break_scale(graph.max_tokens),
+        max_exact_tokens=graph.max_exact_tokens,
+        tie_break_scale=precision.tie_break_scale(graph.max_exact_tokens),
         heads=heads,
     )
 

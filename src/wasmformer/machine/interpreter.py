@@ -44,7 +44,7 @@ from wasmformer.vm.program import Op, TrapReason, VMProgram
 # (q - k)^2 unchanged), so |q|, |k| <= 2**13 + 1 and the score
 # B*(2|q||k| + k^2) + T stays below 2**53 with B = T = 2**24 (16.7M tokens).
 # The count heads allow up to 2.37e7 (graph/precision.py).
-MAX_TOKENS = 1 << 24
+MAX_EXACT_TOKENS = 1 << 24
 KEY_CENTER = T.KEY_LIMIT // 2
 BYTE_RANGE = 256
 WORD = 1 << 32
@@ -58,14 +58,14 @@ ARITHMETIC_SHIFT = Op.SHR_S  # shifts the sign in
 TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
 
 
-def build_interpreter(max_tokens: int = MAX_TOKENS, program: VMProgram | None = None) -> Graph:
+def build_interpreter(max_exact_tokens: int = MAX_EXACT_TOKENS, program: VMProgram | None = None) -> Graph:
     """The machine as a graph (compile it with ``compiler.build_model``).
 
     Without ``program``: the universal machine, reading the program from its
     prompt. With one: that program baked into FFN tables (machine/specialize.py);
     the prompt then holds only the input.
     """
-    return _Builder(max_tokens, program).g
+    return _Builder(max_exact_tokens, program).g
 
 
 @dataclass
@@ -76,12 +76,12 @@ class _Record:
 
 
 class _Builder:
-    def __init__(self, max_tokens: int, program: VMProgram | None = None):
+    def __init__(self, max_exact_tokens: int, program: VMProgram | None = None):
         vocab = T.vocabulary()
         self.ids = {token: index for index, token in enumerate(vocab)}
         self.view: ProgramView = PromptProgram(self) if program is None else BakedTables(self, BakedProgram(program))
-        name = "wasm-machine" if program is None else f"wasm-machine.{program.name}"
-        self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens, name=name)
+        name = T.UNIVERSAL_GRAPH_NAME if program is None else f"{T.UNIVERSAL_GRAPH_NAME}.{program.name}"
+        self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_exact_tokens=max_exact_tokens, name=name)
         self._token_tables()
         self._previous_tokens()
         self._bookkeeping()
@@ -358,7 +358,7 @@ class _Builder:
         # every datapath that reads bytes reads them from one position: its source's, plus the phase
         source = sum((self.gate(f"src.{kind.value}", self.flag_where(source=kind), position)
                       for kind, position in self._source_positions().items()), Expr())
-        source = self.clamp("source_position", source, 0, MAX_TOKENS)
+        source = self.clamp("source_position", source, 0, MAX_EXACT_TOKENS)
         self.source_byte, self.source_is_input = g.lookup("source", source, g.t, [self.byte, self.is_prompt_byte],
                                                           tie=UNIQUE)
         # the top's byte at this phase; for shifts its byte 0, which holds the shift count
@@ -618,8 +618,8 @@ class PromptProgram(ProgramView):
             return b.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
 
         limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.FRAME, T.KEY_LIMIT), header(T.CALLS, T.MAX_CALL_DEPTH))
-        self.code_base = header(T.CODE, MAX_TOKENS)
-        return (*limits, header(T.INPUT, MAX_TOKENS))
+        self.code_base = header(T.CODE, MAX_EXACT_TOKENS)
+        return (*limits, header(T.INPUT, MAX_EXACT_TOKENS))
 
     def fetch(self) -> tuple[Expr, Expr]:
         b, g = self.b, self.b.g

@@ -25,9 +25,8 @@ from wasmformer.model import BUILT_FOR_KEY, Model
 UNIVERSAL, SPECIALISED = "universal", "specialised"
 # config.json of a specialised model before ``built_for``: {"name": ..., "sha256": ...}
 LEGACY_PROGRAM_KEY = "specialised_program"
-# The graph name machine/interpreter.py gives the universal machine, which the
-# compiler records as config.json's "graph" (how an older universal model is recognised).
-LEGACY_UNIVERSAL_GRAPH = "wasm-machine"
+# An older universal model is recognised by its config.json's "graph", the name of the machine's graph.
+LEGACY_UNIVERSAL_GRAPH = T.UNIVERSAL_GRAPH_NAME
 
 # Both prompt layouts open with <s> and the zero and ones slots; the next token
 # is the universal header's <mem> slot or the specialised prompt's <input_bytes>.

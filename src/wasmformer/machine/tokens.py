@@ -10,6 +10,9 @@ from __future__ import annotations
 from wasmformer.vm.ops import COMMIT_STACK_DELTA, OP_TABLE, Commit
 from wasmformer.vm.program import Op, TrapReason
 
+# The name of the universal machine's graph (config.json's "graph" of the model built from it).
+UNIVERSAL_GRAPH_NAME = "wasm-machine"
+
 # -- markers and fixed prompt positions -------------------------------------------------------
 START, ZERO, ONES, MEMORY, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<frame>"
 CALLS, CODE, INPUT = "<calls>", "<code>", "<input>"

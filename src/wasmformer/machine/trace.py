@@ -116,19 +116,19 @@ class TraceMachine:
         self.locals[index] = value
 
 
-def expected_trace(program: VMProgram, input_bytes: bytes = b"", max_tokens: int | None = None) -> TraceResult:
+def expected_trace(program: VMProgram, input_bytes: bytes = b"", max_new_tokens: int | None = None) -> TraceResult:
     """The tokens the model must generate after ``encode_prompt(program, input_bytes)``.
 
-    The trace ends with `halt` (a trap: `trap.REASON halt`). With ``max_tokens``
+    The trace ends with `halt` (a trap: `trap.REASON halt`). With ``max_new_tokens``
     it stops after that many tokens, possibly inside a step.
     """
     machine = TraceMachine(program, bytes(input_bytes))
     trace: list[str] = []
     complete_steps = 0
-    while not machine.halted and (max_tokens is None or len(trace) < max_tokens):
+    while not machine.halted and (max_new_tokens is None or len(trace) < max_new_tokens):
         step_tokens = machine.step()
-        if max_tokens is not None and len(trace) + len(step_tokens) > max_tokens:
-            trace += step_tokens[:max_tokens - len(trace)]
+        if max_new_tokens is not None and len(trace) + len(step_tokens) > max_new_tokens:
+            trace += step_tokens[:max_new_tokens - len(trace)]
             break
         trace += step_tokens
         complete_steps += 1
