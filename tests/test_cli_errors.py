@@ -336,3 +336,18 @@ def test_specialize_refuses_a_non_empty_directory_without_force(tmp_path, capsys
     source.write_text('(module (func (export "main")))')
     assert main(["specialize", str(source), "-o", str(target)]) == EXIT_ERROR
     assert "not empty" in capsys.readouterr().err and (target / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("bogus.wat", b"(module\r(bogus))"),  # wasmtime quotes the source line
+    ("nul.wat", b"(module\x00(bogus\x1e))"),
+    ("import.wat", b'(module (import "wasmformer" "put\x7fchar" (func)) (func (export "main")))'),  # a name
+])
+def test_error_lines_show_control_characters_as_escapes(tmp_path, capsys, name, content):
+    """Found by the CLI fuzzer: a message quoting the user's file must stay one printable line."""
+    source = tmp_path / name
+    source.write_bytes(content)
+    assert main(["run", str(source)]) == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert error.startswith("wasmformer: error:") and error.count("\n") == 1
+    assert all(char.isprintable() for char in error.rstrip("\n"))

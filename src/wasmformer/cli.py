@@ -59,12 +59,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error_message(error: Exception) -> str:
-    """The error as one line; an OSError as 'PATH: what went wrong' (not '[Errno 21] Is a directory: ...')."""
+    """The error as one printable line; an OSError as 'PATH: what went wrong' (not '[Errno 21] ...')."""
     if isinstance(error, OSError) and error.strerror:
         what = error.strerror[0].lower() + error.strerror[1:]
         paths = [str(name) for name in (error.filename, error.filename2) if name is not None]
-        return f"{' -> '.join(paths)}: {what}" if paths else what
-    return " ".join(str(error).split("\n"))
+        return _printable(f"{' -> '.join(paths)}: {what}" if paths else what)
+    return _printable(" ".join(str(error).split("\n")))
+
+
+def _printable(text: str) -> str:
+    """Control characters shown as escapes: messages quote names and source lines from the user's
+    files, and a raw carriage return or NUL there would garble the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -50,13 +50,7 @@ def wat_to_wasm(text: str) -> bytes:
     try:
         return bytes(wasmtime.wat2wasm(text))
     except wasmtime.WasmtimeError as error:
-        raise FrontendError(f"invalid WAT: {_visible(str(error).strip())}") from None
-
-
-def _visible(text: str) -> str:
-    """wasmtime quotes the offending source line: its control characters (a carriage return would
-    overwrite the message on a terminal) are shown as escapes; line breaks stay."""
-    return "".join(char if char.isprintable() or char == "\n" else repr(char)[1:-1] for char in text)
+        raise FrontendError(f"invalid WAT: {str(error).strip()}") from None
 
 
 def _looks_like_path(text: str) -> bool:
