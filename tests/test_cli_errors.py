@@ -167,6 +167,14 @@ def test_a_universal_prompt_is_refused_by_a_specialised_model(capsysbinary, spec
     assert "the prompt is for a universal model, but" in message and "is specialised for program 'greet'" in message
 
 
+def test_bench_refuses_a_prompt_file_made_for_another_model(capsysbinary, specialised, tmp_path):
+    source, model = specialised
+    prompt = tmp_path / "greet.prompt"
+    assert run(capsysbinary, "compile", source, "--for-model", model, "-o", prompt)[0] == EXIT_OK
+    message = refused(capsysbinary, "bench", "--engines", "hull", "--prompt", prompt)  # the universal model
+    assert f"{prompt}: the prompt is for a specialised model, but the default model is the universal model" in message
+
+
 @pytest.mark.parametrize("prompt_of", ["universal", "specialised"])
 def test_without_a_header_the_layout_still_tells_the_kinds_apart(capsysbinary, specialised, tmp_path, prompt_of):
     source, model = specialised

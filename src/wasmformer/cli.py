@@ -513,6 +513,13 @@ def _cmd_bench(args) -> int:
     workloads = ([runner.prompt_file_workload(path) for path in _existing_files(args.prompt)] if args.prompt
                  else [example.workload() for example in runner.bundled_examples(_name_list(args.examples))])
     model = _load_model_or_universal(args.model, quiet=False)
+    if args.prompt:  # as `run` does: a prompt file made for another model is refused
+        from wasmformer.machine import purpose
+
+        model_name = str(args.model) if args.model is not None else "the default model"
+        for workload in workloads:
+            purpose.check_prompt(purpose.built_for(model), workload.prompt, workload.made_for, workload.source,
+                                 model_name)
     max_new_tokens = {"hull": args.hull_tokens, "dense": args.dense_tokens}
     rows = runner.bench_workloads(
         model, workloads, engine_names, {name: count for name, count in max_new_tokens.items() if count is not None},

@@ -322,6 +322,7 @@ class Workload:
     prompt: list[str]
     expected: bytes | None = None
     source: str = ""  # what the prompt was made from, for messages
+    made_for: dict | None = None  # a prompt file's header: the model it was made for (machine/purpose.py)
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,8 @@ def prompt_file_workload(path: Path) -> Workload:
     """A prompt file as a workload; PATH.expected (beside it, same stem) holds the expected output if present."""
     expected_file = path.with_suffix(".expected")
     expected = expected_file.read_bytes() if expected_file.is_file() else None
-    return Workload(path.stem, read_prompt_file(path).tokens, expected, path.name)
+    prompt_file = read_prompt_file(path)
+    return Workload(path.stem, prompt_file.tokens, expected, str(path), prompt_file.made_for)
 
 
 def output_verdict(result: RunResult, expected: bytes | None) -> str:
