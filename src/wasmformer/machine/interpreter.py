@@ -27,15 +27,16 @@ an ordinary transformer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 
 from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
-from wasmformer.graph.patterns import switch
+from wasmformer.graph.patterns import floor_quotient, switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.ops import (OP_TABLE, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record, Source, spec,
+from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record, Source, spec,
                                stack_effect)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
@@ -56,6 +57,14 @@ LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - 
 ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
 ARITHMETIC_SHIFT = Op.SHR_S  # shifts the sign in
 TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
+# The column adder (docs/machine.md): result byte k is T_k mod 256, T_k = C_k +- column k of the byte
+# products +- the carry of column k - 1. A column is at most 4 * 255^2 = 260,100 and a carry at most
+# 1,021, so |T_k| < 2^19 = COLUMN_LIMIT; T_k + 2^19 < 2^20 and its floor by 256 has 12 bits, found in
+# three threshold levels of 4 bits.
+COLUMN_LIMIT = 1 << 19
+COLUMN_CARRY_LEVELS = (4, 4, 4)
+NIBBLE = 16  # a quotient byte is found as two hex digits
+DIVIDE_PHASES = QUOTIENT_BYTES + VALUE_BYTES  # a division step's body: quotient bytes, then result bytes
 
 
 def build_interpreter(max_tokens: int = MAX_TOKENS, program: VMProgram | None = None) -> Graph:
@@ -79,6 +88,7 @@ class _Builder:
     def __init__(self, max_tokens: int, program: VMProgram | None = None):
         vocab = T.vocabulary()
         self.ids = {token: index for index, token in enumerate(vocab)}
+        self._word_bytes: dict[str, list[Expr]] = {}  # word_bytes, by operand: each read once
         self.view: ProgramView = PromptProgram(self) if program is None else BakedTables(self, BakedProgram(program))
         name = "wasm-machine" if program is None else f"wasm-machine.{program.name}"
         self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_tokens=max_tokens, name=name)
@@ -173,6 +183,12 @@ class _Builder:
         self.is_carry = g.token_table("is_carry", {token: 1 for token in byte_tokens if family[token] == "vc"})
         self.is_value_byte = g.token_table("is_value_byte", {t: 1 for t in byte_tokens if family[t] in ("v", "vc")})
         self.is_prompt_byte = g.token_table("is_prompt_byte", {t: 1 for t in byte_tokens if family[t] == "i"})
+        # per-byte counts for clz / ctz / popcnt; a zero byte has 8 leading and 8 trailing zeros
+        byte_value = {token: int(token.split(".")[1], 16) for token in byte_tokens}
+        self.popcount8 = g.token_table("popcount8", {t: bin(v).count("1") for t, v in byte_value.items() if v})
+        self.leading8 = g.token_table("leading8", {t: BITS - v.bit_length() for t, v in byte_value.items()})
+        self.trailing8 = g.token_table("trailing8", {t: (v & -v).bit_length() - 1 if v else BITS
+                                                     for t, v in byte_value.items()})
         self.bit = [g.token_table(f"bit{i}", {t: 1 for t in byte_tokens if int(t.split(".")[1], 16) >> i & 1})
                     for i in range(BITS)]
         self.is_stored_byte = g.token_table("is_stored_byte", {t: 1 for t in byte_tokens if family[t] == "m"})
@@ -199,7 +215,8 @@ class _Builder:
     def _previous_tokens(self) -> None:
         """The bytes of the three tokens before this one, and the markers 3 and 4 back."""
         g = self.g
-        (self.byte_back1,) = g.lookup("back1", g.t - 1, g.t, [self.byte], tie=UNIQUE)
+        self.byte_back1, popcount_back1 = g.lookup("back1", g.t - 1, g.t, [self.byte, self.popcount8], tie=UNIQUE)
+        self.pair_popcount = self.popcount8 + popcount_back1  # set bits of this byte and the one before
         (self.byte_back2,) = g.lookup("back2", g.t - 2, g.t, [self.byte], tie=UNIQUE)
         self.byte_back3, data_marker_back3 = g.lookup("back3", g.t - 3, g.t, [self.byte, self.is_data_marker],
                                                       tie=UNIQUE)
@@ -313,7 +330,8 @@ class _Builder:
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
         g = self.g
-        at_last_byte = g.equals("at_last_byte", self.phase, VALUE_BYTES)
+        scratch = QUOTIENT_BYTES * self.flag_where(datapath=Datapath.DIVIDE)  # bytes before the value's
+        at_last_byte = g.equals("at_last_byte", self.phase - scratch, VALUE_BYTES)
         value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
                                      self.flag_where(record=Record.STACK))
         stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
@@ -367,10 +385,12 @@ class _Builder:
         (self.operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
 
         self.carry_out = Expr()  # add and sub set it
+        self.in_quotient, self.divide_traps = Expr(), (Expr(), Expr())  # div and rem set them
         datapaths = {Datapath.COPY: self._copy, Datapath.ADD: self._add, Datapath.SUB: self._sub,
                      Datapath.COMPARE: self._compare, Datapath.NARROW: self._narrow,
                      Datapath.BITWISE: self._bitwise, Datapath.SHIFT: self._shift, Datapath.INPUT: self._input,
-                     Datapath.GROW: self._grow, Datapath.BRANCH: self._branch, Datapath.CONTROL: None}
+                     Datapath.GROW: self._grow, Datapath.BRANCH: self._branch, Datapath.MULTIPLY: self._multiply,
+                     Datapath.DIVIDE: self._divide, Datapath.BITCOUNT: self._bitcount, Datapath.CONTROL: None}
         used = {spec(op).datapath for op in MACHINE_OPS}
         out_byte = sum((datapaths[kind](self.flag_where(datapath=kind)) for kind in Datapath
                         if kind in used and datapaths[kind] is not None), Expr())
@@ -484,6 +504,156 @@ class _Builder:
         shifted_byte = g.neurons("shifted_byte", terms, bounds=(0, 255))
         return self.gate("out.shift", uses, shifted_byte)
 
+    def _multiply(self, uses: Expr) -> Expr:
+        """Byte k of second * top mod 2^32: the column adder's byte (its X = second, Y = top, C = 0)."""
+        return self.gate("out.mul", uses, self.column_byte)
+
+    def _divide(self, uses: Expr) -> Expr:
+        """div / rem: four quotient bytes (q.XX, most significant first), then the result's bytes.
+
+        Restoring division on the magnitudes |A| (second) and |D| (top), one
+        quotient byte per token: before digit p, the partial remainder is
+        R = floor(|A| / 256^p) - sum_{m>p} 256^(m-p) q_m |D| < 256 |D|, linear
+        in |A|'s bytes and in the products q_m * |D| of the quotient bytes
+        already written (this token and the two before it); the digit
+        floor(R / |D|) is found in two nibbles by thresholds on R - k|D|
+        (docs/machine.md). The result bytes then come from the column adder:
+        div = +-Q, rem = A -+ Q * D mod 2^32 (D as written: two's complement
+        makes the product right mod 2^32).
+        """
+        g, phase = self.g, self.phase
+        a = self.word_bytes(self.second.position, "second")
+        negative_a, negative_d, _ = self.division_signs
+        divisor = self.top.value + self.gate("div.negate_d", negative_d, WORD - 2 * self.top.value)  # |D|
+        # |D| clamped where it multiplies the quotient byte written d tokens back (256^(d+1) apart from the
+        # digit): a nonzero q_m has q_m * |D| * 256^m <= |A| < 2^32, so each clamp only bounds, never changes
+        written = [self.byte, self.byte_back1, self.byte_back2]
+        clamps = [1 << 24, 1 << 16, 1 << 8]
+        subtracted = [g.product(f"div.q_back{d}", written[d], self.clamp(f"div.divisor_below{d}", divisor, 0, clamps[d]))
+                      for d in range(3)]
+        # the low bytes of A below byte p are nonzero: |A| = 2^32 - A then rounds the floor down one more
+        low_nonzero = [None] + [1 - g.equals(f"div.low{p}_zero", sum((a[i] * BYTE_RANGE ** i for i in range(p)),
+                                                                        Expr()), 0) for p in range(1, VALUE_BYTES)]
+        terms = []
+        for step in range(QUOTIENT_BYTES):  # the token at phase ``step`` finds digit p
+            p = VALUE_BYTES - 1 - step
+            at_step = g.equals(f"div.at{step}", phase + 2 * DIVIDE_PHASES * (1 - uses), step)
+            high_part = sum((a[i] * BYTE_RANGE ** (i - p) for i in range(p, VALUE_BYTES)), Expr())  # floor(A / 256^p)
+            removed = sum((subtracted[d] * BYTE_RANGE ** (d + 1) for d in range(step)), Expr())
+            terms.append((1, high_part - removed, at_step))
+            negated = WORD // BYTE_RANGE ** p - 2 * high_part - (low_nonzero[p] if p else 0)
+            terms.append((1, negated, self.flag_and(f"div.at{step}_negative", at_step, negative_a)))
+        remainder = g.neurons("div.partial_remainder", terms, bounds=(0, BYTE_RANGE * WORD - 1), exact=True)
+        high_nibble = self._digit_thresholds("div.digit_high", remainder, divisor, NIBBLE)
+        rest = remainder - NIBBLE * g.product("div.high_times_divisor", divisor, high_nibble)
+        low_nibble = self._digit_thresholds("div.digit_low", rest, divisor, 1)
+        digit = NIBBLE * high_nibble + low_nibble
+        self.divide_traps = (self.flag_and("div.by_zero", uses, self.top_is_zero),
+                             self.flag_and("div.overflow", self.is_op[Op.DIV_S],
+                                           g.equals("div.int_min", self.second.value, SIGN),
+                                           g.equals("div.minus_one", self.top.value, WORD - 1)))
+        in_quotient = self.flag_and("div.in_quotient", uses, g.step("div.quotient_phase", QUOTIENT_BYTES - 1 - phase))
+        self.in_quotient = in_quotient
+        return (self.gate("out.quotient", in_quotient, digit)
+                + self.gate("out.div", uses - in_quotient, self.column_byte))
+
+    @cached_property
+    def division_signs(self) -> tuple[Expr, Expr, Expr]:
+        """(A < 0, D < 0, the truncated quotient is negative) for div_s / rem_s; all 0 for other ops."""
+        g = self.g
+        is_signed = self.flag_where(datapath=Datapath.DIVIDE, signed=True)
+        negative_a = self.flag_and("div.negative_a", is_signed, g.step("div.second_negative", self.second.value - SIGN))
+        negative_d = self.flag_and("div.negative_d", is_signed, g.step("div.top_negative", self.top.value - SIGN))
+        negates = g.persist("div.negative_quotient", negative_a + negative_d
+                            - 2 * self.flag_and("div.both_negative", negative_a, negative_d))
+        return negative_a, negative_d, negates
+
+    def _digit_thresholds(self, name: str, x: Expr, divisor: Expr, unit: int) -> Expr:
+        """How many of unit * k * divisor (k = 1..15) x has reached: a quotient nibble, 30 units."""
+        terms = []
+        for k in range(1, NIBBLE):
+            terms += [(1, self.g.one, x - k * unit * divisor + 1), (-1, self.g.one, x - k * unit * divisor)]
+        return self.g.neurons(name, terms, bounds=(0, NIBBLE - 1))
+
+    @cached_property
+    def column_byte(self) -> Expr:
+        """Byte k of C + sigma * X * Y mod 2^32 at result byte k: the adder of multiplication, div and rem.
+
+        mul: X = second, Y = top, C = 0, sigma = +1. div: X = the quotient bytes
+        Q, Y = 1, C = 0, sigma = -1 for a negative quotient. rem: X = Q, Y = top,
+        C = second, sigma = -1 (+1 when the truncated quotient is negative).
+
+        The carry is never computed twice: result bytes 0..k-1 are already in
+        the trace (this token and the two before it), so
+        T_k = sum_{m<=k} 256^(m-k) (C_m + sigma S_m) - sum_{m<k} 256^(m-k) o_m
+        is linear in the column sums S_m of the byte products X_i Y_j and those
+        bytes; only T_k mod 256 needs a floor (docs/machine.md).
+        """
+        g, phase = self.g, self.phase
+        is_mul, is_div = self.op_flag(Op.MUL), self.op_flag(Op.DIV_S, Op.DIV_U)
+        is_rem, divides = self.op_flag(Op.REM_S, Op.REM_U), self.flag_where(datapath=Datapath.DIVIDE)
+        a, b = self.word_bytes(self.second.position, "second"), self.word_bytes(self.top.position, "top")
+        # the quotient's bytes, read at its last scratch token (q3 q2 q1 q0: the back lookups hold them)
+        quotient = self.word_bytes(g.t - phase + QUOTIENT_BYTES, "quotient")[::-1]
+        x = [self.gate(f"column.x{i}", is_mul, a[i]) + self.gate(f"column.q{i}", divides, quotient[i])
+             for i in range(VALUE_BYTES)]
+        y = [self.gate(f"column.y{j}", is_mul + is_rem, b[j]) + (is_div if j == 0 else 0) for j in range(VALUE_BYTES)]
+        addend = [self.gate(f"column.c{m}", is_rem, a[m]) for m in range(VALUE_BYTES)]
+        products = {(i, j): g.product(f"column.x{i}y{j}", x[i], y[j])
+                    for i in range(VALUE_BYTES) for j in range(VALUE_BYTES - i)}
+        columns = [sum((products[i, m - i] for i in range(m + 1)), Expr()) for m in range(VALUE_BYTES)]
+        written = [self.byte, self.byte_back1, self.byte_back2]  # result bytes k-1, k-2, k-3 at byte k
+        uses = is_mul + divides
+        index = phase - QUOTIENT_BYTES * divides + 2 * DIVIDE_PHASES * (1 - uses)  # the result byte k
+        negates = self.division_signs[2]
+        subtracts = self.either("column.subtracts", self.flag_and("column.div_negative", is_div, negates),
+                                self.flag_and("column.rem_positive", is_rem, 1 - negates))
+        terms = []
+        for k in range(VALUE_BYTES):
+            at_byte = g.equals(f"column.at{k}", index, k)
+            at_byte_subtracting = self.flag_and(f"column.at{k}_subtracting", at_byte, subtracts)
+            carried = sum((written[d - 1] * Fraction(1, BYTE_RANGE ** d) for d in range(1, k + 1)), Expr())
+            for sign, flag in ((1, at_byte - at_byte_subtracting), (-1, at_byte_subtracting)):
+                column = sum(((addend[m] + sign * columns[m]) * Fraction(1, BYTE_RANGE ** (k - m))
+                              for m in range(k + 1)), Expr())
+                terms.append((1, column - carried, flag))
+        total = g.neurons("column.total", terms, bounds=(-COLUMN_LIMIT, COLUMN_LIMIT - 1), exact=True)
+        shifted = total + COLUMN_LIMIT  # a multiple of 256 added: the same byte, and a nonnegative floor
+        carry = floor_quotient(g, "column.carry", shifted, BYTE_RANGE, COLUMN_CARRY_LEVELS)
+        return g.persist("column_byte", shifted - BYTE_RANGE * carry)
+
+    def _bitcount(self, uses: Expr) -> Expr:
+        """clz / ctz / popcnt of the top in byte 0: per-byte counts (token tables) of the bytes that matter."""
+        g, value = self.g, self.top.value
+        b = self.word_bytes(self.top.position, "top")
+        highest = sum((g.step(f"clz.above{k}", value - BYTE_RANGE ** k) for k in range(1, VALUE_BYTES)), Expr())
+        lowest = sum((g.equals(f"ctz.zero_below{k}", sum((b[i] * BYTE_RANGE ** i for i in range(k)), Expr()), 0)
+                      for k in range(1, VALUE_BYTES)), Expr())
+        clz, ctz = self.is_op[Op.CLZ], self.is_op[Op.CTZ]
+        deciding_byte = self.top_bytes + self.gate("clz.byte", clz, highest) + self.gate("ctz.byte", ctz, lowest)
+        leading, trailing = g.lookup("bitcount.byte", deciding_byte, g.t, [self.leading8, self.trailing8],
+                                     tie=UNIQUE)
+        (low_pairs,) = g.lookup("popcount.low", self.top.position - 2, g.t, [self.pair_popcount], tie=UNIQUE)
+        (high_pairs,) = g.lookup("popcount.high", self.top.position, g.t, [self.pair_popcount], tie=UNIQUE)
+        now = {op: self.flag_and(f"{op.value}_now", self.is_op[op], self.first_phase)
+               for op in (Op.CLZ, Op.CTZ, Op.POPCNT)}
+        return (self.gate("out.clz", now[Op.CLZ], BITS * (VALUE_BYTES - 1 - highest) + leading)
+                + self.gate("out.ctz", now[Op.CTZ], BITS * lowest + trailing)
+                + self.gate("out.popcnt", now[Op.POPCNT], low_pairs + high_pairs))
+
+    def word_bytes(self, record_position: Expr, name: str) -> list[Expr]:
+        """The four bytes (low first) of the value whose record token is at ``record_position``: two heads.
+
+        A record token knows its value's bytes: its own and the three before it (the back lookups).
+        """
+        cache = self._word_bytes
+        if name not in cache:
+            g = self.g
+            low = g.lookup(f"{name}.bytes01", record_position, g.t, [self.byte_back3, self.byte_back2], tie=UNIQUE)
+            high = g.lookup(f"{name}.bytes23", record_position, g.t, [self.byte_back1, self.byte], tie=UNIQUE)
+            cache[name] = [*low, *high]
+        return cache[name]
+
     @cached_property
     def bit_windows(self) -> tuple[list[Expr], list[Expr], Expr]:
         """The bits of the two bytes the bitwise and shift datapaths read, and the shift's bits within a byte.
@@ -532,12 +702,15 @@ class _Builder:
         transfer = self.flag_where(body=Body.TARGET, datapath=Datapath.COPY) + taken
         writes_value = self.flag_where(body=Body.VALUE)
         # how many tokens come before the commit
-        body_length = (VALUE_BYTES * writes_value + self.by_row(lambda row: row.width, body=Body.STORED)
+        divides = self.flag_where(datapath=Datapath.DIVIDE)
+        body_length = (VALUE_BYTES * writes_value + QUOTIENT_BYTES * divides
+                       + self.by_row(lambda row: row.width, body=Body.STORED)
                        + self.flag_where(body=Body.OUTPUT) + TARGET_BYTES * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
         value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * self.carry_out
         target_family = T.family_base("ph") + g.product("target_family", transfer, phase) * BYTE_RANGE
         family = (self.gate("family.value", writes_value, value_base)
+                  + (T.family_base("q") - T.family_base("v")) * self.in_quotient
                   + self.flag_where(body=Body.STORED) * T.family_base("m")
                   + self.flag_where(body=Body.OUTPUT) * T.family_base("o")
                   + self.gate("family.target", transfer, target_family))
@@ -546,10 +719,12 @@ class _Builder:
         next_id = g.select("body_or_commit", in_body, family + out_byte, commit)
 
         exhausted = self._exhausted()
+        by_zero, overflow = self.divide_traps
         trap_reason = (self.gate("trap.op", self.is_op[Op.TRAP], self.immediate)
                        + TrapReason.OUT_OF_BOUNDS_MEMORY * self.out_of_bounds
-                       + TrapReason.CALL_STACK_EXHAUSTED * exhausted)
-        traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted
+                       + TrapReason.CALL_STACK_EXHAUSTED * exhausted
+                       + TrapReason.DIVIDE_BY_ZERO * by_zero + TrapReason.INTEGER_OVERFLOW * overflow)
+        traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted + by_zero + overflow
         trap_id = ids[T.TRAPS[0]] + self.clamp("trap_reason", trap_reason, 0, len(T.TRAPS) - 1)
         stops = self.flag_and("trap_now", self.first_phase, g.step("any_trap", traps - 1))
         next_id = g.select("unless_trap", stops, trap_id, next_id)
