@@ -567,7 +567,8 @@ class _Builder:
         # Outside the quotient phases the divisor reads as at least DIVISOR_FAR > any remainder: every
         # threshold fails and the digit is 0 without a gate.
         in_quotient = sum(phase_is[:QUOTIENT_BYTES], Expr()) + uses - 1  # 1, else 0 or -1
-        far_divisor = divisor + DIVISOR_FAR * (1 - in_quotient)
+        # one feature, so that each threshold unit reads two slots (a unit's terms are its cost per token)
+        far_divisor = g.persist("div.far_divisor", divisor + DIVISOR_FAR * (1 - in_quotient))
         digit, rest = Expr(), remainder
         for level, bits in enumerate(DIGIT_LEVELS):
             unit = 1 << sum(DIGIT_LEVELS[level + 1:])
@@ -884,7 +885,7 @@ class BakedTables(ProgramView):
         opcode = b.table("opcode_at_pc", b.pc, self.baked.opcodes)
         self.immediate_bytes = [b.table(f"immediate.byte{k}", b.pc, self.baked.immediate_bytes[k])
                                 for k in range(VALUE_BYTES)]
-        square = b.g.product("opcode_square", opcode, opcode)  # opcodes are >= 0
+        square = b.g.product("opcode_at_pc_square", opcode, opcode)  # opcodes are >= 0
         return opcode, square, sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
 
     def frame(self, frame_cleared: Expr) -> Expr:
