@@ -63,6 +63,7 @@ TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
 # time (five threshold levels of 6 units: deeper but narrower than fewer, wider levels; the path has the
 # layers to spare).
 COLUMN_LIMIT = 1 << 18
+COLUMN_SUM_LIMIT = 2 * BYTE_RANGE - 2 + 4 * (BYTE_RANGE - 1) ** 2  # 255 + 4 * 255^2 + 255
 COLUMN_CARRY_LEVELS = (2, 2, 2, 2, 2)
 BYTE_MAX = BYTE_RANGE - 1
 # A quotient byte, found two bits at a time (thresholds on R - k * 4^i * |D|, then R minus the digit's
@@ -618,7 +619,8 @@ class _Builder:
         the trace (this token and the two before it), so
         T_k = sum_{m<=k} 256^(m-k) (C_m + S_m) - sum_{m<k} 256^(m-k) o_m
         is linear in the products and those bytes; only T_k mod 256 needs a
-        floor (docs/machine.md). Each way has four units, one per result byte.
+        floor (docs/machine.md). The active way's C + S is selected first (one
+        unit per way and column), then T_k (two units per byte: mul, div/rem).
         """
         g, phase_is = self.g, self.phase_is
         is_mul, is_div = self.op_flag(Op.MUL), self.op_flag(Op.DIV_S, Op.DIV_U)
@@ -644,20 +646,25 @@ class _Builder:
                                     (1, g.one, ops + negative_d - negative_a - 1)], bounds=(0, 1))
         rem_adds = when_negative_quotient("column.rem_adds", is_rem)
         div_negates = when_negative_quotient("column.div_negates", is_div)
-        ways = [  # (flag, C + S by column, phase of result byte 0)
-            (is_mul, second_by_top, 0),
-            (rem_adds, [a[m] + quotient_by_top[m] for m in range(VALUE_BYTES)], QUOTIENT_BYTES),
-            (is_rem - rem_adds, [a[m] + quotient_by_complement[m] for m in range(VALUE_BYTES)], QUOTIENT_BYTES),
-            (is_div - div_negates, quotient, QUOTIENT_BYTES),
-            (div_negates, complement, QUOTIENT_BYTES),
+        ways = [  # (flag, C + S by column)
+            (is_mul, second_by_top),
+            (rem_adds, [a[m] + quotient_by_top[m] for m in range(VALUE_BYTES)]),
+            (is_rem - rem_adds, [a[m] + quotient_by_complement[m] for m in range(VALUE_BYTES)]),
+            (is_div - div_negates, quotient),
+            (div_negates, complement),
         ]
+        # first the active way's columns (0 for other ops), then the carries: two small sums, not one large
+        selected = [g.neurons(f"column.selected{m}", [(1, column[m], flag) for flag, column in ways],
+                              bounds=(0, COLUMN_SUM_LIMIT)) for m in range(VALUE_BYTES)]
+        divides = is_rem + is_div
         written = [self.byte, self.byte_back1, self.byte_back2]  # result bytes k-1, k-2, k-3 at byte k
         terms = []
-        for flag, column, first in ways:
-            for k in range(VALUE_BYTES):
-                carried = sum((written[d - 1] * Fraction(1, BYTE_RANGE ** d) for d in range(1, k + 1)), Expr())
-                total = sum((column[m] * Fraction(1, BYTE_RANGE ** (k - m)) for m in range(k + 1)), Expr())
-                terms.append((1, total - carried, phase_is[first + k] + flag - 1))  # 1 only when both are
+        for k in range(VALUE_BYTES):
+            carried = sum((written[d - 1] * Fraction(1, BYTE_RANGE ** d) for d in range(1, k + 1)), Expr())
+            total = sum((selected[m] * Fraction(1, BYTE_RANGE ** (k - m)) for m in range(k + 1)), Expr())
+            # result byte k comes next: at phase k for mul, after the quotient bytes for div and rem
+            terms += [(1, total - carried, phase_is[k] + is_mul - 1),
+                      (1, total - carried, phase_is[QUOTIENT_BYTES + k] + divides - 1)]
         total = g.neurons("column.total", terms, bounds=(0, COLUMN_LIMIT - 1), exact=True)
         return total - BYTE_RANGE * floor_quotient(g, "column.carry", total, BYTE_RANGE, COLUMN_CARRY_LEVELS)
 
