@@ -62,10 +62,10 @@ TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
 # a carry is at most 1,023, so T_k < 2^18 = COLUMN_LIMIT: its floor by 256 has 10 bits, found two at a
 # time (five threshold levels of 6 units: deeper but narrower than fewer, wider levels; the path has the
 # layers to spare).
-COLUMN_LIMIT = 1 << 18
-COLUMN_SUM_LIMIT = 2 * BYTE_RANGE - 2 + 4 * (BYTE_RANGE - 1) ** 2  # 255 + 4 * 255^2 + 255
-COLUMN_CARRY_LEVELS = (2, 2, 2, 2, 2)
 BYTE_MAX = BYTE_RANGE - 1
+COLUMN_LIMIT = 1 << 18
+COLUMN_SUM_LIMIT = BYTE_MAX + VALUE_BYTES * BYTE_MAX ** 2 + BYTE_MAX  # the largest C_k + S_k, 260,610
+COLUMN_CARRY_LEVELS = (2, 2, 2, 2, 2)
 # A quotient byte, found two bits at a time (thresholds on R - k * 4^i * |D|, then R minus the digit's
 # multiple of |D|). Outside the quotient phases the divisor is read as at least DIVISOR_FAR, above every
 # partial remainder (< 256 * 2^32), so every threshold fails and the digit is 0.
@@ -548,7 +548,7 @@ class _Builder:
         # byte d back is q_m with m >= d + 1, so q_m * |D| < 2^(8 (3 - d)): 256^(d+1) times it stays below 2^32.
         written = [self.byte, self.byte_back1, self.byte_back2]
         subtracted = []
-        for d in range(3):
+        for d in range(len(written)):
             holds_quotient = sum(phase_is[d + 1:QUOTIENT_BYTES], Expr()) + uses - 1  # 1, else 0 or -1
             quotient_byte = written[d] - BYTE_RANGE * (1 - holds_quotient)  # below 0 unless it holds one
             subtracted.append(g.neurons(f"div.q_back{d}", [(1, divisor, quotient_byte)],
