@@ -110,3 +110,30 @@ def test_dense_engine_agrees_on_every_new_op(universal):
     dense = run_program(universal, program, engine="dense", max_tokens=len(fast.trace))
     assert dense.trace == fast.trace == expected_trace(program).tokens
     assert fast.output == run_wasmtime(_wat_binary(EVERY_NEW_OP), "mix", (-0x12345679, 0x1F3)).output
+
+
+def test_exact_evaluator_keeps_every_declared_bound():
+    """The graph's exact evaluator checks every feature's declared bounds and exactness at every token:
+    the datapaths' tightened bounds (quotient-byte products, selected columns, partial remainders) hold."""
+    from wasmformer.graph.evaluate import run as evaluate
+    from wasmformer.machine.interpreter import build_interpreter
+    from wasmformer.machine.prompt import encode_prompt
+    from wasmformer.vm.program import Instr, VMProgram
+
+    def signed(value: int) -> int:
+        return value - (1 << 32) if value >= 1 << 31 else value
+
+    pairs = [(0xFFFFFFFF, 0xFFFFFFFF), (0x80000000, 1), (0x7FFFFFFF, 0x80000000), (0xFFFFFFF9, 2),
+             (7, 0xFFFFFFFE), (0xDEADBEEF, 0xFF), (0x01000000, 0x100)]
+    instrs = []
+    for a, b in pairs:
+        for op in (Op.MUL, Op.DIV_S, Op.DIV_U, Op.REM_S, Op.REM_U):
+            instrs += [Instr(Op.CONST, signed(a)), Instr(Op.CONST, signed(b)), Instr(op), Instr(Op.DROP)]
+        for op in (Op.CLZ, Op.CTZ, Op.POPCNT):
+            instrs += [Instr(Op.CONST, signed(a)), Instr(op), Instr(Op.DROP)]
+    instrs += [Instr(Op.CONST, 1), Instr(Op.CONST, 0), Instr(Op.REM_U), Instr(Op.HALT)]  # ends in a trap
+    program = VMProgram(instrs=instrs, entry=0, entry_locals=0, globals=[], memory=b"", memory_limit=16)
+    expected = expected_trace(program).tokens
+    assert expected[-2:] == ["trap.divide_by_zero", "halt"]
+    result = evaluate(build_interpreter(), encode_prompt(program), max_new_tokens=len(expected) + 5)
+    assert result.halted and result.trace == expected
