@@ -13,8 +13,8 @@ next token:
    record keyed by (call depth, index) or global index, the newest memory
    record keyed by address;
 4. the byte to emit at this phase of the step, formed by the op's datapath
-   (one method each: copy, add, sub, compare, narrow, bitwise, shift, input,
-   grow, branch), and the next token.
+   (one method each: copy, add, sub, compare, narrow, bitwise, shift,
+   multiply, divide, bitcount, input, grow, branch), and the next token.
 
 Which op uses which datapath, reads which source, writes which body and
 record: all of that is read from the op table (vm/ops.py). Where the program
