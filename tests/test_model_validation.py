@@ -133,6 +133,8 @@ def test_n_layers_must_match_the_blocks_in_the_weights(reference, model_dir):
                                   f"but {WEIGHTS_FILE} has {layers} blocks")
     edit_config(model_dir, _set("n_layers", layers + 1))
     assert f"n_layers is {layers + 1} but {WEIGHTS_FILE} has {layers} blocks" in refused(model_dir)
+    edit_config(model_dir, _set("n_layers", 1 << 32))  # found by the fuzzer: refused at once, not after a hang
+    assert f"n_layers is {1 << 32} but {WEIGHTS_FILE} has {layers} blocks" in refused(model_dir)
 
 
 @pytest.mark.parametrize("key, tensor", [

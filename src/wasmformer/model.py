@@ -250,10 +250,10 @@ def tensor_shapes(config: dict) -> dict[str, tuple[int, int]]:
 
 def check_tensors(config: dict, tensors: dict[str, np.ndarray], where: str, source: str) -> None:
     """The tensors are exactly the ones the (already checked) config calls for: names, shapes, float64, finite."""
-    expected = tensor_shapes(config)
     blocks = {name.split(".")[1] for name in tensors if name.startswith("blocks.")}
-    _require(len(blocks) == config["n_layers"],
+    _require(len(blocks) == config["n_layers"],  # first: n_layers may be huge, and the list below has 7 per layer
              f"{where}: n_layers is {config['n_layers']} but {source} has {len(blocks)} blocks")
+    expected = tensor_shapes(config)
     missing = [name for name in expected if name not in tensors]
     if missing:
         more = f" and {len(missing) - 1} more tensors" if len(missing) > 1 else ""

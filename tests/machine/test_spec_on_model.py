@@ -16,6 +16,7 @@ import pytest
 from wasmformer.machine import tokens as T
 from wasmformer.machine.execute import run_program, trap_reason
 from wasmformer.oracles import refvm
+from wasmformer.vm.ops import QUOTIENT_BYTES, VALUE_BYTES
 from wasmformer.conformance.spectest import (MAX_STEPS_PER_ASSERTION, SPEC_TESTS_ENV, format_summary, run_script,
                                          spec_tests_dir)
 
@@ -26,7 +27,7 @@ SPEC_DIR = spec_tests_dir(REPO_ROOT)
 SCRIPTS = sorted(SPEC_DIR.glob("*.wast")) if SPEC_DIR.is_dir() else []
 QUICK = ["i32.wast", "br_table.wast", "labels.wast", "load.wast", "store.wast", "call.wast", "local_tee.wast",
          "select.wast", "memory_size.wast", "loop.wast"]
-MAX_TOKENS_PER_STEP = 5  # a value step: four bytes and its commit
+MAX_TOKENS_PER_STEP = QUOTIENT_BYTES + VALUE_BYTES + 1  # the longest step: a division (docs/token-language.md)
 
 pytestmark = [
     pytest.mark.oracle,

@@ -109,11 +109,12 @@ class TraceReader:
             return
         assert commit in T.COMMITS
         sp_after = self.sp + T.STACK_DELTA.get(commit, 0)
+        scratch = sum(token.startswith("q.") for token in step)  # a division's quotient bytes precede its value
         if op in VARIABLE_WRITERS:
             key = T.global_key(immediate) if op is Op.GLOBAL_SET else T.local_key(self.depth, self.stride, immediate)
             self.variable_records[key] = start + 3
-        elif step[0].startswith(("v.", "vc.")):
-            self.stack_records[sp_after] = start + 3
+        elif step[scratch].startswith(("v.", "vc.")):
+            self.stack_records[sp_after] = start + scratch + 3
         elif op in STORE_WIDTHS:
             address = self.stack_slot(self.sp - 1) + immediate
             for k in range(STORE_WIDTHS[op]):

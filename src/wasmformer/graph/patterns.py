@@ -49,3 +49,21 @@ def decimal_digits(graph: Graph, name: str, x: Expr, places: int) -> list[Expr]:
         digits.append(digit)
         remainder = remainder - unit * digit  # linear: the unit is a constant
     return digits[::-1]
+
+
+def floor_quotient(graph: Graph, name: str, x: ExprLike, divisor: int, level_bits: Sequence[int]) -> Expr:
+    """floor(x / divisor) for an exact integer 0 <= x < divisor * 2^sum(level_bits), digit by digit.
+
+    Level i finds the quotient's next ``level_bits[i]`` bits (most significant
+    first) with ``thresholds_reached`` on what is left of x, then subtracts
+    digit * unit (linear: the unit is a constant). Cost: 2 * (2^bits - 1) units
+    per level, one FFN layer each: fewer, wider levels trade units for depth.
+    """
+    remaining, quotient, shift = Expr.of(x), Expr(), sum(level_bits)
+    for level, bits in enumerate(level_bits):
+        shift -= bits
+        unit = divisor << shift
+        digit = thresholds_reached(graph, f"{name}.level{level}", remaining, [k * unit for k in range(1, 1 << bits)])
+        quotient = quotient + digit * (1 << shift)
+        remaining = remaining - digit * unit
+    return quotient

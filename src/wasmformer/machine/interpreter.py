@@ -13,8 +13,8 @@ next token:
    record keyed by (call depth, index) or global index, the newest memory
    record keyed by address;
 4. the byte to emit at this phase of the step, formed by the op's datapath
-   (one method each: copy, add, sub, compare, narrow, bitwise, shift, input,
-   grow, branch), and the next token.
+   (one method each: copy, add, sub, compare, narrow, bitwise, shift,
+   multiply, divide, bitcount, input, grow, branch), and the next token.
 
 Which op uses which datapath, reads which source, writes which body and
 record: all of that is read from the op table (vm/ops.py). Where the program
@@ -27,16 +27,17 @@ an ordinary transformer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 
 from wasmformer.graph.expr import UNIQUE, Expr, ExprLike
 from wasmformer.graph.graph import Graph
-from wasmformer.graph.patterns import switch
+from wasmformer.graph.patterns import floor_quotient, switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.ops import (OP_TABLE, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record, Source, spec,
-                               stack_effect)
+from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record,
+                               Source, spec, stack_effect)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
@@ -56,6 +57,21 @@ LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - 
 ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
 ARITHMETIC_SHIFT = Op.SHR_S  # shifts the sign in
 TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
+# The column adder (docs/machine.md): result byte k is T_k mod 256, T_k = C_k + column k of the byte
+# products + the carry of column k - 1, never negative. C_k + S_k <= 255 + 4 * 255^2 + 255 = 260,610 and
+# a carry is at most 1,023, so T_k < 2^18 = COLUMN_LIMIT: its floor by 256 has 10 bits, found two at a
+# time (five threshold levels of 6 units: deeper but narrower than fewer, wider levels; the path has the
+# layers to spare).
+BYTE_MAX = BYTE_RANGE - 1
+COLUMN_LIMIT = 1 << 18
+COLUMN_SUM_LIMIT = BYTE_MAX + VALUE_BYTES * BYTE_MAX ** 2 + BYTE_MAX  # the largest C_k + S_k, 260,610
+COLUMN_CARRY_LEVELS = (2, 2, 2, 2, 2)
+# A quotient byte, found two bits at a time (thresholds on R - k * 4^i * |D|, then R minus the digit's
+# multiple of |D|). Outside the quotient phases the divisor is read as at least DIVISOR_FAR, above every
+# partial remainder (< 256 * 2^32), so every threshold fails and the digit is 0.
+DIGIT_LEVELS = (2, 2, 2, 2)
+DIVISOR_FAR = 1 << 40
+DIVIDE_PHASES = QUOTIENT_BYTES + VALUE_BYTES  # a division step's body: quotient bytes, then result bytes
 
 
 def build_interpreter(max_exact_tokens: int = MAX_EXACT_TOKENS, program: VMProgram | None = None) -> Graph:
@@ -79,6 +95,7 @@ class _Builder:
     def __init__(self, max_exact_tokens: int, program: VMProgram | None = None):
         vocab = T.vocabulary()
         self.ids = {token: index for index, token in enumerate(vocab)}
+        self._word_bytes: dict[str, list[Expr]] = {}  # word_bytes, by operand: each read once
         self.view: ProgramView = PromptProgram(self) if program is None else BakedTables(self, BakedProgram(program))
         name = T.UNIVERSAL_GRAPH_NAME if program is None else f"{T.UNIVERSAL_GRAPH_NAME}.{program.name}"
         self.g = Graph(vocab, halt_token=T.HALT, output_bytes=T.OUTPUT_BYTES, max_exact_tokens=max_exact_tokens, name=name)
@@ -173,6 +190,12 @@ class _Builder:
         self.is_carry = g.token_table("is_carry", {token: 1 for token in byte_tokens if family[token] == "vc"})
         self.is_value_byte = g.token_table("is_value_byte", {t: 1 for t in byte_tokens if family[t] in ("v", "vc")})
         self.is_prompt_byte = g.token_table("is_prompt_byte", {t: 1 for t in byte_tokens if family[t] == "i"})
+        # per-byte counts for clz / ctz / popcnt; a zero byte has 8 leading and 8 trailing zeros
+        byte_value = {token: int(token.split(".")[1], 16) for token in byte_tokens}
+        self.popcount8 = g.token_table("popcount8", {t: v.bit_count() for t, v in byte_value.items() if v})
+        self.leading8 = g.token_table("leading8", {t: BITS - v.bit_length() for t, v in byte_value.items()})
+        self.trailing8 = g.token_table("trailing8", {t: (v & -v).bit_length() - 1 if v else BITS
+                                                     for t, v in byte_value.items()})
         self.bit = [g.token_table(f"bit{i}", {t: 1 for t in byte_tokens if int(t.split(".")[1], 16) >> i & 1})
                     for i in range(BITS)]
         self.is_stored_byte = g.token_table("is_stored_byte", {t: 1 for t in byte_tokens if family[t] == "m"})
@@ -189,6 +212,8 @@ class _Builder:
         self.is_global_marker = g.token_table("is_global_marker", {T.GLOBAL: 1})
         self.is_data_marker = g.token_table("is_data_marker", {T.DATA_RECORD: 1})
         self.opcode_here = g.token_table("opcode", {T.opcode_token(op): spec(op).opcode for op in MACHINE_OPS})
+        self.opcode_square_here = g.token_table("opcode_square", {T.opcode_token(op): spec(op).opcode ** 2
+                                                                  for op in MACHINE_OPS})
         self.pushes = g.token_table("pushes", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == 1})
         self.pops_one = g.token_table("pops_one", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -1})
         self.pops_two = g.token_table("pops_two", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -2})
@@ -199,7 +224,8 @@ class _Builder:
     def _previous_tokens(self) -> None:
         """The bytes of the three tokens before this one, and the markers 3 and 4 back."""
         g = self.g
-        (self.byte_back1,) = g.lookup("back1", g.t - 1, g.t, [self.byte], tie=UNIQUE)
+        self.byte_back1, popcount_back1 = g.lookup("back1", g.t - 1, g.t, [self.byte, self.popcount8], tie=UNIQUE)
+        self.pair_popcount = self.popcount8 + popcount_back1  # set bits of this byte and the one before
         (self.byte_back2,) = g.lookup("back2", g.t - 2, g.t, [self.byte], tie=UNIQUE)
         self.byte_back3, data_marker_back3 = g.lookup("back3", g.t - 3, g.t, [self.byte, self.is_data_marker],
                                                       tie=UNIQUE)
@@ -230,6 +256,8 @@ class _Builder:
 
         (commit_at,) = g.lookup("newest_commit", 1, 1, [g.t], clear=self.not_commit)
         self.phase = g.persist("phase", g.t - commit_at)  # 0 at a commit: the next token starts a step
+        # which token of the step comes next, as flags shared by every datapath (a step writes at most 9)
+        self.phase_is = [g.equals(f"phase_is{p}", self.phase, p) for p in range(DIVIDE_PHASES + 1)]
         target, steps_at = g.lookup("newest_transfer", 1, 1, [self.target_here, self.commits_through],
                                     clear=self.not_transfer)
         self.pc = self.clamp("pc", target + self.commits_through - steps_at, 0, T.MAX_PC)
@@ -238,9 +266,12 @@ class _Builder:
     # -- 2. fetch and decode ---------------------------------------------------------------------
     def _fetch(self) -> None:
         g = self.g
-        opcode, self.immediate = self.view.fetch()
-        self.is_op = {op: g.equals(f"is.{op.value}", opcode, spec(op).opcode) for op in sorted(
-            MACHINE_OPS, key=lambda op: spec(op).opcode)}
+        opcode, square, self.immediate = self.view.fetch()
+        # One unit per op: relu(1 - (opcode - k)^2) = relu(2k opcode - opcode^2 - k^2 + 1) is 1 at k and 0 at
+        # every other integer (the opcode's square comes with it, so the flag is linear in what is fetched).
+        self.is_op = {op: g.neurons(f"is.{op.value}", [(1, g.one, 2 * spec(op).opcode * opcode - square
+                                                         - spec(op).opcode ** 2 + 1)], bounds=(0, 1))
+                      for op in sorted(MACHINE_OPS, key=lambda op: spec(op).opcode)}
         self.small_immediate = self.clamp("small_immediate", self.immediate, 0, T.KEY_LIMIT)
 
     # -- 3. operands -------------------------------------------------------------------------------
@@ -313,7 +344,9 @@ class _Builder:
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
         g = self.g
-        at_last_byte = g.equals("at_last_byte", self.phase, VALUE_BYTES)
+        # a value's last byte: phase 4, or 8 after a division's quotient bytes (no other step writes a value
+        # byte at phase 8, and a division's phase 4 is a q.XX byte); no op flag needed, which keeps it early
+        at_last_byte = self.phase_is[VALUE_BYTES] + self.phase_is[QUOTIENT_BYTES + VALUE_BYTES]
         value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
                                      self.flag_where(record=Record.STACK))
         stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
@@ -348,7 +381,7 @@ class _Builder:
     # -- 4. the next token ------------------------------------------------------------------------------
     def _emit(self) -> None:
         g, phase = self.g, self.phase
-        self.first_phase = g.equals("first_phase", phase, 0)
+        self.first_phase = self.phase_is[0]
         self.top_is_zero = g.equals("top_is_zero", self.top.value, 0)
         self.taken = (self.gate("taken_if_zero", self.is_op[Op.JUMP_IF_ZERO], self.top_is_zero)
                       + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - self.top_is_zero))
@@ -367,10 +400,12 @@ class _Builder:
         (self.operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
 
         self.carry_out = Expr()  # add and sub set it
+        self.in_quotient, self.divide_traps = Expr(), (Expr(), Expr())  # div and rem set them
         datapaths = {Datapath.COPY: self._copy, Datapath.ADD: self._add, Datapath.SUB: self._sub,
                      Datapath.COMPARE: self._compare, Datapath.NARROW: self._narrow,
                      Datapath.BITWISE: self._bitwise, Datapath.SHIFT: self._shift, Datapath.INPUT: self._input,
-                     Datapath.GROW: self._grow, Datapath.BRANCH: self._branch, Datapath.CONTROL: None}
+                     Datapath.GROW: self._grow, Datapath.BRANCH: self._branch, Datapath.MULTIPLY: self._multiply,
+                     Datapath.DIVIDE: self._divide, Datapath.BITCOUNT: self._bitcount, Datapath.CONTROL: None}
         used = {spec(op).datapath for op in MACHINE_OPS}
         out_byte = sum((datapaths[kind](self.flag_where(datapath=kind)) for kind in Datapath
                         if kind in used and datapaths[kind] is not None), Expr())
@@ -484,6 +519,194 @@ class _Builder:
         shifted_byte = g.neurons("shifted_byte", terms, bounds=(0, 255))
         return self.gate("out.shift", uses, shifted_byte)
 
+    def _multiply(self, uses: Expr) -> Expr:
+        """Byte k of second * top mod 2^32 at phase k, from the column adder.
+
+        The column adder also forms the result bytes of div and rem (``_divide``
+        returns only their quotient bytes): its byte is 0 at every other token,
+        so it is returned once, here, ungated.
+        """
+        return self.column_byte
+
+    def _divide(self, uses: Expr) -> Expr:
+        """div / rem: four quotient bytes (q.XX, most significant first); the result bytes are the column adder's.
+
+        Restoring division on the magnitudes |A| (second) and |D| (top), one
+        quotient byte per token: before digit p the partial remainder is
+        R = floor(|A| / 256^p) - sum_{m>p} 256^(m-p) q_m |D| < 256 |D|, linear
+        in |A|'s bytes and in the products q_m * |D| of the quotient bytes
+        already written (this token and the two before it). The digit
+        floor(R / |D|) is found two bits at a time by thresholds on R - k|D|
+        (docs/machine.md).
+        """
+        g, phase_is = self.g, self.phase_is
+        a = self.word_bytes(self.second.position, "second")
+        negative_a, negative_d = self.negative_operands
+        divisor = self.top.value + self.gate("div.negate_d", negative_d, WORD - 2 * self.top.value)  # |D|
+        # q_m * |D| for the quotient bytes written d = 0, 1, 2 tokens back, each only in the phases where that
+        # token is one (else 0). Their true bounds: a nonzero q_m has q_m * |D| * 256^m <= |A| < 2^32, and the
+        # byte d back is q_m with m >= d + 1, so q_m * |D| < 2^(8 (3 - d)): 256^(d+1) times it stays below 2^32.
+        written = [self.byte, self.byte_back1, self.byte_back2]
+        subtracted = []
+        for d in range(len(written)):
+            holds_quotient = sum(phase_is[d + 1:QUOTIENT_BYTES], Expr()) + uses - 1  # 1, else 0 or -1
+            quotient_byte = written[d] - BYTE_RANGE * (1 - holds_quotient)  # below 0 unless it holds one
+            subtracted.append(g.neurons(f"div.q_back{d}", [(1, divisor, quotient_byte)],
+                                        bounds=(0, (1 << BITS * (VALUE_BYTES - 1 - d)) - 1)))
+        # when A < 0 the low bytes below byte p matter: |A| = 2^32 - A rounds floor(|A| / 256^p) down once more
+        low_nonzero = [Expr()] + [1 - g.equals(f"div.low{p}_zero", sum((a[i] * BYTE_RANGE ** i for i in range(p)),
+                                                                       Expr()), 0) for p in range(1, VALUE_BYTES)]
+        terms = []
+        for step in range(QUOTIENT_BYTES):  # the token at phase ``step`` finds digit p
+            p = VALUE_BYTES - 1 - step
+            high_part = sum((a[i] * BYTE_RANGE ** (i - p) for i in range(p, VALUE_BYTES)), Expr())  # floor(A / 256^p)
+            removed = sum((subtracted[d] * BYTE_RANGE ** (d + 1) for d in range(step)), Expr())
+            terms.append((1, high_part - removed, phase_is[step] + uses - 1))  # 1 only when both are
+            negated = WORD // BYTE_RANGE ** p - 2 * high_part - low_nonzero[p]  # |A|'s part minus A's
+            terms.append((1, negated, phase_is[step] + uses + negative_a - 2))
+        remainder = g.neurons("div.partial_remainder", terms, bounds=(0, BYTE_RANGE * WORD - 1), exact=True)
+        # Outside the quotient phases the divisor reads as at least DIVISOR_FAR > any remainder: every
+        # threshold fails and the digit is 0 without a gate.
+        in_quotient = sum(phase_is[:QUOTIENT_BYTES], Expr()) + uses - 1  # 1, else 0 or -1
+        # one feature, so that each threshold unit reads two slots (a unit's terms are its cost per token)
+        far_divisor = g.persist("div.far_divisor", divisor + DIVISOR_FAR * (1 - in_quotient))
+        digit, rest = Expr(), remainder
+        for level, bits in enumerate(DIGIT_LEVELS):
+            unit = 1 << sum(DIGIT_LEVELS[level + 1:])
+            part = self._digit_thresholds(f"div.digit{level}", rest, far_divisor, unit, bits)
+            digit = digit + unit * part
+            if level + 1 < len(DIGIT_LEVELS):
+                rest = rest - unit * g.product(f"div.digit{level}_times_divisor", far_divisor, part)
+        self.divide_traps = (self.flag_and("div.by_zero", uses, self.top_is_zero),
+                             self.flag_and("div.overflow", self.is_op[Op.DIV_S],
+                                           g.equals("div.int_min", self.second.value, SIGN),
+                                           g.equals("div.minus_one", self.top.value, WORD - 1)))
+        self.in_quotient = self.flag_and("div.in_quotient", uses, sum(phase_is[:QUOTIENT_BYTES], Expr()))
+        return digit
+
+    @cached_property
+    def negative_operands(self) -> tuple[Expr, Expr]:
+        """(second < 0, top < 0) for a signed division (both 0 for other ops): one layer, two units each."""
+        is_signed = self.flag_where(datapath=Datapath.DIVIDE, signed=True)
+
+        def negative(name: str, value: Expr) -> Expr:
+            below = value - SIGN - WORD * (1 - is_signed)  # >= 0 only for a signed op's negative value
+            return self.g.neurons(name, [(1, self.g.one, below + 1), (-1, self.g.one, below)], bounds=(0, 1))
+        return negative("div.negative_a", self.second.value), negative("div.negative_d", self.top.value)
+
+    def _digit_thresholds(self, name: str, x: Expr, divisor: Expr, unit: int, bits: int) -> Expr:
+        """How many of unit * k * divisor (k = 1 .. 2^bits - 1) x has reached: ``bits`` bits of a quotient."""
+        terms = []
+        for k in range(1, 1 << bits):
+            terms += [(1, self.g.one, x - k * unit * divisor + 1), (-1, self.g.one, x - k * unit * divisor)]
+        return self.g.neurons(name, terms, bounds=(0, (1 << bits) - 1))
+
+    @cached_property
+    def column_byte(self) -> Expr:
+        """Byte k of a product or of a division's result, at the token that writes result byte k.
+
+        T_k = C_k + S_k + (carry of T_{k-1}), where S_k is column k of byte
+        products, and the byte is T_k mod 256. Every way keeps T_k >= 0, by
+        writing a negation as a complement plus one (-x = ~x + 1):
+        mul: S = second x top; div: C = Q (the quotient of the magnitudes,
+        written as q.XX bytes just before), or ~Q + 1 for a negative quotient;
+        rem: A - Q * D = A + Q * ~D + Q (D as written: two's complement keeps
+        the product right mod 2^32), or A + Q * D when the truncated quotient
+        is negative. Column m of Q * ~D is 255 (q_0 + ... + q_m) - (Q x D)_m:
+        the same products.
+
+        The carry is never computed twice: result bytes 0..k-1 are already in
+        the trace (this token and the two before it), so
+        T_k = sum_{m<=k} 256^(m-k) (C_m + S_m) - sum_{m<k} 256^(m-k) o_m
+        is linear in the products and those bytes; only T_k mod 256 needs a
+        floor (docs/machine.md). The active way's C + S is selected first (one
+        unit per way and column), then T_k (two units per byte: mul, div/rem).
+        """
+        g, phase_is = self.g, self.phase_is
+        is_mul, is_div = self.op_flag(Op.MUL), self.op_flag(Op.DIV_S, Op.DIV_U)
+        is_rem = self.op_flag(Op.REM_S, Op.REM_U)
+        a, b = self.word_bytes(self.second.position, "second"), self.word_bytes(self.top.position, "top")
+        # the quotient's bytes, read at its last scratch token (q3 q2 q1 q0: the back lookups hold them)
+        quotient = self.word_bytes(g.t - self.phase + QUOTIENT_BYTES, "quotient")[::-1]
+
+        def columns(x: list[Expr], name: str) -> list[Expr]:
+            """Column m of x * top: its byte products (one unit each, bytes are >= 0) summed in one feature."""
+            return [g.neurons(f"column.{name}_by_top{m}", [(1, x[i], b[m - i]) for i in range(m + 1)],
+                              bounds=(0, (m + 1) * BYTE_MAX ** 2)) for m in range(VALUE_BYTES)]
+
+        second_by_top, quotient_by_top = columns(a, "second"), columns(quotient, "quotient")
+        quotient_by_complement = [BYTE_MAX * sum(quotient[:m + 1], Expr()) - quotient_by_top[m] + quotient[m]
+                                  for m in range(VALUE_BYTES)]  # Q * ~D + Q, column m
+        complement = [BYTE_MAX - quotient[m] + (1 if m == 0 else 0) for m in range(VALUE_BYTES)]  # ~Q + 1
+        # the truncated quotient is negative when exactly one operand of a signed division is (one layer)
+        negative_a, negative_d = self.negative_operands
+
+        def when_negative_quotient(name: str, ops: Expr) -> Expr:
+            return g.neurons(name, [(1, g.one, ops + negative_a - negative_d - 1),
+                                    (1, g.one, ops + negative_d - negative_a - 1)], bounds=(0, 1))
+        rem_adds = when_negative_quotient("column.rem_adds", is_rem)
+        div_negates = when_negative_quotient("column.div_negates", is_div)
+        ways = [  # (flag, C + S by column)
+            (is_mul, second_by_top),
+            (rem_adds, [a[m] + quotient_by_top[m] for m in range(VALUE_BYTES)]),
+            (is_rem - rem_adds, [a[m] + quotient_by_complement[m] for m in range(VALUE_BYTES)]),
+            (is_div - div_negates, quotient),
+            (div_negates, complement),
+        ]
+        # first the active way's columns (0 for other ops), then the carries: two small sums, not one large
+        selected = [g.neurons(f"column.selected{m}", [(1, column[m], flag) for flag, column in ways],
+                              bounds=(0, COLUMN_SUM_LIMIT)) for m in range(VALUE_BYTES)]
+        divides = is_rem + is_div
+        written = [self.byte, self.byte_back1, self.byte_back2]  # result bytes k-1, k-2, k-3 at byte k
+        terms = []
+        for k in range(VALUE_BYTES):
+            carried = sum((written[d - 1] * Fraction(1, BYTE_RANGE ** d) for d in range(1, k + 1)), Expr())
+            total = sum((selected[m] * Fraction(1, BYTE_RANGE ** (k - m)) for m in range(k + 1)), Expr())
+            # result byte k comes next: at phase k for mul, after the quotient bytes for div and rem
+            terms += [(1, total - carried, phase_is[k] + is_mul - 1),
+                      (1, total - carried, phase_is[QUOTIENT_BYTES + k] + divides - 1)]
+        total = g.neurons("column.total", terms, bounds=(0, COLUMN_LIMIT - 1), exact=True)
+        return total - BYTE_RANGE * floor_quotient(g, "column.carry", total, BYTE_RANGE, COLUMN_CARRY_LEVELS)
+
+    def _bitcount(self, uses: Expr) -> Expr:
+        """clz / ctz / popcnt of the top in byte 0, from per-byte counts (token tables) read by two heads.
+
+        clz: 8 per zero byte above the highest nonzero one, plus that byte's
+        leading zeros; ctz likewise from the lowest nonzero byte (a zero byte
+        counts 8, so 0 gives 32); popcnt: the set bits of the top's bytes 0-1
+        and 2-3 (each token knows its own and its predecessor's).
+        """
+        g, value = self.g, self.top.value
+        b = self.word_bytes(self.top.position, "top")
+        highest = sum((g.step(f"clz.above{k}", value - BYTE_RANGE ** k) for k in range(1, VALUE_BYTES)), Expr())
+        lowest = sum((g.equals(f"ctz.zero_below{k}", sum((b[i] * BYTE_RANGE ** i for i in range(k)), Expr()), 0)
+                      for k in range(1, VALUE_BYTES)), Expr())
+        clz, ctz, popcnt = self.is_op[Op.CLZ], self.is_op[Op.CTZ], self.is_op[Op.POPCNT]
+        deciding_byte = self.top_bytes + self.gate("clz.byte", clz, highest) + self.gate("ctz.byte", ctz, lowest)
+        # popcnt reads its two pairs of bytes where the other two read the deciding byte
+        first = g.select("bitcount.first", popcnt, self.top.position, deciding_byte)
+        second = g.select("bitcount.second", popcnt, self.top.position - 2, deciding_byte)
+        high_pairs, leading = g.lookup("bitcount.high", first, g.t, [self.pair_popcount, self.leading8], tie=UNIQUE)
+        low_pairs, trailing = g.lookup("bitcount.low", second, g.t, [self.pair_popcount, self.trailing8], tie=UNIQUE)
+        now = {op: self.flag_and(f"{op.value}_now", self.is_op[op], self.first_phase)
+               for op in (Op.CLZ, Op.CTZ, Op.POPCNT)}
+        return (self.gate("out.clz", now[Op.CLZ], BITS * (VALUE_BYTES - 1 - highest) + leading)
+                + self.gate("out.ctz", now[Op.CTZ], BITS * lowest + trailing)
+                + self.gate("out.popcnt", now[Op.POPCNT], low_pairs + high_pairs))
+
+    def word_bytes(self, record_position: Expr, name: str) -> list[Expr]:
+        """The four bytes (low first) of the value whose record token is at ``record_position``: two heads.
+
+        A record token knows its value's bytes: its own and the three before it (the back lookups).
+        """
+        cache = self._word_bytes
+        if name not in cache:
+            g = self.g
+            low = g.lookup(f"{name}.bytes01", record_position, g.t, [self.byte_back3, self.byte_back2], tie=UNIQUE)
+            high = g.lookup(f"{name}.bytes23", record_position, g.t, [self.byte_back1, self.byte], tie=UNIQUE)
+            cache[name] = [*low, *high]
+        return cache[name]
+
     @cached_property
     def bit_windows(self) -> tuple[list[Expr], list[Expr], Expr]:
         """The bits of the two bytes the bitwise and shift datapaths read, and the shift's bits within a byte.
@@ -532,12 +755,15 @@ class _Builder:
         transfer = self.flag_where(body=Body.TARGET, datapath=Datapath.COPY) + taken
         writes_value = self.flag_where(body=Body.VALUE)
         # how many tokens come before the commit
-        body_length = (VALUE_BYTES * writes_value + self.by_row(lambda row: row.width, body=Body.STORED)
+        divides = self.flag_where(datapath=Datapath.DIVIDE)
+        body_length = (VALUE_BYTES * writes_value + QUOTIENT_BYTES * divides
+                       + self.by_row(lambda row: row.width, body=Body.STORED)
                        + self.flag_where(body=Body.OUTPUT) + TARGET_BYTES * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
         value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * self.carry_out
         target_family = T.family_base("ph") + g.product("target_family", transfer, phase) * BYTE_RANGE
         family = (self.gate("family.value", writes_value, value_base)
+                  + (T.family_base("q") - T.family_base("v")) * self.in_quotient
                   + self.flag_where(body=Body.STORED) * T.family_base("m")
                   + self.flag_where(body=Body.OUTPUT) * T.family_base("o")
                   + self.gate("family.target", transfer, target_family))
@@ -546,10 +772,12 @@ class _Builder:
         next_id = g.select("body_or_commit", in_body, family + out_byte, commit)
 
         exhausted = self._exhausted()
+        by_zero, overflow = self.divide_traps
         trap_reason = (self.gate("trap.op", self.is_op[Op.TRAP], self.immediate)
                        + TrapReason.OUT_OF_BOUNDS_MEMORY * self.out_of_bounds
-                       + TrapReason.CALL_STACK_EXHAUSTED * exhausted)
-        traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted
+                       + TrapReason.CALL_STACK_EXHAUSTED * exhausted
+                       + TrapReason.DIVIDE_BY_ZERO * by_zero + TrapReason.INTEGER_OVERFLOW * overflow)
+        traps = self.is_op[Op.TRAP] + self.out_of_bounds + exhausted + by_zero + overflow
         trap_id = ids[T.TRAPS[0]] + self.clamp("trap_reason", trap_reason, 0, len(T.TRAPS) - 1)
         stops = self.flag_and("trap_now", self.first_phase, g.step("any_trap", traps - 1))
         next_id = g.select("unless_trap", stops, trap_id, next_id)
@@ -579,8 +807,8 @@ class ProgramView:
         """(memory limit, frame stride, call-depth limit, position of the first input byte)."""
         raise NotImplementedError
 
-    def fetch(self) -> tuple[Expr, Expr]:
-        """(opcode, immediate) of the instruction at the pc."""
+    def fetch(self) -> tuple[Expr, Expr, Expr]:
+        """(opcode, its square, immediate) of the instruction at the pc."""
         raise NotImplementedError
 
     def frame(self, frame_cleared: Expr) -> Expr:
@@ -621,12 +849,13 @@ class PromptProgram(ProgramView):
         self.code_base = header(T.CODE, MAX_EXACT_TOKENS)
         return (*limits, header(T.INPUT, MAX_EXACT_TOKENS))
 
-    def fetch(self) -> tuple[Expr, Expr]:
+    def fetch(self) -> tuple[Expr, Expr, Expr]:
         b, g = self.b, self.b.g
         self.slot_position = self.code_base + T.SLOT * b.pc  # the op token of instruction pc
         immediate, opcode = g.lookup("fetch", self.slot_position + VALUE_BYTES, g.t, [b.word_here, b.slot_opcode],
                                      tie=UNIQUE)
-        return opcode, immediate
+        (square,) = g.lookup("fetch.square", self.slot_position, g.t, [b.opcode_square_here], tie=UNIQUE)
+        return opcode, square, immediate
 
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g
@@ -658,12 +887,13 @@ class BakedTables(ProgramView):
         return (Expr.of(baked.memory_limit), Expr.of(baked.stride), Expr.of(baked.call_limit),
                 Expr.of(SPECIALISED_INPUT_START))
 
-    def fetch(self) -> tuple[Expr, Expr]:
+    def fetch(self) -> tuple[Expr, Expr, Expr]:
         b = self.b
         opcode = b.table("opcode_at_pc", b.pc, self.baked.opcodes)
         self.immediate_bytes = [b.table(f"immediate.byte{k}", b.pc, self.baked.immediate_bytes[k])
                                 for k in range(VALUE_BYTES)]
-        return opcode, sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
+        square = b.g.product("opcode_at_pc_square", opcode, opcode)  # opcodes are >= 0
+        return opcode, square, sum((self.immediate_bytes[k] * 256**k for k in range(VALUE_BYTES)), Expr())
 
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g

@@ -71,8 +71,8 @@ TRANSFER_COMMITS = (Commit.JUMP.value, Commit.BRANCH.value, Commit.CALL.value, C
 STACK_DELTA = {commit.value: delta for commit, delta in COMMIT_STACK_DELTA.items() if delta}
 TRAPS = tuple(f"trap.{reason.name.lower()}" for reason in TrapReason)
 
-# byte families, in id order; "i" is the prompt's, the rest are generated
-BYTE_FAMILIES = ("i", "v", "vc", "m", "o", "ph", "pl")
+# byte families, in id order; "i" is the prompt's, the rest are generated ("q": a division's quotient bytes)
+BYTE_FAMILIES = ("i", "v", "vc", "m", "o", "ph", "pl", "q")
 
 
 def byte_token(family: str, value: int) -> str:

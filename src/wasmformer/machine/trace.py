@@ -24,11 +24,12 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.machine.prompt import check_program, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec
+from wasmformer.vm.ops import MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, quotient_magnitude
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Token strings, built once: one table per byte family.
-V, VC, M, O, PH, PL = ([T.byte_token(family, b) for b in range(256)] for family in ("v", "vc", "m", "o", "ph", "pl"))
+V, VC, M, O, PH, PL, Q = ([T.byte_token(family, b) for b in range(256)]
+                          for family in ("v", "vc", "m", "o", "ph", "pl", "q"))
 TRAP_TOKENS = {reason: f"trap.{reason.name.lower()}" for reason in TrapReason}
 assert set(TRAP_TOKENS.values()) == set(T.TRAPS)
 
@@ -170,6 +171,11 @@ def sub_tokens(a: int, b: int) -> list[str]:
     return out
 
 
+def quotient_tokens(magnitude: int) -> list[str]:
+    """A division's scratch bytes: the quotient of the magnitudes, most significant byte first."""
+    return [Q[(magnitude >> 8 * k) & 0xFF] for k in reversed(range(VALUE_BYTES))]
+
+
 def target_tokens(target: int, commit: str) -> list[str]:
     """A transfer: the target pc's high byte, its low byte, then the commit."""
     return [PH[target >> 8], PL[target & 0xFF], commit]
@@ -206,13 +212,15 @@ def _pure(row: OpSpec) -> OpFunction:
     """Pop the row's operands, push its value, write the value's bytes (carry-marked for add/sub) and commit."""
     count, compute, commit = row.pops, row.value, row.commit.value
     write = _VALUE_TOKENS.get(row.datapath)
+    divides, is_signed = row.datapath is Datapath.DIVIDE, row.signed
 
     def op(machine: TraceMachine, arg: int) -> list[str]:
         operands = machine.stack[-count:]
         del machine.stack[-count:]
-        result = compute(*operands) & MASK32
+        result = compute(*operands) & MASK32  # a trap (division by zero, overflow) raises before any token
         machine.stack.append(result)
-        return (write(*operands) if write else value_tokens(result)) + [commit]
+        scratch = quotient_tokens(quotient_magnitude(*operands, is_signed)) if divides else []
+        return scratch + (write(*operands) if write else value_tokens(result)) + [commit]
     return op
 
 

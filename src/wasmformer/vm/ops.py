@@ -34,6 +34,7 @@ WORD_BITS = 32
 MASK32 = (1 << WORD_BITS) - 1
 SIGN_BIT = 1 << (WORD_BITS - 1)
 VALUE_BYTES = 4  # a value is written as four little-endian byte tokens
+QUOTIENT_BYTES = VALUE_BYTES  # the scratch bytes a DIVIDE step writes before its result (docs/token-language.md)
 
 
 class Immediate(enum.Enum):
@@ -68,7 +69,8 @@ COMMIT_STACK_DELTA = {Commit.PUSH: 1, Commit.GETC: 1, Commit.KEEP: 0, Commit.POP
 class Body(enum.Enum):
     """The tokens a step writes before its commit (docs/token-language.md)."""
     NONE = "none"  # nothing: drop, a branch not taken
-    VALUE = "value"  # the four bytes of a value (v.XX, or vc.XX when a carry or borrow leaves the byte)
+    VALUE = "value"  # the four bytes of a value (v.XX, or vc.XX when a carry or borrow leaves the byte);
+    # a DIVIDE step writes its quotient's four bytes (q.XX, most significant first) before them
     STORED = "stored"  # the ``width`` bytes a store writes (m.XX)
     OUTPUT = "output"  # one output byte (o.XX)
     TARGET = "target"  # the two bytes of the next pc (ph.XX pl.XX): a transfer of control
@@ -95,6 +97,9 @@ class Datapath(enum.Enum):
     SHIFT = "shift"  # through the bits of a two-byte window of the shifted value
     INPUT = "input"  # the next input byte, or -1 at the end of the input
     GROW = "grow"  # memory.grow: the size for a zero delta, else -1
+    MULTIPLY = "multiply"  # a byte of second * top: column products and carries, reduced mod 256
+    DIVIDE = "divide"  # quotient bytes found most significant first (scratch q.XX), then the result bytes
+    BITCOUNT = "bitcount"  # clz / ctz / popcnt: a count in byte 0, from per-byte counts of the top
     BRANCH = "branch"  # a conditional jump: the target's bytes when taken, nothing otherwise
     CONTROL = "control"  # no bytes: drop, halt, trap (the commit or the end says it all)
 
@@ -128,7 +133,7 @@ class OpSpec:
     datapath: Datapath | None  # None: the machine lacks it and ``helper`` runs instead
     source: Source = Source.NONE
     width: int = VALUE_BYTES  # bytes accessed in memory, or the width a sign extension keeps
-    signed: bool = False  # a narrow value is sign-extended (else zero-extended)
+    signed: bool = False  # a narrow value is sign-extended (else zero-extended); a division's operands are signed
     value: Callable[..., int] | None = None  # the result of a pure op from its operands
     helper: str | None = None  # the helpers.wat export that computes it with basic ops
 
@@ -161,6 +166,13 @@ def _rem_s(a: int, b: int) -> int:
     return -remainder if signed(a) < 0 else remainder
 
 
+def quotient_magnitude(a: int, b: int, is_signed: bool) -> int:
+    """|a| div |b| (the operands read as signed when ``is_signed``): the bytes a DIVIDE step writes first."""
+    if is_signed:
+        a, b = abs(signed(a)), abs(signed(b))
+    return a // b
+
+
 def rotate_left(a: int, b: int) -> int:
     count = b % WORD_BITS
     return (a << count) | (a >> (WORD_BITS - count)) if count else a
@@ -184,10 +196,10 @@ _V, _STACK = Body.VALUE, Record.STACK
 
 
 def _binary(op: Op, opcode: int, datapath: Datapath | None, value, helper: str | None = None,
-            source: Source = Source.NONE) -> OpSpec:
+            source: Source = Source.NONE, is_signed: bool = False) -> OpSpec:
     """A pure op popping two values and pushing one (commit c.pop)."""
     return OpSpec(op, opcode, f"i32.{op.value}", _N, 2, 1, Commit.POP, _V, _STACK, datapath, source,
-                  value=value, helper=helper)
+                  signed=is_signed, value=value, helper=helper)
 
 
 def _unary(op: Op, opcode: int, datapath: Datapath | None, value, helper: str | None = None,
@@ -216,11 +228,11 @@ OP_TABLE: tuple[OpSpec, ...] = (
     # arithmetic
     _binary(Op.ADD, 2, Datapath.ADD, lambda a, b: a + b, source=Source.SECOND),
     _binary(Op.SUB, 3, Datapath.SUB, lambda a, b: a - b, source=Source.SECOND),
-    _binary(Op.MUL, 4, None, lambda a, b: a * b, helper="mul"),
-    _binary(Op.DIV_S, 5, None, _div_s, helper="div_s"),
-    _binary(Op.DIV_U, 6, None, lambda a, b: a // _divisor(b), helper="div_u"),
-    _binary(Op.REM_S, 7, None, _rem_s, helper="rem_s"),
-    _binary(Op.REM_U, 8, None, lambda a, b: a % _divisor(b), helper="rem_u"),
+    _binary(Op.MUL, 4, Datapath.MULTIPLY, lambda a, b: a * b, helper="mul"),
+    _binary(Op.DIV_S, 5, Datapath.DIVIDE, _div_s, helper="div_s", is_signed=True),
+    _binary(Op.DIV_U, 6, Datapath.DIVIDE, lambda a, b: a // _divisor(b), helper="div_u"),
+    _binary(Op.REM_S, 7, Datapath.DIVIDE, _rem_s, helper="rem_s", is_signed=True),
+    _binary(Op.REM_U, 8, Datapath.DIVIDE, lambda a, b: a % _divisor(b), helper="rem_u"),
     # bitwise, shifts and rotations (the shift count is b mod 32)
     _binary(Op.AND, 9, _BITS, lambda a, b: a & b, helper="and"),
     _binary(Op.OR, 10, _BITS, lambda a, b: a | b, helper="or"),
@@ -231,9 +243,9 @@ OP_TABLE: tuple[OpSpec, ...] = (
     _binary(Op.ROTL, 15, _SHIFT, rotate_left, helper="rotl"),
     _binary(Op.ROTR, 16, _SHIFT, lambda a, b: rotate_left(a, -b % WORD_BITS), helper="rotr"),
     # bit counts and sign extensions
-    _unary(Op.CLZ, 17, None, lambda a: WORD_BITS - a.bit_length(), helper="clz"),
-    _unary(Op.CTZ, 18, None, _count_trailing_zeros, helper="ctz"),
-    _unary(Op.POPCNT, 19, None, lambda a: bin(a).count("1"), helper="popcnt"),
+    _unary(Op.CLZ, 17, Datapath.BITCOUNT, lambda a: WORD_BITS - a.bit_length(), helper="clz"),
+    _unary(Op.CTZ, 18, Datapath.BITCOUNT, _count_trailing_zeros, helper="ctz"),
+    _unary(Op.POPCNT, 19, Datapath.BITCOUNT, lambda a: bin(a).count("1"), helper="popcnt"),
     _unary(Op.EXTEND8_S, 20, Datapath.NARROW, sign_extend(8), helper="extend8_s", source=Source.TOP_NARROWED,
            width=1, is_signed=True),
     _unary(Op.EXTEND16_S, 21, Datapath.NARROW, sign_extend(16), helper="extend16_s", source=Source.TOP_NARROWED,

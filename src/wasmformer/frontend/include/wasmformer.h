@@ -88,35 +88,15 @@ static int puts(const char *text) {
 #define WASMFORMER_NUMBER_CHARS 12
 
 /* Writes the digits of value in base (10 or 16) into buffer, least significant
- * first; returns how many were written.
- *
- * No division: the transformer executes shifts, masks and subtraction itself,
- * but division runs as a helper subroutine of about a thousand steps, so
- * decimal digits are found by subtracting powers of ten (at most 9 per digit). */
+ * first; returns how many were written. The transformer divides natively (one
+ * step of 9 tokens), so a digit is a remainder and a quotient by the base. */
 static int wasmformer_digits(unsigned value, unsigned base, bool upper, char *buffer) {
-    static const unsigned powers_of_ten[] = {1000000000u, 100000000u, 10000000u, 1000000u, 100000u,
-                                             10000u, 1000u, 100u, 10u, 1u};
     const char *digit_chars = upper ? "0123456789ABCDEF" : "0123456789abcdef";
     int count = 0;
-    if (base == 16) {
-        do {
-            buffer[count++] = digit_chars[value & 15u];
-            value >>= 4;
-        } while (value != 0);
-        return count;
-    }
-    char most_significant_first[10];
-    for (int place = 0; place < 10; place++) {
-        unsigned digit = 0;
-        while (value >= powers_of_ten[place]) {
-            value -= powers_of_ten[place];
-            digit++;
-        }
-        if (digit != 0 || count != 0 || place == 9)
-            most_significant_first[count++] = digit_chars[digit];
-    }
-    for (int i = 0; i < count; i++)
-        buffer[i] = most_significant_first[count - 1 - i];
+    do {
+        buffer[count++] = digit_chars[value % base];
+        value /= base;
+    } while (value != 0);
     return count;
 }
 
