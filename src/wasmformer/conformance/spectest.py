@@ -61,7 +61,7 @@ REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it 
     ("is not supported: a program may only import", "imports"), ("multiple memories", "multiple memories"),
     ("beyond the memory limit", "memory beyond memory_limit"),
     ("memory64", "memory64"), ("later proposals", "later proposals"), ("typed references", "later proposals"),
-    ("VM instructions; at most", "program size (MAX_INSTRUCTIONS)"),
+    ("VM instructions; at most", "program size (MAX_INSTRUCTIONS)"), ("imported tables", "imports"),
 ]
 
 STATE_CHANGING = ("store", "global.set", "memory.grow", "table.set", "table.grow", "table.fill", "table.copy",

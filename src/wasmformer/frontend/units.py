@@ -58,8 +58,9 @@ def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
             continue
         elif item.kind == "table":
             raise FrontendError(
-                f"import {item.module}.{item.name} (table) is not supported: the machine needs a table's "
-                "contents when the program is compiled (define the table in the module, filled by element segments)")
+                f"import {item.module}.{item.name} (table) is not supported: imported tables are not supported, the "
+                "machine needs a table's contents when the program is compiled (define the table in the module, "
+                "filled by element segments)")
         else:
             raise FrontendError(
                 f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import "
