@@ -6,12 +6,12 @@ Layout of the program:
                (or, with ``calls``: push the arguments, CALL the export, output
                each i32 result as 4 little-endian bytes, ...; HALT)
     then       every function reachable from the entry, in index order
-    then       one dispatcher per call_indirect signature
+    then       one dispatcher per call_indirect signature and table
     last       the helper subroutines replacing ops the machine lacks
 
-Only functions reachable from the entry (directly, or through the table for a
-call_indirect of their signature) are lowered, so a module may contain code
-the machine cannot run as long as it is never called.
+Only functions reachable from the entry (directly, or through a table for a
+call_indirect of their signature on that table) are lowered, so a module may
+contain code the machine cannot run as long as it is never called.
 """
 
 from __future__ import annotations

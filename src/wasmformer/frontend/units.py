@@ -2,7 +2,7 @@
 
 A ``ModuleUnit`` holds what is decided about a module before its functions
 are lowered (the op set the target executes, the memory window, globals,
-table); ``lower_reachable`` lowers every defined function reachable from the
+the immutable tables); ``lower_reachable`` lowers every defined function reachable from the
 roots. Both the user's program (frontend/lower.py) and the helper library
 (frontend/helpers.py) go through here, each as a unit of its own, so that
 their symbols never clash.
