@@ -445,7 +445,9 @@ def _run_summary(result) -> str:
 def _run_status(result, model, stopped_by_horizon: bool) -> int:
     """0 when the program halted, 1 when it trapped, 2 when max_new_tokens came first."""
     if result.trap:
-        print(f"wasmformer: error: the program trapped: {result.trap} "
+        from wasmformer.vm.program import trap_message
+
+        print(f"wasmformer: error: the program trapped: {trap_message(result.trap)} "
               f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
         return EXIT_ERROR
     if result.halted:

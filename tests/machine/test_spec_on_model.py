@@ -25,8 +25,8 @@ pytest.importorskip("wasmtime")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = spec_tests_dir(REPO_ROOT)
 SCRIPTS = sorted(SPEC_DIR.glob("*.wast")) if SPEC_DIR.is_dir() else []
-QUICK = ["i32.wast", "br_table.wast", "labels.wast", "load.wast", "store.wast", "call.wast", "local_tee.wast",
-         "select.wast", "memory_size.wast", "loop.wast"]
+QUICK = ["i32.wast", "br_table.wast", "call_indirect.wast", "labels.wast", "load.wast", "store.wast", "call.wast",
+         "local_tee.wast", "select.wast", "memory_size.wast", "loop.wast"]
 MAX_TOKENS_PER_STEP = QUOTIENT_BYTES + VALUE_BYTES + 1  # the longest step: a division (docs/token-language.md)
 
 pytestmark = [

@@ -411,6 +411,8 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "CALLS", "pair", [(-5,)]),
     (INSTRUCTIONS, "CALLS", "globals", [()]),
     (INSTRUCTIONS, "CALLS", "forever", [(1,)]),
+    ("tests.frontend.test_tables_oracle", "TABLES", "call_b", [(5, i) for i in (-1, 0, 1, 2, 3, 4, 6)]),
+    ("tests.frontend.test_tables_oracle", "TABLES", "other_v", [(i,) for i in (0, 1, 2, 3)]),
 ]
 
 

@@ -59,8 +59,9 @@ REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it 
     ("no i64 yet", "i64"), ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
     ("no reference types", "reference types"), ("no bulk memory", "bulk memory"), ("no tail calls", "tail calls"),
     ("is not supported: a program may only import", "imports"), ("multiple memories", "multiple memories"),
-    ("only table 0", "multiple tables"), ("beyond the memory limit", "memory beyond memory_limit"),
+    ("beyond the memory limit", "memory beyond memory_limit"),
     ("memory64", "memory64"), ("later proposals", "later proposals"), ("typed references", "later proposals"),
+    ("VM instructions; at most", "program size (MAX_INSTRUCTIONS)"), ("imported tables", "imports"),
 ]
 
 STATE_CHANGING = ("store", "global.set", "memory.grow", "table.set", "table.grow", "table.fill", "table.copy",

@@ -94,20 +94,33 @@ def emit_index_search(code: Code, index_local: int, runs: list[tuple[int, object
     """Jump to ``labels[target]`` of the run holding the (unsigned) value of ``index_local``.
 
     A binary search on the runs' first indices: O(log runs) compares, so a
-    br_table or call_indirect costs a few steps however large its table.
+    br_table or call_indirect costs a few steps however large its table. Each
+    compare is ``local_get; const boundary; lt_u|ge_u; jump_if_nonzero`` (4
+    steps); a half holding a single run is the compare's own jump target, so
+    the search ends without a separate ``jump`` wherever it can.
     """
     if len(runs) == 1:
         code.emit(Op.JUMP, labels[runs[0][1]])
         return
     middle = len(runs) // 2
-    lower_half = Label()
+    lower, upper = runs[:middle], runs[middle:]
     code.emit(Op.LOCAL_GET, index_local)
-    code.emit(Op.CONST, _signed(runs[middle][0]))
-    code.emit(Op.LT_U)
-    code.emit(Op.JUMP_IF_NONZERO, lower_half)
-    emit_index_search(code, index_local, runs[middle:], labels)
-    code.place(lower_half)
-    emit_index_search(code, index_local, runs[:middle], labels)
+    code.emit(Op.CONST, _signed(upper[0][0]))
+    if len(lower) == 1:
+        code.emit(Op.LT_U)
+        code.emit(Op.JUMP_IF_NONZERO, labels[lower[0][1]])
+        emit_index_search(code, index_local, upper, labels)
+    elif len(upper) == 1:
+        code.emit(Op.GE_U)
+        code.emit(Op.JUMP_IF_NONZERO, labels[upper[0][1]])
+        emit_index_search(code, index_local, lower, labels)
+    else:
+        lower_half = Label()
+        code.emit(Op.LT_U)
+        code.emit(Op.JUMP_IF_NONZERO, lower_half)
+        emit_index_search(code, index_local, upper, labels)
+        code.place(lower_half)
+        emit_index_search(code, index_local, lower, labels)
 
 
 def _signed(value: int) -> int:

@@ -27,6 +27,10 @@ PAGE_SIZE = 65536  # bytes in one wasm memory page
 
 VALUE_TYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
                0x70: "funcref", 0x6F: "externref"}
+# Typed references (function-references / GC proposals): 0x64 = (ref ht), 0x63 = (ref null ht), a heap
+# type (s33) following. They are decoded as opaque type names, so a module that uses them elsewhere still
+# runs its i32 functions; any function, block or call touching them is refused when lowered.
+TYPED_REFERENCE = {0x64: "ref", 0x63: "ref null"}
 EMPTY_BLOCK_TYPE = 0x40
 FUNCTION_TYPE_FORM = 0x60
 EXTERNAL_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
@@ -217,9 +221,16 @@ def _decode_section(module: Module, section_id: int, reader: Reader, function_ty
 
 def value_type(reader: Reader) -> str:
     code = reader.byte()
+    if code in TYPED_REFERENCE:
+        return _typed_reference(reader, code)
     if code not in VALUE_TYPES:
         raise FrontendError(f"value type 0x{code:02x} is not supported (typed references / GC)")
     return VALUE_TYPES[code]
+
+
+def _typed_reference(reader: Reader, code: int) -> str:
+    """(ref ht) / (ref null ht) after its prefix byte: the name, e.g. "(ref null 3)" (ht: type index or abstract)."""
+    return f"({TYPED_REFERENCE[code]} {reader.s33()})"
 
 
 def _function_type(reader: Reader) -> FuncType:
@@ -425,4 +436,7 @@ def _block_type(reader: Reader):
     if code in VALUE_TYPES:
         reader.pos += 1
         return VALUE_TYPES[code]
+    if code in TYPED_REFERENCE:
+        reader.pos += 1
+        return _typed_reference(reader, code)
     return reader.s33()

@@ -6,12 +6,12 @@ Layout of the program:
                (or, with ``calls``: push the arguments, CALL the export, output
                each i32 result as 4 little-endian bytes, ...; HALT)
     then       every function reachable from the entry, in index order
-    then       one dispatcher per call_indirect signature
+    then       one dispatcher per call_indirect signature and table
     last       the helper subroutines replacing ops the machine lacks
 
-Only functions reachable from the entry (directly, or through the table for a
-call_indirect of their signature) are lowered, so a module may contain code
-the machine cannot run as long as it is never called.
+Only functions reachable from the entry (directly, or through a table for a
+call_indirect of their signature on that table) are lowered, so a module may
+contain code the machine cannot run as long as it is never called.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.helpers import lower_helpers
 from wasmformer.frontend.lower_function import Environment, to_i32, type_reason
-from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_table,
-                                       lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function)
+from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
+                                       lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function,
+                                       table_functions)
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.ops import BASIC_OPS
 from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
@@ -66,15 +67,15 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
         raise FrontendError(f"the native op set must contain every basic op (missing: {missing})")
     check_imports(module, allow_helper_traps=False)
     pages, window = memory_window(module, memory_limit)
-    program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_table(module))
+    program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_tables(module))
     globals_ = global_values(module, program.global_slots)
     memory = initial_memory(module, pages, window)
     entry = entry_stub(program, calls)
     lowered = lower_reachable(program, _entry_roots(module, calls))
     pieces = [(Symbol(("entry",)), entry.code)]
     pieces += [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
-    pieces += [(symbol_of_dispatcher(program, signature), dispatcher(program, signature))
-               for signature in program.dispatch_types]
+    pieces += [(symbol_of_dispatcher(program, signature, table), dispatcher(program, signature, table))
+               for signature, table in program.dispatch_types]
     helper_pieces, helper_aliases, helper_names = helper_code(program)
     linked = link(pieces + helper_pieces, helper_aliases)
     if len(linked.instrs) > MAX_INSTRUCTIONS:
@@ -146,14 +147,18 @@ def initial_memory(module: Module, pages: int, window: int) -> bytes:
 # --- call_indirect dispatchers ---------------------------------------------------------------
 
 
-def dispatcher(program: ModuleUnit, signature: FuncType) -> Code:
-    """call_indirect: pop the table index, CALL the function in that slot if its type matches, else TRAP."""
-    code = Code(f"call_indirect {signature}")
+def dispatcher(program: ModuleUnit, signature: FuncType, table: int) -> Code:
+    """call_indirect: pop the table index, CALL the function in that slot if its type matches, else TRAP.
+
+    Out of range, null and mismatched slots all reach the one TRAP INDIRECT_CALL
+    (wasm's "undefined element", "uninitialized element" and "indirect call
+    type mismatch"; docs/vm-program.md).
+    """
+    code = Code(f"call_indirect {signature} table {table}")
     index_local = 0
     code.emit(Op.LOCAL_SET, index_local)
-    module = program.module
-    targets = [f if f is not None and module.function_type(f) == signature else None for f in program.table]
-    labels = {target: Label() for target in set(targets) | {None}}
+    targets = table_functions(program, signature, table)
+    labels = {target: Label() for target in dict.fromkeys(targets + [None])}  # first-seen order: deterministic
     emit_index_search(code, index_local, index_runs(targets, None), labels)
     environment = make_environment(program)
     for target, label in labels.items():

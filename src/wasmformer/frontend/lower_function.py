@@ -62,7 +62,7 @@ class Environment:
     function_symbol: Callable[[int], Symbol | Instr]  # an Instr for imports (PUTCHAR, GETCHAR, TRAP)
     global_slot: Callable[[int, Callable], int]  # wasm global -> VM global; refuses via the 2nd argument
     op_target: Callable[[Op], Symbol | None]  # None: native; else the helper that replaces the op
-    dispatch_symbol: Callable[[int, int], Symbol]  # (type index, table) -> call_indirect dispatcher
+    dispatch_symbol: Callable[[int, int], Symbol]  # (type index, table index) -> call_indirect dispatcher
     name_prefix: str = ""  # for function names in messages and origins
     native_ops: frozenset = frozenset()  # the ops the machine executes itself (a pure query; op_target counts)
 
@@ -88,7 +88,7 @@ class _Frame:
 class LoweredFunction:
     code: Code
     calls: set[int] = field(default_factory=set)  # function indices called directly
-    indirect_types: set[int] = field(default_factory=set)  # call_indirect type indices
+    indirect_types: set[tuple[int, int]] = field(default_factory=set)  # call_indirect (type index, table)
     frame_size: int = 0  # params + declared locals + scratch locals
 
 
@@ -100,6 +100,8 @@ def check_i32_signature(module: Module, index: int, signature: FuncType) -> None
 
 
 def type_reason(kind: str) -> str:
+    if kind.startswith("(ref"):
+        return "no typed references (function-references / GC proposals)"
     return {"i64": "no i64 yet", "f32": "no floating point", "f64": "no floating point",
             "v128": "no SIMD"}.get(kind, "no reference types")
 
@@ -304,8 +306,9 @@ class _FunctionLowering:
         type_index, table = instruction.args
         signature = self.module.types[type_index]
         for kind in signature.params + signature.results:
-            self._require_i32(kind)
-        self.result.indirect_types.add(type_index)
+            if kind != "i32":
+                raise self.fail(f"call_indirect of type {signature} is not supported ({type_reason(kind)})")
+        self.result.indirect_types.add((type_index, table))
         self.code.emit(Op.CALL, self.env.dispatch_symbol(type_index, table))
         self.height += len(signature.results) - len(signature.params) - 1
 

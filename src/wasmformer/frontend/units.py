@@ -2,7 +2,7 @@
 
 A ``ModuleUnit`` holds what is decided about a module before its functions
 are lowered (the op set the target executes, the memory window, globals,
-table); ``lower_reachable`` lowers every defined function reachable from the
+the immutable tables); ``lower_reachable`` lowers every defined function reachable from the
 roots. Both the user's program (frontend/lower.py) and the helper library
 (frontend/helpers.py) go through here, each as a unit of its own, so that
 their symbols never clash.
@@ -41,9 +41,9 @@ class ModuleUnit:
     memory_limit: int
     memory_pages: int
     global_slots: dict[int, int]
-    table: list[int | None]
+    tables: list[list[int | None]]  # initial_tables: each table's function per slot (None: null)
     rewritten: dict[Op, int] = field(default_factory=dict)
-    dispatch_types: dict[FuncType, int] = field(default_factory=dict)
+    dispatch_types: dict[tuple[FuncType, int], int] = field(default_factory=dict)  # (signature, table) -> type
     allow_helper_traps: bool = False  # true only for the helper library
 
 
@@ -56,6 +56,11 @@ def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
                                     f"not {module.types[item.type_index]}")
         elif allow_helper_traps and item.module == HELPER_TRAP_MODULE and item.name in HELPER_TRAP_IMPORTS:
             continue
+        elif item.kind == "table":
+            raise FrontendError(
+                f"import {item.module}.{item.name} (table) is not supported: imported tables are not supported, the "
+                "machine needs a table's contents when the program is compiled (define the table in the module, "
+                "filled by element segments)")
         else:
             raise FrontendError(
                 f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import "
@@ -90,30 +95,40 @@ def global_slots(module: Module) -> dict[int, int]:
     return slots
 
 
-def initial_table(module: Module) -> list[int | None]:
-    """Table 0 after the active element segments (function index per slot, None = null)."""
-    if not module.tables:
-        return []
-    table: list[int | None] = [None] * module.tables[0].minimum
+def initial_tables(module: Module) -> list[list[int | None]]:
+    """Every table after the active element segments: a function index per slot, None = null.
+
+    Tables are immutable here (table.set/grow/init and elem.drop are refused as
+    reference types), so this is their content for the whole run. Trailing null
+    slots are left out: call_indirect traps on a null slot and past the end alike,
+    so a table declared with a huge minimum costs nothing.
+    """
+    filled: list[dict[int, int | None]] = [{} for _ in module.tables]
     for number, segment in enumerate(module.elements):
         if segment.mode != "active":
-            continue
-        if segment.table != 0:
-            raise FrontendError(f"element segment {number} fills table {segment.table}; only table 0 is supported")
+            continue  # passive segments are only read by table.init, declarative ones never
+        if segment.table >= len(module.tables):
+            raise FrontendError(f"element segment {number} fills table {segment.table}, which is not defined "
+                                "(imported tables are not supported)")
         start = constant_value(segment.offset, {}, f"element segment {number}") % (1 << 32)
-        if start + len(segment.functions) > len(table):
-            raise FrontendError(f"element segment {number} lies outside the table "
+        if start + len(segment.functions) > module.tables[segment.table].minimum:
+            raise FrontendError(f"element segment {number} lies outside table {segment.table} "
                                 "(instantiation would trap: out of bounds table access)")
-        table[start:start + len(segment.functions)] = segment.functions
-    return table
+        for offset, function in enumerate(segment.functions):
+            filled[segment.table][start + offset] = function
+    tables = []
+    for slots in filled:
+        length = 1 + max((slot for slot, function in slots.items() if function is not None), default=-1)
+        tables.append([slots.get(slot) for slot in range(length)])
+    return tables
 
 
 def symbol_of_function(unit: str, index: int) -> Symbol:
     return Symbol(("func", unit, index))
 
 
-def symbol_of_dispatcher(program: ModuleUnit, signature: FuncType) -> Symbol:
-    return Symbol(("dispatch", program.unit, str(signature)))
+def symbol_of_dispatcher(program: ModuleUnit, signature: FuncType, table: int) -> Symbol:
+    return Symbol(("dispatch", program.unit, str(signature), table))
 
 
 def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
@@ -143,11 +158,9 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         return Symbol(("helper", op.value))
 
     def dispatch_symbol(type_index: int, table: int) -> Symbol:
-        if table != 0:
-            raise FrontendError(f"call_indirect through table {table}: only table 0 is supported")
-        signature = module.types[type_index]
-        program.dispatch_types.setdefault(signature, type_index)
-        return symbol_of_dispatcher(program, signature)
+        signature = module.types[type_index]  # types are compared structurally: FuncType equality
+        program.dispatch_types.setdefault((signature, table), type_index)
+        return symbol_of_dispatcher(program, signature, table)
 
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
                        global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
@@ -167,18 +180,19 @@ def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = ""
         function = lower_function(environment, index)
         lowered[index] = function
         pending += sorted(function.calls)
-        for type_index in sorted(function.indirect_types):
-            pending += _table_functions(program, module.types[type_index])
+        for type_index, table in sorted(function.indirect_types):
+            pending += [f for f in table_functions(program, module.types[type_index], table) if f is not None]
     return lowered
 
 
-def _table_functions(program: ModuleUnit, signature: FuncType) -> list[int]:
+def table_functions(program: ModuleUnit, signature: FuncType, table: int) -> list[int | None]:
+    """The table's slots, keeping only the functions of this signature (a call_indirect's valid targets)."""
     module = program.module
-    return [f for f in program.table if f is not None and module.function_type(f) == signature]
+    return [f if f is not None and module.function_type(f) == signature else None for f in program.tables[table]]
 
 
 def helper_program(module: Module) -> ModuleUnit:
     """The ModuleUnit for the helper library: basic ops only, trap imports allowed."""
     check_imports(module, allow_helper_traps=True)
-    return ModuleUnit(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_table(module),
+    return ModuleUnit(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_tables(module),
                     allow_helper_traps=True)
