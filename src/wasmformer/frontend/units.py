@@ -29,6 +29,7 @@ HELPER_TRAP_MODULE = "wasmformer_helpers"
 HELPER_TRAP_IMPORTS = {
     "trap_divide_by_zero": TrapReason.DIVIDE_BY_ZERO,
     "trap_integer_overflow": TrapReason.INTEGER_OVERFLOW,
+    "trap_out_of_bounds_memory": TrapReason.OUT_OF_BOUNDS_MEMORY,
 }
 
 
@@ -42,7 +43,8 @@ class ModuleUnit:
     memory_pages: int
     global_slots: dict[int, int]
     table: list[int | None]
-    rewritten: dict[Op, int] = field(default_factory=dict)
+    rewritten: dict[Op, int] = field(default_factory=dict)  # op -> call sites of its helper
+    helper_calls: dict[str, int] = field(default_factory=dict)  # wasm instructions lowered to helper calls
     dispatch_types: dict[FuncType, int] = field(default_factory=dict)
     allow_helper_traps: bool = False  # true only for the helper library
 
@@ -142,6 +144,12 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         program.rewritten[op] = program.rewritten.get(op, 0) + 1
         return Symbol(("helper", op.value))
 
+    def helper_symbol(name: str) -> Symbol:
+        if program.allow_helper_traps:
+            raise FrontendError(f"helper code uses the helper {name} through a wasm instruction; call it instead")
+        program.helper_calls[name] = program.helper_calls.get(name, 0) + 1
+        return Symbol(("helper", name))
+
     def dispatch_symbol(type_index: int, table: int) -> Symbol:
         if table != 0:
             raise FrontendError(f"call_indirect through table {table}: only table 0 is supported")
@@ -150,7 +158,8 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         return symbol_of_dispatcher(program, signature)
 
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
-                       global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
+                       global_slot, op_target, dispatch_symbol, helper_symbol, name_prefix,
+                       frozenset(program.native_ops))
 
 
 def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
@@ -177,8 +186,13 @@ def _table_functions(program: ModuleUnit, signature: FuncType) -> list[int]:
     return [f for f in program.table if f is not None and module.function_type(f) == signature]
 
 
-def helper_program(module: Module) -> ModuleUnit:
-    """The ModuleUnit for the helper library: basic ops only, trap imports allowed."""
+def helper_program(module: Module, memory_limit: int, memory_pages: int) -> ModuleUnit:
+    """The ModuleUnit for the helper library: basic ops only, trap imports allowed.
+
+    The helpers run on the user program's memory, so they get its window
+    (``memory_limit``) and declared size (``memory_pages``), not their own
+    module's placeholder memory.
+    """
     check_imports(module, allow_helper_traps=True)
-    return ModuleUnit(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_table(module),
-                    allow_helper_traps=True)
+    return ModuleUnit(module, "helpers", BASIC_OPS, memory_limit, memory_pages, global_slots(module),
+                      initial_table(module), allow_helper_traps=True)
