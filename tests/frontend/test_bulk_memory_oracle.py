@@ -7,6 +7,9 @@ bounds checks must agree with wasmtime's exactly; with the default window the
 documented difference holds: a range past the window traps although wasm allows it.
 """
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from tests.frontend.frontend_oracle import assert_same, lowered, run_reference, run_wasmtime, _wat_binary
@@ -18,6 +21,16 @@ from wasmformer.vm.program import Op
 pytestmark = pytest.mark.oracle
 
 PAGE = 65536
+C_PROGRAM = Path(__file__).with_name("bulk_memory.c")
+C_INPUT = b"5"
+CLANG_DEFAULT_CPU = "-mcpu=generic"  # clang's default wasm CPU: bulk memory, sign extension, ...
+
+
+def compile_for_clangs_default_cpu(source: Path) -> bytes:
+    """The toolchain's flags with clang's default CPU instead of the MVP one (a later -mcpu wins)."""
+    from wasmformer.frontend.toolchain import compile_c
+
+    return compile_c(source, extra_flags=[CLANG_DEFAULT_CPU])
 PATTERN = "".join(f"\\{byte:02x}" for byte in range(1, 33))  # 32 distinct nonzero bytes
 
 
@@ -129,3 +142,22 @@ def test_memory_init_is_refused_with_its_reason():
       (func (export "main") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 3))))"""
     with pytest.raises(FrontendError, match="memory.init is not supported"):
         lowered(wat)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="needs the ziglang package")
+def test_a_c_program_for_clangs_default_cpu_runs_unchanged():
+    """memset/memcpy/memmove on arrays and structs; struct copies compile to memory.copy."""
+    from wasmformer.frontend import load_program
+    from wasmformer.frontend.decode import decode_body, decode_module
+
+    wasm = compile_for_clangs_default_cpu(C_PROGRAM)
+    module = decode_module(wasm)
+    names = {instruction.name for function in module.functions
+             for instruction in decode_body(module, module.defined_function(function.index))}
+    assert "memory.copy" in names
+    program = load_program(wasm, kind="wasm")
+    assert program.stats["helper_calls"].get("memory_copy", 0) >= 1
+    result = refvm.run(program, C_INPUT)
+    expected = run_wasmtime(wasm, input_bytes=C_INPUT)
+    assert (result.output, result.trap) == (expected.output, expected.trap)
+    assert expected.output.endswith(b"memory.copy.\n")
