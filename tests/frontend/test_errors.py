@@ -41,10 +41,10 @@ def test_unreachable_unsupported_function_is_fine():
     assert program.stats["functions"] == 1
 
 
-def test_bulk_memory_refused():
-    message = refused("""(module (memory 1) (func $fill (export "main")
-      (memory.fill (i32.const 0) (i32.const 0) (i32.const 4))))""")
-    assert "memory.fill is not supported (no bulk memory)" in message and "'fill'" in message
+def test_memory_init_refused():
+    message = refused("""(module (memory 1) (data "abcd") (func $init (export "main")
+      (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 4))))""")
+    assert "memory.init is not supported (no passive data segments)" in message and "'init'" in message
 
 
 def test_simd_refused():

@@ -119,3 +119,17 @@ def test_hull_engine_agrees_with_the_fast_engine(universal, programs, name, sour
     hull = run_program(universal, program, input_bytes, engine="hull", max_new_tokens=HULL_PREFIX)
     assert hull.trace == fast.trace
     assert fast.halted or len(fast.trace) == HULL_PREFIX
+
+
+@pytest.mark.oracle
+def test_c_bulk_memory_program_on_the_model(universal):
+    """A C program compiled for clang's default CPU (memory.copy through the helpers): trace and output."""
+    pytest.importorskip("ziglang")
+    from tests.frontend import frontend_oracle, test_bulk_memory_oracle as bulk
+
+    wasm = bulk.compile_for_clangs_default_cpu(bulk.C_PROGRAM)
+    program = load_program(wasm, kind="wasm")
+    expected = expected_trace(program, bulk.C_INPUT)
+    run = run_program(universal, program, bulk.C_INPUT, max_new_tokens=len(expected.tokens) + 16)
+    assert trace_tokens(universal, run) == expected.tokens
+    assert run.output == frontend_oracle.run_wasmtime(wasm, input_bytes=bulk.C_INPUT).output

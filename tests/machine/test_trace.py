@@ -381,6 +381,7 @@ def wat_module(module: str, name: str) -> str:
 
 
 INSTRUCTIONS = "tests.frontend.test_instructions_oracle"
+BULK = "tests.frontend.test_bulk_memory_oracle"
 WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "MEMORY", "load8_s", [(a,) for a in range(14, 24)]),
     (INSTRUCTIONS, "MEMORY", "load16_s", [(a,) for a in range(14, 24)]),
@@ -413,6 +414,13 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "CALLS", "forever", [(1,)]),
     ("tests.frontend.test_tables_oracle", "TABLES", "call_b", [(5, i) for i in (-1, 0, 1, 2, 3, 4, 6)]),
     ("tests.frontend.test_tables_oracle", "TABLES", "other_v", [(i,) for i in (0, 1, 2, 3)]),
+    # bulk memory through the helpers: overlapping copies both ways, the window's end, one past it
+    # (the first call of each export, the one also run on the dense engine, is the shortest)
+    (BULK, "BULK_WINDOW", "fill", [(0, 9, 0, 0, 1), (3, 0x1AB, 21, 0, 28),
+                                   (DEFAULT_MEMORY_LIMIT - 5, -1, 5, DEFAULT_MEMORY_LIMIT - 8, DEFAULT_MEMORY_LIMIT),
+                                   (DEFAULT_MEMORY_LIMIT - 4, 7, 1 << 16, 0, 4)]),
+    (BULK, "BULK_WINDOW", "copy", [(1, 0, 1, 0, 1), (5, 0, 22, 0, 28), (0, 5, 22, 0, 28),
+                                   (0, DEFAULT_MEMORY_LIMIT - 32, 32, 0, 32), (0, DEFAULT_MEMORY_LIMIT - 31, 1 << 16, 0, 4)]),
 ]
 
 

@@ -1,7 +1,8 @@
 """The helper library (helpers.wat), lowered by the front end itself and linked on demand.
 
-``lower_helpers(names)`` returns the code of the helpers named (export names =
-VM op names, e.g. "mul") and of every helper they call, each function under
+``lower_helpers(names, memory_limit, memory_pages)`` returns the code of the
+helpers named (export names = VM op names, e.g. "mul", or the names the
+lowering calls for bulk memory, e.g. "memory_fill") and of every helper they call, each function under
 its own symbol, plus an alias Symbol("helper", name) for each entry point.
 """
 
@@ -24,9 +25,11 @@ def helper_library():
     return decode_module(wasmtime.wat2wasm(HELPERS_SOURCE.read_text()))
 
 
-def lower_helpers(names: list[str]) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
+def lower_helpers(names: list[str], memory_limit: int,
+                  memory_pages: int) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
+    """The helpers ``names`` lowered for a program with that memory window and declared size."""
     module = helper_library()
-    program = helper_program(module)
+    program = helper_program(module, memory_limit, memory_pages)
     roots = [module.exports[name][1] for name in names]
     lowered = lower_reachable(program, roots, HELPER_NAME_PREFIX)
     pieces = [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]

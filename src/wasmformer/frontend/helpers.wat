@@ -6,9 +6,14 @@
 ;; in O(32) steps: the only shift available is "x + x" (one bit left), and the
 ;; top bit of x is "x <s 0", so numbers are read most significant bit first.
 ;; Imports from "wasmformer_helpers" become TRAP instructions with that reason.
+;; The bulk memory helpers (memory_fill, memory_copy) read and write the user
+;; program's memory: the front end lowers them with that program's window, so
+;; the memory declared here only makes the loads and stores valid wasm.
 (module
   (import "wasmformer_helpers" "trap_divide_by_zero" (func $trap_divide_by_zero))
   (import "wasmformer_helpers" "trap_integer_overflow" (func $trap_integer_overflow))
+  (import "wasmformer_helpers" "trap_out_of_bounds_memory" (func $trap_out_of_bounds_memory))
+  (memory 0)
 
   ;; x << 8, unrolled: skipping a zero byte costs ~4 steps per bit instead of ~13
   (func $shift_left_8 (param $x i32) (result i32)
@@ -275,4 +280,126 @@
     (local.set $x (call $shift_left (local.get $x) (i32.const 16)))
     (call $shift_right (local.get $x) (i32.const 16)
                        (i32.sub (i32.const 0) (i32.lt_s (local.get $x) (i32.const 0)))))
+
+  ;; Bulk memory. $limit is the machine's memory window (the lowering pushes it
+  ;; after wasm's three operands): like wasm, the whole range is checked before
+  ;; any byte is written, against the window instead of the declared memory.
+
+  ;; traps unless address + length <= limit (unsigned, without overflow)
+  (func $check_range (param $address i32) (param $length i32) (param $limit i32)
+    (if (i32.gt_u (local.get $address) (local.get $limit)) (then (call $trap_out_of_bounds_memory)))
+    (if (i32.gt_u (local.get $length) (i32.sub (local.get $limit) (local.get $address)))
+      (then (call $trap_out_of_bounds_memory))))
+
+  ;; memory.fill: n bytes at d set to the low byte of value. Once four bytes are
+  ;; stored one by one, the word they form is stored 16 bytes (four words) a
+  ;; step, then single words, then the last bytes.
+  (func $memory_fill (export "memory_fill") (param $d i32) (param $value i32) (param $n i32) (param $limit i32)
+    (local $word i32)
+    (call $check_range (local.get $d) (local.get $n) (local.get $limit))
+    (if (i32.ge_u (local.get $n) (i32.const 4))
+      (then
+        (i32.store8 (local.get $d) (local.get $value))
+        (i32.store8 offset=1 (local.get $d) (local.get $value))
+        (i32.store8 offset=2 (local.get $d) (local.get $value))
+        (i32.store8 offset=3 (local.get $d) (local.get $value))
+        (local.set $word (i32.load (local.get $d)))
+        (block $blocks_done
+          (loop $next_block
+            (br_if $blocks_done (i32.lt_u (local.get $n) (i32.const 16)))
+            (i32.store (local.get $d) (local.get $word))
+            (i32.store offset=4 (local.get $d) (local.get $word))
+            (i32.store offset=8 (local.get $d) (local.get $word))
+            (i32.store offset=12 (local.get $d) (local.get $word))
+            (local.set $d (i32.add (local.get $d) (i32.const 16)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 16)))
+            (br $next_block)))
+        (block $words_done
+          (loop $next_word
+            (br_if $words_done (i32.lt_u (local.get $n) (i32.const 4)))
+            (i32.store (local.get $d) (local.get $word))
+            (local.set $d (i32.add (local.get $d) (i32.const 4)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+            (br $next_word)))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (i32.store8 (local.get $d) (local.get $value))
+        (local.set $d (i32.add (local.get $d) (i32.const 1)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next))))
+
+  ;; memory.copy: n bytes from s to d as memmove does. Forwards when d <= s
+  ;; (lowest address first), backwards when d > s (highest first): 16 bytes
+  ;; (four words) a step, then words, then bytes. Each word is read before it
+  ;; is written, and every later read lies beyond what was written (above it
+  ;; forwards, below it backwards), so no source byte is overwritten before it
+  ;; is read, however the ranges overlap.
+  (func $memory_copy (export "memory_copy") (param $d i32) (param $s i32) (param $n i32) (param $limit i32)
+    (call $check_range (local.get $d) (local.get $n) (local.get $limit))
+    (call $check_range (local.get $s) (local.get $n) (local.get $limit))
+    (if (i32.le_u (local.get $d) (local.get $s))
+      (then (call $copy_forwards (local.get $d) (local.get $s) (local.get $n)))
+      (else (call $copy_backwards (local.get $d) (local.get $s) (local.get $n)))))
+
+  (func $copy_forwards (param $d i32) (param $s i32) (param $n i32)
+    (block $blocks_done
+      (loop $next_block
+        (br_if $blocks_done (i32.lt_u (local.get $n) (i32.const 16)))
+        (i32.store (local.get $d) (i32.load (local.get $s)))
+        (i32.store offset=4 (local.get $d) (i32.load offset=4 (local.get $s)))
+        (i32.store offset=8 (local.get $d) (i32.load offset=8 (local.get $s)))
+        (i32.store offset=12 (local.get $d) (i32.load offset=12 (local.get $s)))
+        (local.set $d (i32.add (local.get $d) (i32.const 16)))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 16)))
+        (br $next_block)))
+    (block $words_done
+      (loop $next_word
+        (br_if $words_done (i32.lt_u (local.get $n) (i32.const 4)))
+        (i32.store (local.get $d) (i32.load (local.get $s)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 4)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $next_word)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (i32.store8 (local.get $d) (i32.load8_u (local.get $s)))
+        (local.set $d (i32.add (local.get $d) (i32.const 1)))
+        (local.set $s (i32.add (local.get $s) (i32.const 1)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next))))
+
+  ;; $d and $s start at the ends of the ranges; n bytes remain below them.
+  (func $copy_backwards (param $d i32) (param $s i32) (param $n i32)
+    (local.set $d (i32.add (local.get $d) (local.get $n)))
+    (local.set $s (i32.add (local.get $s) (local.get $n)))
+    (block $blocks_done
+      (loop $next_block
+        (br_if $blocks_done (i32.lt_u (local.get $n) (i32.const 16)))
+        (local.set $d (i32.sub (local.get $d) (i32.const 16)))
+        (local.set $s (i32.sub (local.get $s) (i32.const 16)))
+        (i32.store offset=12 (local.get $d) (i32.load offset=12 (local.get $s)))
+        (i32.store offset=8 (local.get $d) (i32.load offset=8 (local.get $s)))
+        (i32.store offset=4 (local.get $d) (i32.load offset=4 (local.get $s)))
+        (i32.store (local.get $d) (i32.load (local.get $s)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 16)))
+        (br $next_block)))
+    (block $words_done
+      (loop $next_word
+        (br_if $words_done (i32.lt_u (local.get $n) (i32.const 4)))
+        (local.set $d (i32.sub (local.get $d) (i32.const 4)))
+        (local.set $s (i32.sub (local.get $s) (i32.const 4)))
+        (i32.store (local.get $d) (i32.load (local.get $s)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $next_word)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $d (i32.sub (local.get $d) (i32.const 1)))
+        (local.set $s (i32.sub (local.get $s) (i32.const 1)))
+        (i32.store8 (local.get $d) (i32.load8_u (local.get $s)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next))))
 )

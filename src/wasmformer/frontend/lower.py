@@ -85,6 +85,7 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
     stats = {
         "functions": len(lowered),
         "rewritten_ops": {op.value: count for op, count in sorted(program.rewritten.items(), key=lambda i: i[0].value)},
+        "helper_calls": dict(sorted(program.helper_calls.items())),  # bulk memory instruction -> call sites
         "helpers": helper_names,
         "helper_instructions": len(linked.instrs) - helper_start,
         "helper_pcs": [helper_start, len(linked.instrs)],
@@ -129,7 +130,7 @@ def initial_memory(module: Module, pages: int, window: int) -> bytes:
     memory = bytearray()
     for number, segment in enumerate(module.data):
         if segment.mode != "active":
-            continue  # passive segments are only read by memory.init (bulk memory: refused)
+            continue  # passive segments are only read by memory.init (refused: lower_function)
         start = constant_value(segment.offset, {}, f"data segment {number}") % (1 << 32)
         end = start + len(segment.data)
         if end > pages * PAGE_SIZE:
@@ -297,9 +298,14 @@ def _output_through_shifts(code: Code, program: ModuleUnit, environment: Environ
 
 
 def helper_code(program: ModuleUnit) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
-    """The helper subroutines for the rewritten ops; Symbol("helper", op name) aliases each entry."""
-    if not program.rewritten:
+    """The helper subroutines for the rewritten ops and the bulk memory instructions.
+
+    Symbol("helper", name) aliases each entry (the op's name, or the name the
+    lowering called, e.g. "memory_fill").
+    """
+    names = sorted({op.value for op in program.rewritten} | set(program.helper_calls))
+    if not names:
         return [], {}, []
-    return lower_helpers(sorted(op.value for op in program.rewritten))
+    return lower_helpers(names, program.memory_limit, program.memory_pages)
 
 

@@ -38,11 +38,16 @@ MEMORY_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS if row.immediate
 VARIABLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS
                                    if row.immediate in (Immediate.LOCAL, Immediate.GLOBAL)}
 
+# Bulk memory instructions lowered to a call of a helper subroutine (wasm name -> helper export name).
+# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. data.drop lowers to
+# nothing: memory.init, the only reader of a passive segment, is refused, so dropping one is unobservable.
+BULK_MEMORY_HELPERS = {"memory.fill": "memory_fill", "memory.copy": "memory_copy"}
+BULK_MEMORY_OPERANDS = 3
+
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
     ("i32.wrap_i64", "no i64 yet"), ("i32.trunc", "no floating point"), ("i32.reinterpret", "no floating point"),
     ("i64.", "no i64 yet"), ("f32.", "no floating point"), ("f64.", "no floating point"),
-    ("memory.copy", "no bulk memory"), ("memory.fill", "no bulk memory"), ("memory.init", "no bulk memory"),
-    ("data.drop", "no bulk memory"), ("table.", "no reference types"), ("elem.drop", "no reference types"),
+    ("memory.init", "no passive data segments"), ("table.", "no reference types"), ("elem.drop", "no reference types"),
     ("ref.", "no reference types"), ("return_call", "no tail calls"),
 ]
 
@@ -63,6 +68,7 @@ class Environment:
     global_slot: Callable[[int, Callable], int]  # wasm global -> VM global; refuses via the 2nd argument
     op_target: Callable[[Op], Symbol | None]  # None: native; else the helper that replaces the op
     dispatch_symbol: Callable[[int, int], Symbol]  # (type index, table index) -> call_indirect dispatcher
+    helper_symbol: Callable[[str], Symbol]  # a helper subroutine by its export name (its use is recorded)
     name_prefix: str = ""  # for function names in messages and origins
     native_ops: frozenset = frozenset()  # the ops the machine executes itself (a pure query; op_target counts)
 
@@ -144,6 +150,7 @@ class _FunctionLowering:
             "call": self._call, "call_indirect": self._call_indirect,
             "block": self._block, "loop": self._loop, "if": self._if, "else": self._else, "end": self._end,
             "br": self._br, "br_if": self._br_if, "br_table": self._br_table, "return": self._return,
+            "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "data.drop": self._nop,
         }
 
     def _declared_locals(self) -> int:
@@ -290,6 +297,16 @@ class _FunctionLowering:
 
     def _memory_grow(self, instruction: Instruction) -> None:
         self.code.emit(Op.MEMORY_GROW, self.env.memory_pages)
+
+    def _bulk_memory(self, instruction: Instruction) -> None:
+        """memory.fill (d value n) / memory.copy (d s n): push the window, call the helper of that name.
+
+        The helpers (helpers.wat) check d + n (and s + n) against the window
+        before writing anything and copy like memmove.
+        """
+        self.code.emit(Op.CONST, self.env.memory_limit)
+        self.code.emit(Op.CALL, self.env.helper_symbol(BULK_MEMORY_HELPERS[instruction.name]))
+        self.height -= BULK_MEMORY_OPERANDS
 
     def _call(self, instruction: Instruction) -> None:
         callee = instruction.args[0]

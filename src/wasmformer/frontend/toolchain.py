@@ -9,7 +9,9 @@ The module we produce is shaped for the machine:
 * no libc, no entry point; ``main`` is exported under exactly that name with type
   ``() -> i32`` (see ``MAIN_EXPORT_DEFINE``);
 * MVP instruction set only (no bulk-memory, sign-ext, multivalue...), so the
-  lowering sees the smallest opcode set;
+  lowering sees the smallest opcode set (modules built for clang's default CPU,
+  with memory.fill / memory.copy and sign extension, run too: extra_flags
+  ``-mcpu=generic``);
 * linear memory laid out low and small: the stack first (growing down from
   ``stack_size`` to 0), data right after it, the heap after the data and ending
   below ``DEFAULT_MEMORY_LIMIT``.

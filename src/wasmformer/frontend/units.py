@@ -29,6 +29,7 @@ HELPER_TRAP_MODULE = "wasmformer_helpers"
 HELPER_TRAP_IMPORTS = {
     "trap_divide_by_zero": TrapReason.DIVIDE_BY_ZERO,
     "trap_integer_overflow": TrapReason.INTEGER_OVERFLOW,
+    "trap_out_of_bounds_memory": TrapReason.OUT_OF_BOUNDS_MEMORY,
 }
 
 
@@ -42,7 +43,8 @@ class ModuleUnit:
     memory_pages: int
     global_slots: dict[int, int]
     tables: list[list[int | None]]  # initial_tables: each table's function per slot (None: null)
-    rewritten: dict[Op, int] = field(default_factory=dict)
+    rewritten: dict[Op, int] = field(default_factory=dict)  # op -> call sites of its helper
+    helper_calls: dict[str, int] = field(default_factory=dict)  # wasm instructions lowered to helper calls
     dispatch_types: dict[tuple[FuncType, int], int] = field(default_factory=dict)  # (signature, table) -> type
     allow_helper_traps: bool = False  # true only for the helper library
 
@@ -157,13 +159,20 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         program.rewritten[op] = program.rewritten.get(op, 0) + 1
         return Symbol(("helper", op.value))
 
+    def helper_symbol(name: str) -> Symbol:
+        if program.allow_helper_traps:
+            raise FrontendError(f"helper code uses the helper {name} through a wasm instruction; call it instead")
+        program.helper_calls[name] = program.helper_calls.get(name, 0) + 1
+        return Symbol(("helper", name))
+
     def dispatch_symbol(type_index: int, table: int) -> Symbol:
         signature = module.types[type_index]  # types are compared structurally: FuncType equality
         program.dispatch_types.setdefault((signature, table), type_index)
         return symbol_of_dispatcher(program, signature, table)
 
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
-                       global_slot, op_target, dispatch_symbol, name_prefix, frozenset(program.native_ops))
+                       global_slot, op_target, dispatch_symbol, helper_symbol, name_prefix,
+                       frozenset(program.native_ops))
 
 
 def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
@@ -191,8 +200,13 @@ def table_functions(program: ModuleUnit, signature: FuncType, table: int) -> lis
     return [f if f is not None and module.function_type(f) == signature else None for f in program.tables[table]]
 
 
-def helper_program(module: Module) -> ModuleUnit:
-    """The ModuleUnit for the helper library: basic ops only, trap imports allowed."""
+def helper_program(module: Module, memory_limit: int, memory_pages: int) -> ModuleUnit:
+    """The ModuleUnit for the helper library: basic ops only, trap imports allowed.
+
+    The helpers run on the user program's memory, so they get its window
+    (``memory_limit``) and declared size (``memory_pages``), not their own
+    module's placeholder memory.
+    """
     check_imports(module, allow_helper_traps=True)
-    return ModuleUnit(module, "helpers", BASIC_OPS, 0, 0, global_slots(module), initial_tables(module),
-                    allow_helper_traps=True)
+    return ModuleUnit(module, "helpers", BASIC_OPS, memory_limit, memory_pages, global_slots(module),
+                      initial_tables(module), allow_helper_traps=True)

@@ -1,0 +1,163 @@
+"""memory.fill and memory.copy (bulk memory) on the reference VM against wasmtime, and data.drop.
+
+Each export runs the bulk instruction and returns a digest of the bytes in
+[lo, hi), so a wrong byte anywhere in the range shows. With
+``memory_limit=PAGE`` the machine's window is the whole declared page and the
+bounds checks must agree with wasmtime's exactly; with the default window the
+documented difference holds: a range past the window traps although wasm allows it.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.frontend.frontend_oracle import assert_same, lowered, run_reference, run_wasmtime, _wat_binary
+from wasmformer.frontend import Call, TrapReason
+from wasmformer.frontend.lower import DEFAULT_MEMORY_LIMIT
+from wasmformer.oracles import refvm
+from wasmformer.vm.program import Op
+
+pytestmark = pytest.mark.oracle
+
+PAGE = 65536
+C_PROGRAM = Path(__file__).with_name("bulk_memory.c")
+C_INPUT = b"5"
+CLANG_DEFAULT_CPU = "-mcpu=generic"  # clang's default wasm CPU: bulk memory, sign extension, ...
+
+
+def compile_for_clangs_default_cpu(source: Path) -> bytes:
+    """The toolchain's flags with clang's default CPU instead of the MVP one (a later -mcpu wins)."""
+    from wasmformer.frontend.toolchain import compile_c
+
+    return compile_c(source, extra_flags=[CLANG_DEFAULT_CPU])
+PATTERN = "".join(f"\\{byte:02x}" for byte in range(1, 33))  # 32 distinct nonzero bytes
+
+
+def bulk_module(pattern_ends: tuple[int, ...]) -> str:
+    """The test module, with the pattern at 0 and ending at each of ``pattern_ends``."""
+    data = " ".join(f'(data (i32.const {end - 32}) "{PATTERN}")' for end in pattern_ends)
+    return BULK_TEMPLATE.replace("DATA", f'(data (i32.const 0) "{PATTERN}") {data}')
+
+
+BULK_TEMPLATE = """(module (memory 1)
+  DATA
+  (func $digest (param $lo i32) (param $hi i32) (result i32)
+    (local $h i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $lo) (local.get $hi)))
+        (local.set $h (i32.add (i32.mul (local.get $h) (i32.const 33)) (i32.load8_u (local.get $lo))))
+        (local.set $lo (i32.add (local.get $lo) (i32.const 1)))
+        (br $next)))
+    (local.get $h))
+  (func (export "fill") (param $d i32) (param $v i32) (param $n i32) (param $lo i32) (param $hi i32) (result i32)
+    (memory.fill (local.get $d) (local.get $v) (local.get $n))
+    (call $digest (local.get $lo) (local.get $hi)))
+  (func (export "copy") (param $d i32) (param $s i32) (param $n i32) (param $lo i32) (param $hi i32) (result i32)
+    (memory.copy (local.get $d) (local.get $s) (local.get $n))
+    (call $digest (local.get $lo) (local.get $hi)))
+  (func (export "dropped") (result i32)
+    (data.drop 0)
+    (call $digest (i32.const 0) (i32.const 32))))"""
+BULK = bulk_module((PAGE, DEFAULT_MEMORY_LIMIT))  # run with a one-page window
+BULK_WINDOW = bulk_module((DEFAULT_MEMORY_LIMIT,))  # fits the default window
+
+END = PAGE - 32  # the pattern at the end of the page
+FILL_CASES = [  # (d, value, n, lo, hi)
+    (0, 0x1AB, 0, 0, 40), (0, 0x1AB, 1, 0, 40), (3, -1, 17, 0, 40), (3, 0x100, 5, 0, 40), (5, 0x7F, 4, 0, 40),
+    (2, 0x55, 21, 0, 40), (1, 0x80, 33, 0, 40), (100, 0xC3, 1000, 96, 1110),
+    (PAGE - 1, 7, 1, END, PAGE), (PAGE, 7, 0, END, PAGE), (PAGE - 5, 9, 5, END, PAGE),
+    (PAGE - 1, 7, 2, END, PAGE), (PAGE + 1, 7, 0, END, PAGE), (PAGE - 3, 7, 4, END, PAGE),
+    (-1, 0, 1, 0, 4), (1, 0, -1, 0, 4), (0, 0, -1, 0, 4), (0, 0xEE, PAGE, END, PAGE),
+]
+COPY_CASES = [  # (d, s, n, lo, hi)
+    (40, 0, 0, 0, 80), (40, 0, 1, 0, 80), (40, 0, 32, 0, 80), (0, 0, 32, 0, 40),
+    (5, 0, 27, 0, 40), (1, 0, 31, 0, 40), (4, 0, 20, 0, 40), (17, 3, 19, 0, 40),  # overlapping, d > s: backwards
+    (0, 5, 27, 0, 40), (0, 1, 31, 0, 40), (0, 4, 20, 0, 40), (3, 17, 15, 0, 40),  # overlapping, d < s: forwards
+    (END - 3, END, 32, END - 8, PAGE), (PAGE - 32, 0, 32, END, PAGE), (0, PAGE - 32, 32, 0, 40),
+    (PAGE, 0, 0, 0, 40), (0, PAGE, 0, 0, 40), (PAGE - 31, 0, 32, END, PAGE), (0, PAGE - 31, 32, 0, 40),
+    (PAGE + 1, 0, 0, 0, 40), (0, PAGE + 1, 0, 0, 40), (-1, 0, 1, 0, 4), (0, 1, -1, 0, 4),
+    (1, 0, PAGE - 1, END, PAGE), (0, 1, PAGE - 1, 0, 40),
+]
+
+
+@pytest.mark.parametrize("args", FILL_CASES, ids=str)
+def test_memory_fill_agrees_with_wasmtime(args):
+    assert_same(BULK, "fill", args, memory_limit=PAGE)
+
+
+@pytest.mark.parametrize("args", COPY_CASES, ids=str)
+def test_memory_copy_agrees_with_wasmtime(args):
+    assert_same(BULK, "copy", args, memory_limit=PAGE)
+
+
+def test_the_cases_cover_traps_and_writes():
+    """The cases above must include traps and real changes (a digest that did not move proves nothing)."""
+    outcomes = [run_wasmtime(_wat_binary(BULK), name, args) for name, cases in (("fill", FILL_CASES),
+                                                                               ("copy", COPY_CASES)) for args in cases]
+    assert sum(outcome.trap is not None for outcome in outcomes) >= 10
+    assert len({outcome.output for outcome in outcomes if outcome.trap is None}) >= 25
+
+
+def test_the_window_bounds_bulk_memory_at_the_default_limit():
+    """Past the machine's window (inside wasm's page) bulk memory traps: the documented difference."""
+    limit = DEFAULT_MEMORY_LIMIT
+    assert_same(BULK_WINDOW, "fill", (limit - 4, 9, 4, limit - 32, limit))
+    assert_same(BULK_WINDOW, "copy", (limit - 32, 0, 32, limit - 32, limit))
+    assert_same(BULK_WINDOW, "copy", (0, limit - 32, 32, 0, 40))
+    assert_same(BULK_WINDOW, "fill", (limit, 9, 0, 0, 4))
+    for name, args in (("fill", (limit - 3, 9, 4, 0, 4)), ("fill", (limit + 1, 9, 0, 0, 4)),
+                       ("copy", (limit - 31, 0, 32, 0, 4)), ("copy", (0, limit - 31, 32, 0, 4))):
+        assert run_wasmtime(_wat_binary(BULK_WINDOW), name, args).trap is None
+        assert run_reference(BULK_WINDOW, name, args).trap == TrapReason.OUT_OF_BOUNDS_MEMORY
+
+
+@pytest.mark.parametrize("name,args", [("fill", (PAGE - 3, 9, 4, 0, 4)), ("copy", (PAGE - 3, 0, 4, 0, 4)),
+                                       ("copy", (0, PAGE - 3, 4, 0, 4))])
+def test_an_out_of_bounds_range_traps_before_any_byte_is_written(name, args):
+    """The trap comes from the range check (a TRAP op), not from a store that ran off the end."""
+    program = lowered(BULK, calls=[Call(name, args)], memory_limit=PAGE)
+    result = refvm.run(program)
+    assert result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY
+    assert program.instrs[result.trap_pc].op is Op.TRAP
+    assert program.stats["helper_pcs"][0] <= result.trap_pc < program.stats["helper_pcs"][1]
+
+
+def test_data_drop_is_accepted_and_changes_nothing():
+    assert_same(BULK_WINDOW, "dropped")
+
+
+def test_bulk_memory_calls_the_helpers_and_reports_them():
+    program = lowered(BULK_WINDOW, calls=[Call("fill", (0, 1, 2, 0, 4)), Call("copy", (0, 1, 2, 0, 4))])
+    assert program.stats["helper_calls"] == {"memory_copy": 1, "memory_fill": 1}
+    assert {"memory_fill", "memory_copy", "check_range"} <= set(program.stats["helpers"])
+    assert program.stats["rewritten_ops"] == {}
+
+
+def test_memory_init_is_refused_with_its_reason():
+    from wasmformer.frontend.errors import FrontendError
+
+    wat = """(module (memory 1) (data "abc")
+      (func (export "main") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 3))))"""
+    with pytest.raises(FrontendError, match="memory.init is not supported"):
+        lowered(wat)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="needs the ziglang package")
+def test_a_c_program_for_clangs_default_cpu_runs_unchanged():
+    """memset/memcpy/memmove on arrays and structs; struct copies compile to memory.copy."""
+    from wasmformer.frontend import load_program
+    from wasmformer.frontend.decode import decode_body, decode_module
+
+    wasm = compile_for_clangs_default_cpu(C_PROGRAM)
+    module = decode_module(wasm)
+    names = {instruction.name for function in module.functions
+             for instruction in decode_body(module, module.defined_function(function.index))}
+    assert "memory.copy" in names
+    program = load_program(wasm, kind="wasm")
+    assert program.stats["helper_calls"].get("memory_copy", 0) >= 1
+    result = refvm.run(program, C_INPUT)
+    expected = run_wasmtime(wasm, input_bytes=C_INPUT)
+    assert (result.output, result.trap) == (expected.output, expected.trap)
+    assert expected.output.endswith(b"memory.copy.\n")
