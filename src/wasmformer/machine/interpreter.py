@@ -37,7 +37,7 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record,
-                               Source, spec, stack_effect)
+                               Source, ops_where, spec, stack_effect)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
@@ -163,14 +163,11 @@ class _Builder:
 
     def flag_where(self, **facts) -> Expr:
         """1 when the current instruction's row has every given fact: ``flag_where(datapath=Datapath.ADD)``."""
-        return self.op_flag(*(row.op for row in OP_TABLE
-                              if all(getattr(row, name) == value for name, value in facts.items())))
+        return self.op_flag(*ops_where(**facts))
 
     def is_any(self, name: str, **facts) -> Expr:
         """``flag_where`` as a 0/1 feature of its own (one unit): what a select's condition needs."""
-        ops = [row.op for row in OP_TABLE if row.op in self.is_op
-               and all(getattr(row, fact) == value for fact, value in facts.items())]
-        return self.either(name, *(self.is_op[op] for op in ops))
+        return self.either(name, *(self.is_op[op] for op in ops_where(**facts) if op in self.is_op))
 
     def by_op(self, table: dict[Op, int]) -> Expr:
         """A per-op constant as a linear expression of the op flags (0 for ops not in the table)."""
@@ -178,8 +175,7 @@ class _Builder:
 
     def by_row(self, column, **facts) -> Expr:
         """A column of the op table (``column(row)``) over the rows with the given facts, as ``by_op``."""
-        return self.by_op({row.op: column(row) for row in OP_TABLE
-                           if all(getattr(row, name) == value for name, value in facts.items())})
+        return self.by_op({op: column(spec(op)) for op in ops_where(**facts)})
 
     # -- 0. what each token is -----------------------------------------------------------------
     def _token_tables(self) -> None:
