@@ -357,13 +357,18 @@ def _run_inputs(args) -> tuple[list[str], object, object]:
         _refuse_source_options(args)
     program = _load_program(args) if is_source else None  # before the model: a refused source fails fast
     model = _load_model_or_universal(args.model, quiet=args.quiet)
-    model_name = str(args.model) if args.model is not None else "the default model"
+    model_name = _model_name(args.model)
     made_for = purpose.built_for(model)
     if program is not None:
         return _program_prompt(program, _read_input(args), model, made_for, model_name), program, model
     prompt_file = runner.read_prompt_file(args.source)
     purpose.check_prompt(made_for, prompt_file.tokens, prompt_file.made_for, str(args.source), model_name)
     return prompt_file.tokens, None, model
+
+
+def _model_name(model_dir: Path | None) -> str:
+    """How messages name the model a prompt is checked against."""
+    return str(model_dir) if model_dir is not None else "the default model"
 
 
 def _program_prompt(program, input_bytes: bytes, model, made_for: dict | None, model_name: str) -> list[str]:
@@ -518,7 +523,7 @@ def _cmd_bench(args) -> int:
     if args.prompt:  # as `run` does: a prompt file made for another model is refused
         from wasmformer.machine import purpose
 
-        model_name = str(args.model) if args.model is not None else "the default model"
+        model_name = _model_name(args.model)
         for workload in workloads:
             purpose.check_prompt(purpose.built_for(model), workload.prompt, workload.made_for, workload.source,
                                  model_name)
