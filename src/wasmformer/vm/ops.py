@@ -119,7 +119,7 @@ class Source(enum.Enum):
     RETURN_PC = "return pc"  # the return pc of the current frame
     VARIABLE = "variable"  # the newest record of a local or global
     SELECTED = "selected"  # select: the second or third value, by the top
-    SECOND = "second"  # the value under the top
+    SECOND = "second"  # the value under the top (for an i64 op: the deeper i64's word for the phase)
     TOP = "top"  # the top value
     TOP_NARROWED = "top narrowed"  # the top's byte min(phase, width - 1)
     INPUT = "input"  # the input byte under the cursor
@@ -277,9 +277,11 @@ def _store(op: Op, opcode: int, wasm: str, width: int) -> OpSpec:
 
 
 def _binary64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
-    """An i64 op popping two i64s (four words) and pushing one i64 (two words): commit c.pop2."""
+    """An i64 op popping two i64s (four words) and pushing one i64 (two words): commit c.pop2. Add and sub
+    read the deeper operand's bytes from Source.SECOND (its word for the phase)."""
+    source = Source.SECOND if datapath in (Datapath.ADD, Datapath.SUB) else Source.NONE
     return OpSpec(op, opcode, f"i64.{op.value.removesuffix('64')}", _N, 4, 2, Commit.POP2, _V, _STACK, datapath,
-                  value=value, helper=op.value, wide=True)
+                  source, value=value, helper=op.value, wide=True)
 
 
 def _unary64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
@@ -381,16 +383,16 @@ OP_TABLE: tuple[OpSpec, ...] = (
     OpSpec(Op.HALT, 57, None, _N, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
     OpSpec(Op.TRAP, 58, None, Immediate.TRAP, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
     # i64 (operands and results as two words each; the front end moves i64s with the word ops above)
-    _binary64(Op.ADD64, 59, None, lambda a, b: a + b),
-    _binary64(Op.SUB64, 60, None, lambda a, b: a - b),
+    _binary64(Op.ADD64, 59, Datapath.ADD, lambda a, b: a + b),
+    _binary64(Op.SUB64, 60, Datapath.SUB, lambda a, b: a - b),
     _binary64(Op.MUL64, 61, None, lambda a, b: a * b),
     _binary64(Op.DIV_S64, 62, None, _div_s64),
     _binary64(Op.DIV_U64, 63, None, lambda a, b: a // _divisor(b)),
     _binary64(Op.REM_S64, 64, None, _rem_s64),
     _binary64(Op.REM_U64, 65, None, lambda a, b: a % _divisor(b)),
-    _binary64(Op.AND64, 66, None, lambda a, b: a & b),
-    _binary64(Op.OR64, 67, None, lambda a, b: a | b),
-    _binary64(Op.XOR64, 68, None, lambda a, b: a ^ b),
+    _binary64(Op.AND64, 66, _BITS, lambda a, b: a & b),
+    _binary64(Op.OR64, 67, _BITS, lambda a, b: a | b),
+    _binary64(Op.XOR64, 68, _BITS, lambda a, b: a ^ b),
     _binary64(Op.SHL64, 69, None, lambda a, b: a << (b % WIDE_BITS)),
     _binary64(Op.SHR_S64, 70, None, lambda a, b: signed64(a) >> (b % WIDE_BITS)),
     _binary64(Op.SHR_U64, 71, None, lambda a, b: a >> (b % WIDE_BITS)),
@@ -399,16 +401,16 @@ OP_TABLE: tuple[OpSpec, ...] = (
     _unary64(Op.CLZ64, 74, None, lambda a: WIDE_BITS - a.bit_length()),
     _unary64(Op.CTZ64, 75, None, lambda a: WIDE_BITS if a == 0 else (a & -a).bit_length() - 1),
     _unary64(Op.POPCNT64, 76, None, lambda a: bin(a).count("1")),
-    _compare64(Op.EQ64, 77, None, lambda a, b: int(a == b)),
-    _compare64(Op.NE64, 78, None, lambda a, b: int(a != b)),
-    _compare64(Op.LT_S64, 79, None, lambda a, b: int(signed64(a) < signed64(b))),
-    _compare64(Op.LT_U64, 80, None, lambda a, b: int(a < b)),
-    _compare64(Op.GT_S64, 81, None, lambda a, b: int(signed64(a) > signed64(b))),
-    _compare64(Op.GT_U64, 82, None, lambda a, b: int(a > b)),
-    _compare64(Op.LE_S64, 83, None, lambda a, b: int(signed64(a) <= signed64(b))),
-    _compare64(Op.LE_U64, 84, None, lambda a, b: int(a <= b)),
-    _compare64(Op.GE_S64, 85, None, lambda a, b: int(signed64(a) >= signed64(b))),
-    _compare64(Op.GE_U64, 86, None, lambda a, b: int(a >= b)),
+    _compare64(Op.EQ64, 77, _C, lambda a, b: int(a == b)),
+    _compare64(Op.NE64, 78, _C, lambda a, b: int(a != b)),
+    _compare64(Op.LT_S64, 79, _C, lambda a, b: int(signed64(a) < signed64(b))),
+    _compare64(Op.LT_U64, 80, _C, lambda a, b: int(a < b)),
+    _compare64(Op.GT_S64, 81, _C, lambda a, b: int(signed64(a) > signed64(b))),
+    _compare64(Op.GT_U64, 82, _C, lambda a, b: int(a > b)),
+    _compare64(Op.LE_S64, 83, _C, lambda a, b: int(signed64(a) <= signed64(b))),
+    _compare64(Op.LE_U64, 84, _C, lambda a, b: int(a <= b)),
+    _compare64(Op.GE_S64, 85, _C, lambda a, b: int(signed64(a) >= signed64(b))),
+    _compare64(Op.GE_U64, 86, _C, lambda a, b: int(a >= b)),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}
