@@ -278,12 +278,18 @@ def _cmd_specialize(args) -> int:
 
 def _cmd_refvm(args) -> int:
     from wasmformer.oracles import refvm
+    from wasmformer.vm.program import TrapReason
 
     program = _load_program(args)
     result = refvm.run(program, _read_input(args), max_steps=args.max_steps)
     _write_output(args, program, result.output, completed=result.halted and result.trap is None)
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
           + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
+    if result.trap is TrapReason.UNSUPPORTED:
+        from wasmformer.frontend.lower import unsupported_at
+
+        print(f"wasmformer: error: the program reached {unsupported_at(program, result.trap_pc)}, "
+              f"{UNSUPPORTED_REMARK}", file=sys.stderr)
     return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
 
 
@@ -457,12 +463,14 @@ def _run_summary(result) -> str:
             f"{result.tokens_per_second:,.0f} tok/s; {ending}")
 
 
+UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithmetic is not supported yet)"
+
+
 def _run_status(result, model, stopped_by_horizon: bool, reached: str | None = None) -> int:
     """0 when the program halted, 1 when it trapped, 2 when max_new_tokens came first."""
     if reached is not None:
-        print(f"wasmformer: error: the program reached {reached}, which the machine does not execute "
-              f"(floating-point arithmetic is not supported yet; after {result.generated_tokens:,} tokens)",
-              file=sys.stderr)
+        print(f"wasmformer: error: the program reached {reached}, {UNSUPPORTED_REMARK} "
+              f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
         return EXIT_ERROR
     if result.trap:
         from wasmformer.vm.program import trap_message

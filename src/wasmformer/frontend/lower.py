@@ -106,6 +106,14 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
                      memory=memory, memory_limit=window, name=name, origins=linked.origins, stats=stats)
 
 
+def unsupported_at(program: VMProgram, pc: int) -> str:
+    """The float instruction lowered to the TRAP UNSUPPORTED at ``pc``, and where: ``f64.add in function main
+    (instruction 12)``."""
+    function, position = program.origins.get(pc, ("?", -1))
+    name = program.stats.get("unsupported", {}).get(f"{function}#{position}", "an unsupported instruction")
+    return f"{name} in function {function} (instruction {position})"
+
+
 # --- imports, memory, globals, table --------------------------------------------------------
 
 

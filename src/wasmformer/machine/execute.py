@@ -67,8 +67,7 @@ def unsupported_instruction(program: VMProgram, prompt_tokens: list[str], trace:
     ``f64.add in function main (instruction 12)``."""
     if trap_in(trace) is not TrapReason.UNSUPPORTED:
         return None
+    from wasmformer.frontend.lower import unsupported_at
+
     run_at = max(position for position, token in enumerate(prompt_tokens) if token == T.RUN)
-    pc = last_step_pc(prompt_tokens[run_at - 2:] + trace)
-    function, position = program.origins.get(pc, ("?", -1))
-    name = program.stats.get("unsupported", {}).get(f"{function}#{position}", "an unsupported instruction")
-    return f"{name} in function {function} (instruction {position})"
+    return unsupported_at(program, last_step_pc(prompt_tokens[run_at - 2:] + trace))
