@@ -914,8 +914,8 @@ class PromptProgram(ProgramView):
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g
         return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (return pc)
-        frame_start, self.return_slot = g.lookup("frame", b.depth, b.call_key, [g.t, return_slot_here],
-                                                 clear=frame_cleared)
+        frame_start, self.return_slot = b.record_lookup("frame", b.depth, b.call_key, [g.t, return_slot_here],
+                                                        clear=frame_cleared)
         return frame_start
 
     def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
@@ -951,10 +951,10 @@ class BakedTables(ProgramView):
 
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g
-        (frame_start,) = g.lookup("frame", b.depth, b.call_key, [g.t], clear=frame_cleared)
+        (frame_start,) = b.record_lookup("frame", b.depth, b.call_key, [g.t], clear=frame_cleared)
         # the call record carries its return pc's bytes (immediate bytes 3, 2)
-        self.return_bytes = g.lookup("return_pc", b.depth, b.call_key, self.immediate_bytes[:1:-1],
-                                     clear=frame_cleared)
+        self.return_bytes = b.record_lookup("return_pc", b.depth, b.call_key, self.immediate_bytes[:1:-1],
+                                            clear=frame_cleared)
         return frame_start
 
     def note_global_read(self, found: Expr, reads_global: Expr) -> None:
