@@ -457,6 +457,8 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
                                    (DEFAULT_MEMORY_LIMIT - 4, 7, 1 << 16, 0, 4)]),
     (BULK, "BULK_WINDOW", "copy", [(1, 0, 1, 0, 1), (5, 0, 22, 0, 28), (0, 5, 22, 0, 28),
                                    (0, DEFAULT_MEMORY_LIMIT - 32, 32, 0, 32), (0, DEFAULT_MEMORY_LIMIT - 31, 1 << 16, 0, 4)]),
+    (BULK, "SEGMENTS", "init", [(0, 0, 5), (10, 7, 13), (0, 21, 0), (DEFAULT_MEMORY_LIMIT - 6, 0, 6)]),
+    (BULK, "SEGMENTS", "drop_then_init", [(0,), (1,)]),
 ]
 
 

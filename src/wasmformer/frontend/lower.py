@@ -23,9 +23,10 @@ from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.helpers import lower_helpers
 from wasmformer.frontend.lower_function import Environment, signature_words, to_i32
+from wasmformer.frontend.segments import segment_init_code, segment_lengths
 from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
                                        lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function,
-                                       table_functions)
+                                       symbol_of_segment, table_functions)
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.ops import BASIC_OPS, WORD_BITS, value_to_words
 from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
@@ -69,6 +70,7 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
     pages, window = memory_window(module, memory_limit)
     program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_tables(module))
     globals_ = global_values(module, program.global_slots)
+    program.segment_global_base = len(globals_)
     memory = initial_memory(module, pages, window)
     entry = entry_stub(program, calls)
     lowered = lower_reachable(program, _entry_roots(module, calls))
@@ -77,6 +79,13 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
     pieces += [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
     pieces += [(symbol_of_dispatcher(program, signature, table), dispatcher(program, signature, table))
                for signature, table in program.dispatch_types]
+    lengths = segment_lengths(module)
+    globals_ += [lengths[index] for index in sorted(program.segment_globals, key=program.segment_globals.get)]
+    initialised = sorted({index for function in lowered.values() for index in function.segment_inits})
+    pieces += [(symbol_of_segment(program, index), segment_init_code(f"memory.init segment {index}",
+                                                                     module.data[index].data,
+                                                                     program.segment_globals[index]))
+               for index in initialised]
     helper_pieces, helper_aliases, helper_names = helper_code(program)
     linked = link(pieces + helper_pieces, helper_aliases)
     if len(linked.instrs) > MAX_INSTRUCTIONS:

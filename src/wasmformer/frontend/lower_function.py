@@ -44,13 +44,13 @@ VARIABLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS
                                    if row.immediate in (Immediate.LOCAL, Immediate.GLOBAL)}
 
 # Bulk memory instructions lowered to a call of a helper subroutine (wasm name -> helper export name).
-# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. data.drop lowers to
-# nothing: memory.init, the only reader of a passive segment, is refused, so dropping one is unobservable.
+# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. memory.init calls its
+# segment's own subroutine the same way (frontend/segments.py); data.drop zeroes the segment's length.
 BULK_MEMORY_HELPERS = {"memory.fill": "memory_fill", "memory.copy": "memory_copy"}
 BULK_MEMORY_OPERANDS = 3
 
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
-    ("memory.init", "no passive data segments"), ("table.", "no reference types"), ("elem.drop", "no reference types"),
+    ("table.", "no reference types"), ("elem.drop", "no reference types"),
     ("ref.", "no reference types"), ("return_call", "no tail calls"),
 ]
 
@@ -74,6 +74,8 @@ class Environment:
     helper_symbol: Callable[[str], Symbol]  # a helper subroutine by its export name (its use is recorded)
     name_prefix: str = ""  # for function names in messages and origins
     native_ops: frozenset = frozenset()  # the ops the machine executes itself (a pure query; op_target counts)
+    # data segment -> (the subroutine memory.init calls, the VM global holding its remaining length)
+    data_segment: Callable[[int], tuple[Symbol, int]] | None = None
 
 
 @dataclass
@@ -100,6 +102,7 @@ class LoweredFunction:
     calls: set[int] = field(default_factory=set)  # function indices called directly
     indirect_types: set[tuple[int, int]] = field(default_factory=set)  # call_indirect (type index, table)
     frame_size: int = 0  # words of params + declared locals + scratch locals
+    segment_inits: set[int] = field(default_factory=set)  # data segments its memory.init instructions copy
     # wasm instruction index -> name, for the float instructions lowered to TRAP UNSUPPORTED
     unsupported: dict[int, str] = field(default_factory=dict)
 
@@ -160,7 +163,8 @@ class _FunctionLowering:
             "call": self._call, "call_indirect": self._call_indirect, "drop": self._drop, "select": self._select,
             "block": self._block, "loop": self._loop, "if": self._if, "else": self._else, "end": self._end,
             "br": self._br, "br_if": self._br_if, "br_table": self._br_table, "return": self._return,
-            "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "data.drop": self._nop,
+            "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "memory.init": self._memory_init,
+            "data.drop": self._data_drop,
             "i64.eqz": self._i64_eqz, "i32.wrap_i64": self._wrap, "i64.extend_i32_u": self._extend_unsigned,
             "i64.extend_i32_s": self._extend_signed,
             **{name: self._reinterpret for name in REINTERPRETATIONS},
@@ -495,6 +499,24 @@ class _FunctionLowering:
         self.code.emit(Op.CONST, self.env.memory_limit)
         self.code.emit(Op.CALL, self.env.helper_symbol(BULK_MEMORY_HELPERS[instruction.name]))
         self._pop(BULK_MEMORY_OPERANDS)
+
+    def _memory_init(self, instruction: Instruction) -> None:
+        """memory.init k (d s n): push the window, call segment k's subroutine (frontend/segments.py)."""
+        init, _ = self._data_segment(instruction.args[0])
+        self.result.segment_inits.add(instruction.args[0])
+        self.code.emit(Op.CONST, self.env.memory_limit)
+        self.code.emit(Op.CALL, init)
+        self._pop(BULK_MEMORY_OPERANDS)
+
+    def _data_drop(self, instruction: Instruction) -> None:
+        _, length_global = self._data_segment(instruction.args[0])
+        self.code.emit(Op.CONST, 0)
+        self.code.emit(Op.GLOBAL_SET, length_global)
+
+    def _data_segment(self, index: int) -> tuple[Symbol, int]:
+        if self.env.data_segment is None:
+            raise self.fail("memory.init and data.drop are not supported here")
+        return self.env.data_segment(index)
 
     def _call(self, instruction: Instruction) -> None:
         callee = instruction.args[0]

@@ -47,6 +47,10 @@ class ModuleUnit:
     rewritten: dict[Op, int] = field(default_factory=dict)  # op -> call sites of its helper
     helper_calls: dict[str, int] = field(default_factory=dict)  # wasm instructions lowered to helper calls
     dispatch_types: dict[tuple[FuncType, int], int] = field(default_factory=dict)  # (signature, table) -> type
+    # data segments that memory.init or data.drop use -> the VM global of their remaining length (allocated
+    # on first use from segment_global_base, after the module's own globals)
+    segment_globals: dict[int, int] = field(default_factory=dict)
+    segment_global_base: int = 0
     allow_helper_traps: bool = False  # true only for the helper library
 
 
@@ -141,6 +145,10 @@ def symbol_of_function(unit: str, index: int) -> Symbol:
     return Symbol(("func", unit, index))
 
 
+def symbol_of_segment(program: ModuleUnit, index: int) -> Symbol:
+    return Symbol(("segment", program.unit, index))
+
+
 def symbol_of_dispatcher(program: ModuleUnit, signature: FuncType, table: int) -> Symbol:
     return Symbol(("dispatch", program.unit, str(signature), table))
 
@@ -180,9 +188,14 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         program.dispatch_types.setdefault((signature, table), type_index)
         return symbol_of_dispatcher(program, signature, table)
 
+    def data_segment(index: int) -> tuple[Symbol, int]:
+        if index not in program.segment_globals:
+            program.segment_globals[index] = program.segment_global_base + len(program.segment_globals)
+        return symbol_of_segment(program, index), program.segment_globals[index]
+
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
                        global_slot, op_target, dispatch_symbol, helper_symbol, name_prefix,
-                       frozenset(program.native_ops))
+                       frozenset(program.native_ops), data_segment if module.data and not program.allow_helper_traps else None)
 
 
 def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
