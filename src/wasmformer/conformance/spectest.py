@@ -58,7 +58,7 @@ FLOAT_TRAP_MESSAGES = ("invalid conversion to integer",)  # float -> int truncat
 
 REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it stands for
     ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
-    ("no reference types", "reference types"), ("no passive data segments", "memory.init (passive data segments)"), ("no tail calls", "tail calls"),
+    ("no reference types", "reference types"), ("no tail calls", "tail calls"),
     ("is not supported: a program may only import", "imports"), ("multiple memories", "multiple memories"),
     ("beyond the memory limit", BEYOND_WINDOW),
     ("memory64", "memory64"), ("later proposals", "later proposals"), ("typed references", "later proposals"),
