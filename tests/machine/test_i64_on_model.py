@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasmformer.frontend import Call, Op
-from wasmformer.machine.execute import run_program, trace_tokens
 from wasmformer.machine.trace import expected_trace
 
 pytestmark = [pytest.mark.oracle, pytest.mark.wasmtime]
 wasmtime = pytest.importorskip("wasmtime")
 
-from tests.frontend.frontend_oracle import _wat_binary, lowered, run_wasmtime  # noqa: E402
+from tests.frontend.frontend_oracle import lowered  # noqa: E402
 from tests.frontend.test_i64_oracle import OPS_MODULE  # noqa: E402
+from tests.machine import test_arithmetic_on_model as arithmetic  # noqa: E402
 
 NATIVE = {"add": Op.ADD64, "sub": Op.SUB64, "and": Op.AND64, "or": Op.OR64, "xor": Op.XOR64, "eq": Op.EQ64,
           "ne": Op.NE64, "lt_s": Op.LT_S64, "lt_u": Op.LT_U64, "gt_s": Op.GT_S64, "gt_u": Op.GT_U64,
@@ -35,14 +35,7 @@ I64 = st.integers(min_value=INT64_MIN, max_value=INT64_MAX)
 
 
 def assert_model_matches(universal, op: str, argument_lists: list[tuple]) -> None:
-    program = lowered(OPS_MODULE, calls=[Call(op, args) for args in argument_lists])
-    if op in NATIVE:
-        assert any(instr.op is NATIVE[op] for instr in program.instrs), "the op must run natively"
-    expected = expected_trace(program)
-    run = run_program(universal, program, max_new_tokens=len(expected.tokens) + 16)
-    assert trace_tokens(universal, run) == expected.tokens
-    wasm = _wat_binary(OPS_MODULE)
-    assert run.output == b"".join(run_wasmtime(wasm, op, args).output for args in argument_lists)
+    arithmetic.assert_model_matches(universal, op, argument_lists, OPS_MODULE, NATIVE)
 
 
 @pytest.mark.parametrize("op", sorted(NATIVE))
