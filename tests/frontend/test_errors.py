@@ -43,12 +43,6 @@ def test_unreachable_unsupported_function_is_fine():
     assert program.stats["functions"] == 1
 
 
-def test_memory_init_refused():
-    message = refused("""(module (memory 1) (data "abcd") (func $init (export "main")
-      (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 4))))""")
-    assert "memory.init is not supported (no passive data segments)" in message and "'init'" in message
-
-
 def test_simd_refused():
     message = refused("""(module (func $vec (export "main") (drop (v128.const i32x4 1 2 3 4))))""")
     assert "function 'vec' (index 0)" in message and "SIMD" in message

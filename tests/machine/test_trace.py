@@ -191,7 +191,8 @@ def every_op_steps() -> list[tuple[int, list[str]]]:
 
 def test_every_op_writes_the_tokens_of_the_spec_table():
     vm = every_op_program()
-    tables = set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
+    tables = (set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
+              | {Op.EXTEND_I32_S})
     assert {instr.op for instr in vm.instrs} | tables == MACHINE_OPS
     assert step_tokens(vm, b"z") == every_op_steps()
 
@@ -283,6 +284,13 @@ WIDE_COMPARISONS = {
     Op.GT_S64: (0, 0, 1, 0), Op.GT_U64: (1, 0, 1, 0), Op.LE_S64: (1, 1, 0, 1), Op.LE_U64: (0, 1, 0, 1),
     Op.GE_S64: (0, 1, 1, 0), Op.GE_U64: (1, 1, 1, 0),
 }
+
+
+def test_sign_extension_to_i64_pushes_two_words():
+    for value, words in ((0x80000000, "v.00 v.00 v.00 v.80 v.ff v.ff v.ff v.ff"),
+                         (0x7FFFFFFF, "v.ff v.ff v.ff v.7f v.00 v.00 v.00 v.00")):
+        steps = step_tokens(program((Op.CONST, signed32(value)), (Op.EXTEND_I32_S,), (Op.HALT,)))
+        assert steps[1] == (1, words.split() + ["c.push"])
 
 
 def wide_pushes(*values: int) -> list[tuple[Op, int]]:

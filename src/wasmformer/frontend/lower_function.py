@@ -27,7 +27,7 @@ from typing import Callable
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs
 from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.words import (FULL_WIDTH, I64_SIGN_EXTENSIONS, REINTERPRETATIONS, SIGN_SHIFT, WIDE_LOADS,
+from wasmformer.frontend.words import (I64_SIGN_EXTENSIONS, REINTERPRETATIONS, WIDE_LOADS,
                                        WIDE_STORES, WORD_BYTES, WideMemoryOp, const_words, is_float_arithmetic,
                                        words_of)
 from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, spec
@@ -166,7 +166,6 @@ class _FunctionLowering:
             "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "memory.init": self._memory_init,
             "data.drop": self._data_drop,
             "i64.eqz": self._i64_eqz, "i32.wrap_i64": self._wrap, "i64.extend_i32_u": self._extend_unsigned,
-            "i64.extend_i32_s": self._extend_signed,
             **{name: self._reinterpret for name in REINTERPRETATIONS},
             **{name: self._i64_sign_extension for name in I64_SIGN_EXTENSIONS},
             **{name: self._wide_load for name in WIDE_LOADS},
@@ -259,7 +258,7 @@ class _FunctionLowering:
         self._emit_op(row.op)
         self._pop(row.pops // row.operand_words)
         if row.pushes:
-            self.values.append(row.pushes if row.wide else 1)
+            self.values.append(row.pushes)  # one value of that many words
 
     def _emit_op(self, op: Op) -> None:
         """An op the machine executes, or a call of its helper where it does not."""
@@ -384,12 +383,8 @@ class _FunctionLowering:
             self._sign_fill()
 
     def _sign_fill(self) -> None:
-        """[x] -> [x, x >> 31]: the high word of x sign-extended to 64 bits."""
-        scratch = self._scratch(0)
-        self.code.emit(Op.LOCAL_TEE, scratch)
-        self.code.emit(Op.LOCAL_GET, scratch)
-        self.code.emit(Op.CONST, SIGN_SHIFT)
-        self._emit_op(Op.SHR_S)
+        """[x] -> [x, x >> 31]: x sign-extended to 64 bits (the machine's extend_i32_s)."""
+        self.code.emit(Op.EXTEND_I32_S)
 
     def _wide_store(self, instruction: Instruction) -> None:
         """A non-i32 store. A whole i64/f64 writes its high word first: if that word is out of bounds the
@@ -431,11 +426,6 @@ class _FunctionLowering:
 
     def _extend_unsigned(self, instruction: Instruction) -> None:
         self.code.emit(Op.CONST, 0)
-        self._pop()
-        self.values.append(2)
-
-    def _extend_signed(self, instruction: Instruction) -> None:
-        self._sign_fill()
         self._pop()
         self.values.append(2)
 

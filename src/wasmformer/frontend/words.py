@@ -9,7 +9,7 @@ the run with TRAP UNSUPPORTED, naming it: lower_function).
 
 This module holds the facts: words per type, and the wasm instructions that
 are pure word moves (loads and stores by width, conversions between i32 and
-i64). lower_function emits them.
+i64). lower_function emits them; i64.extend_i32_s is an op of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from wasmformer.vm.program import Op
 
 WORDS = {"i32": 1, "f32": 1, "i64": 2, "f64": 2}  # words per value type the machine moves
 WORD_BYTES = WORD_BITS // 8
-SIGN_SHIFT = WORD_BITS - 1  # x >> 31 (arithmetic) is the high word of x sign-extended to 64 bits
 
 
 def words_of(kind: str) -> int | None:
@@ -70,7 +69,6 @@ WIDE_STORES = {
     "i64.store8": WideMemoryOp(Op.STORE8, 2), "i64.store16": WideMemoryOp(Op.STORE16, 2),
     "i64.store32": WideMemoryOp(Op.STORE, 2),
 }
-FULL_WIDTH = 8  # bytes of a whole i64 / f64 access
 
 # Conversions that only change how words are read: (operand words, result words).
 REINTERPRETATIONS = {"i32.reinterpret_f32": 1, "f32.reinterpret_i32": 1,

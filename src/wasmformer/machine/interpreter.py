@@ -372,9 +372,9 @@ class _Builder:
         value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
                                      self.flag_where(record=Record.STACK))
         stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
-        # an op pushing an i64 writes two records: its low word's at phase 4, one slot below the high word's
+        # a step pushing an i64 writes two records: its low word's at phase 4, one slot below the high word's
         low_word = self.flag_and("low_word_record", self.phase_is[VALUE_BYTES],
-                                 self.flag_where(record=Record.STACK, wide=True, pushes=WIDE_WORDS))
+                                 self.flag_where(record=Record.STACK, pushes=WIDE_WORDS))
         key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1 - low_word) - 1
         g.define(self.stack_key, self.clamp("stack_key_here", key_if_record, -1, T.KEY_LIMIT))
         g.define(self.holds_stack_record, self.either("holds_stack_record_here", value_record, self.is_start))

@@ -216,6 +216,8 @@ def _pure(row: OpSpec) -> OpFunction:
     divides, is_signed = row.datapath is Datapath.DIVIDE, row.signed
 
     def op(machine: TraceMachine, arg: int) -> list[str]:
+        if row.pushes > row.pops:
+            machine.check_room_for_push()
         operands = machine.stack[-count:]
         del machine.stack[-count:]
         results = apply(row, operands)  # a trap (division by zero, overflow) raises before any token

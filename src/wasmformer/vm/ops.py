@@ -151,8 +151,8 @@ class OpSpec:
 
     @property
     def value_bytes(self) -> int:
-        """The bytes of a Body.VALUE step: four per word pushed by a wide op, else one word's."""
-        return VALUE_BYTES * self.pushes if self.wide else VALUE_BYTES
+        """The bytes of a Body.VALUE step: four per word pushed (a step that pushes none writes one word)."""
+        return VALUE_BYTES * max(1, self.pushes)
 
 
 # --- value functions -----------------------------------------------------------------------------
@@ -411,6 +411,10 @@ OP_TABLE: tuple[OpSpec, ...] = (
     _compare64(Op.LE_U64, 84, _C, lambda a, b: int(a <= b)),
     _compare64(Op.GE_S64, 85, _C, lambda a, b: int(signed64(a) >= signed64(b))),
     _compare64(Op.GE_U64, 86, _C, lambda a, b: int(a >= b)),
+    # an i32 sign-extended to an i64: its word, then the sign fill (the narrow datapath past width 4). Its low
+    # word's record (phase 4) lands in the operand's own slot: the phases after it read the same value there
+    OpSpec(Op.EXTEND_I32_S, 87, "i64.extend_i32_s", _N, 1, 2, Commit.PUSH, _V, _STACK, Datapath.NARROW,
+           Source.TOP_NARROWED, width=4, signed=True, value=sign_extend(32)),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}

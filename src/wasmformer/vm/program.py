@@ -109,6 +109,7 @@ class Op(enum.Enum):
     LE_U64 = "le_u64"
     GE_S64 = "ge_s64"
     GE_U64 = "ge_u64"
+    EXTEND_I32_S = "extend_i32_s"  # an i32 sign-extended to an i64 (two words)
 
 
 class TrapReason(enum.IntEnum):
