@@ -47,6 +47,12 @@ DIVISION_OPS = ("div_s", "div_u", "rem_s", "rem_u")
 UNARY_OPS = ("clz", "ctz", "popcnt", "eqz", "extend8_s", "extend16_s")
 LOADS = (("i32.load", 4), ("i32.load8_s", 1), ("i32.load8_u", 1), ("i32.load16_s", 2), ("i32.load16_u", 2))
 STORES = (("i32.store", 4), ("i32.store8", 1), ("i32.store16", 2))
+# i64: computed from i32 expressions and constants, read back as an i32 (wrapped, compared or a high word).
+WIDE_BINARY_OPS = BINARY_OPS[:15]  # add .. rotr
+WIDE_COMPARISONS = BINARY_OPS[15:]  # eq .. ge_u
+WIDE_EDGE_VALUES = (0, 1, -1, 2**32, 2**32 - 1, 2**31, 2**63 - 1, -(2**63), 0x123456789ABCDEF0, 63, 64)
+WIDE_LOADS = (("i64.load", 8), ("i64.load8_s", 1), ("i64.load16_u", 2), ("i64.load32_s", 4), ("i64.load32_u", 4))
+WIDE_STORES = (("i64.store", 8), ("i64.store8", 1), ("i64.store16", 2), ("i64.store32", 4))
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ class ModuleGenerator:
         return [self.statement(scope, depth) for _ in range(self.rng.randint(*STATEMENTS_PER_BLOCK))]
 
     def statement(self, scope: _Scope, depth: int) -> str:
-        kinds = [self.set_local, self.print_byte, self.print_digit, self.store, self.drop]
+        kinds = [self.set_local, self.print_byte, self.print_digit, self.store, self.drop, self.wide_store]
         if self.globals:
             kinds.append(self.set_global)
         if depth > 0:
@@ -170,6 +176,11 @@ class ModuleGenerator:
         op, width = self.rng.choice(STORES)
         offset, address = self.address(scope, width)
         return f"({op} offset={offset} {address} {self.expression(scope, MAX_EXPRESSION_DEPTH)})"
+
+    def wide_store(self, scope: _Scope, depth: int) -> str:
+        op, width = self.rng.choice(WIDE_STORES)
+        offset, address = self.address(scope, width)
+        return f"({op} offset={offset} {address} {self.wide_value(scope, 2)})"
 
     def drop(self, scope: _Scope, depth: int) -> str:
         return f"(drop {self.expression(scope, MAX_EXPRESSION_DEPTH)})"
@@ -229,7 +240,7 @@ class ModuleGenerator:
         rng = self.rng
         if depth <= 0 or rng.random() < 0.25:
             return self.leaf(scope)
-        kinds = [self.binary, self.binary, self.binary, self.unary, self.load, self.select]
+        kinds = [self.binary, self.binary, self.binary, self.unary, self.load, self.select, self.wide]
         if scope.callees and scope.loop_depth == 0:
             kinds.append(self.call)
         return rng.choice(kinds)(scope, depth)
@@ -280,6 +291,40 @@ class ModuleGenerator:
             return call
         # A void callee still runs for its effects; the expression then yields a constant.
         return f"(block (result i32) {call} (i32.const {self.constant()}))"
+
+    def wide(self, scope: _Scope, depth: int) -> str:
+        """An i32 read from i64 arithmetic: a wrapped result, its high word, a comparison or eqz."""
+        rng = self.rng
+        kind = rng.choice(["wrap", "high", "compare", "eqz"])
+        if kind == "compare":
+            op = rng.choice(WIDE_COMPARISONS)
+            return f"(i64.{op} {self.wide_value(scope, depth - 1)} {self.wide_value(scope, depth - 1)})"
+        if kind == "eqz":
+            return f"(i64.eqz {self.wide_value(scope, depth - 1)})"
+        value = self.wide_value(scope, depth)
+        if kind == "high":
+            value = f"(i64.shr_u {value} (i64.const 32))"
+        return f"(i32.wrap_i64 {value})"
+
+    def wide_value(self, scope: _Scope, depth: int) -> str:
+        """An i64 expression."""
+        rng = self.rng
+        kind = rng.choice(["extend_s", "extend_u", "const", "load"] + ["binary"] * 3 * (depth > 0))
+        if kind == "binary":
+            op = rng.choice(WIDE_BINARY_OPS)
+            left, right = self.wide_value(scope, depth - 1), self.wide_value(scope, depth - 1)
+            if op in DIVISION_OPS and rng.random() < NONZERO_DIVISOR_CHANCE:
+                right = f"(i64.or {right} (i64.const 1))"
+            return f"(i64.{op} {left} {right})"
+        if kind == "const":
+            value = rng.choice(WIDE_EDGE_VALUES) if rng.random() < 0.5 else rng.randint(-(2**63), 2**63 - 1)
+            return f"(i64.const {value})"
+        if kind == "load":
+            op, width = rng.choice(WIDE_LOADS)
+            offset, address = self.address(scope, width)
+            return f"({op} offset={offset} {address})"
+        signedness = kind[-1]  # extend_s / extend_u
+        return f"(i64.extend_i32_{signedness} {self.expression(scope, max(depth - 1, 0))})"
 
     def address(self, scope: _Scope, width: int) -> tuple[int, str]:
         """(static offset, address expression) of an access inside the memory window."""

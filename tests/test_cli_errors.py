@@ -34,7 +34,11 @@ PRINT_THEN_RETURN = """(module
   (func (export "pair") (result i32 i32)
     (call $putchar (i32.const 66)) (i32.const -7) (i32.const 1000))
   (func (export "crash") (result i32)
-    (call $putchar (i32.const 67)) unreachable))
+    (call $putchar (i32.const 67)) unreachable)
+  (func (export "wide") (result i64 i32)
+    (call $putchar (i32.const 68)) (i64.const -5000000000) (i32.const 7))
+  (func $halve (export "float") (result i32)
+    (call $putchar (i32.const 69)) (i32.trunc_f64_s (f64.mul (f64.const 3) (f64.const 0.5)))))
 """
 ECHO = """(module
   (import "wasmformer" "putchar" (func $putchar (param i32)))
@@ -102,7 +106,7 @@ def wasmtime_invoke(text: str, name: str) -> tuple[bytes, str]:
 # -- --invoke of a function that also prints -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("function", ["answer", "pair"])
+@pytest.mark.parametrize("function", ["answer", "pair", "wide"])
 @pytest.mark.parametrize("command", ["refvm", "run"])
 def test_invoke_prints_the_output_then_the_results_like_wasmtime(capsysbinary, wat, command, function):
     printed, results = wasmtime_invoke(PRINT_THEN_RETURN, function)
@@ -118,6 +122,13 @@ def test_invoke_of_a_trapping_function_writes_its_output_raw(capsysbinary, wat, 
     status, out, err = run(capsysbinary, command, wat("prints", PRINT_THEN_RETURN), "--invoke", "crash")
     assert (status, out) == (EXIT_ERROR, printed)
     assert "unreachable" in err.lower()
+
+
+@pytest.mark.parametrize("command", ["refvm", "run"])
+def test_reaching_float_arithmetic_stops_with_its_name(capsysbinary, wat, command):
+    status, out, err = run(capsysbinary, command, wat("prints", PRINT_THEN_RETURN), "--invoke", "float")
+    assert (status, out) == (EXIT_ERROR, b"E")  # what it printed before
+    assert "reached f64.mul in function halve (instruction 4)" in err and "floating-point" in err
 
 
 # -- prompts and the model they belong to ------------------------------------------------------------

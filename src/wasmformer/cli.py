@@ -278,12 +278,18 @@ def _cmd_specialize(args) -> int:
 
 def _cmd_refvm(args) -> int:
     from wasmformer.oracles import refvm
+    from wasmformer.vm.program import TrapReason
 
     program = _load_program(args)
     result = refvm.run(program, _read_input(args), max_steps=args.max_steps)
     _write_output(args, program, result.output, completed=result.halted and result.trap is None)
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
           + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
+    if result.trap is TrapReason.UNSUPPORTED:
+        from wasmformer.frontend.lower import unsupported_at
+
+        print(f"wasmformer: error: the program reached {unsupported_at(program, result.trap_pc)}, "
+              f"{UNSUPPORTED_REMARK}", file=sys.stderr)
     return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
 
 
@@ -295,16 +301,16 @@ def _write_output(args, program, output: bytes, completed: bool) -> None:
     function's own output. A run that did not complete has no results: its
     output is written as it is.
     """
-    from wasmformer.frontend import RESULT_BYTES, format_invoke_result
+    from wasmformer.frontend import format_invoke_result, result_bytes
 
-    results = program.stats.get("output_results", 0) if getattr(args, "invoke", None) else 0
-    result_bytes = RESULT_BYTES * results
-    if not completed or results == 0 or len(output) < result_bytes:
+    results = program.stats.get("output_result_types", []) if getattr(args, "invoke", None) else []
+    result_size = result_bytes(results)
+    if not completed or not results or len(output) < result_size:
         sys.stdout.buffer.write(output)
     else:
-        sys.stdout.buffer.write(output[:len(output) - result_bytes])
+        sys.stdout.buffer.write(output[:len(output) - result_size])
         sys.stdout.flush()
-        sys.stdout.write(format_invoke_result(output[len(output) - result_bytes:], results))
+        sys.stdout.write(format_invoke_result(output[len(output) - result_size:], results))
     sys.stdout.flush()
 
 
@@ -338,7 +344,17 @@ def _cmd_run(args) -> int:
         runner.write_trace_file(args.trace_out, model, result.trace)
     if not args.quiet:
         _say(_run_summary(result))
-    return _run_status(result, model, stopped_by_horizon=max_new_tokens >= horizon_max_new_tokens)
+    return _run_status(result, model, stopped_by_horizon=max_new_tokens >= horizon_max_new_tokens,
+                       reached=_unsupported_reached(program, prompt_tokens, model, result))
+
+
+def _unsupported_reached(program, prompt_tokens: list[str], model, result) -> str | None:
+    """Which instruction the machine stopped at when it reached one it does not execute (trap.unsupported)."""
+    if program is None or not result.halted or not result.trap:
+        return None
+    from wasmformer.machine.execute import unsupported_instruction
+
+    return unsupported_instruction(program, prompt_tokens, [model.vocab[token] for token in result.trace])
 
 
 def _run_inputs(args) -> tuple[list[str], object, object]:
@@ -447,8 +463,15 @@ def _run_summary(result) -> str:
             f"{result.tokens_per_second:,.0f} tok/s; {ending}")
 
 
-def _run_status(result, model, stopped_by_horizon: bool) -> int:
+UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithmetic is not supported yet)"
+
+
+def _run_status(result, model, stopped_by_horizon: bool, reached: str | None = None) -> int:
     """0 when the program halted, 1 when it trapped, 2 when max_new_tokens came first."""
+    if reached is not None:
+        print(f"wasmformer: error: the program reached {reached}, {UNSUPPORTED_REMARK} "
+              f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
+        return EXIT_ERROR
     if result.trap:
         from wasmformer.vm.program import trap_message
 

@@ -59,19 +59,23 @@ def run_wasmtime(wasm: bytes, invoke: str | None = None, args=(), input_bytes: b
         instance = linker.instantiate(store, module)
         exports = instance.exports(store)
         name = invoke or ("main" if "main" in exports else "_start")
-        results = exports[name](store, *[_signed(a) for a in args])
+        function = exports[name]
+        signature = function.type(store)
+        results = function(store, *[_signed(a, str(kind)) for a, kind in zip(args, signature.params)])
         if invoke is not None:
             values = [] if results is None else list(results) if isinstance(results, (list, tuple)) else [results]
-            for value in values:
-                output += (value & 0xFFFFFFFF).to_bytes(4, "little")
+            for value, kind in zip(values, signature.results):
+                size = 8 if str(kind) == "i64" else 4
+                output += (value % (1 << 8 * size)).to_bytes(size, "little")
         return Outcome(bytes(output), None)
     except wasmtime.Trap as trap:
         return Outcome(bytes(output), WASMTIME_TRAPS[trap.trap_code])
 
 
-def _signed(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
+def _signed(value: int, kind: str = "i32") -> int:
+    bits = 64 if kind == "i64" else 32
+    value %= 1 << bits
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
 def run_reference(wat: str, invoke: str | None = None, args=(), input_bytes: bytes = b"", **options) -> Outcome:

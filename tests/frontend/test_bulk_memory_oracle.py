@@ -135,13 +135,38 @@ def test_bulk_memory_calls_the_helpers_and_reports_them():
     assert program.stats["rewritten_ops"] == {}
 
 
-def test_memory_init_is_refused_with_its_reason():
-    from wasmformer.frontend.errors import FrontendError
+SEGMENTS = """(module (memory 1)
+  (data $passive "hello, passive world")
+  (data (i32.const 100) "active")
+  (func (export "init") (param $d i32) (param $s i32) (param $n i32) (result i32)
+    (memory.init $passive (local.get $d) (local.get $s) (local.get $n))
+    (i32.load8_u (i32.and (local.get $d) (i32.const 0x3fff))))
+  (func (export "drop_then_init") (param $n i32) (result i32)
+    (data.drop $passive)
+    (memory.init $passive (i32.const 0) (i32.const 0) (local.get $n))
+    (i32.const 7))
+  (func (export "active") (param $n i32) (result i32)
+    (memory.init 1 (i32.const 0) (i32.const 0) (local.get $n))
+    (i32.load8_u (i32.const 100))))
+"""
+INIT_CASES = [(0, 0, 5), (10, 7, 13), (0, 19, 1), (0, 20, 0), (0, 21, 0), (0, 15, 6), (PAGE - 6, 0, 6),
+              (PAGE - 5, 0, 6), (PAGE, 0, 0), (PAGE + 1, 0, 0), (-1, 0, 1), (0, -1, 1)]
 
-    wat = """(module (memory 1) (data "abc")
-      (func (export "main") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 3))))"""
-    with pytest.raises(FrontendError, match="memory.init is not supported"):
-        lowered(wat)
+
+@pytest.mark.parametrize("args", INIT_CASES)
+def test_memory_init_agrees_with_wasmtime(args):
+    assert_same(SEGMENTS, "init", args, memory_limit=PAGE)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_dropped_or_active_segment_has_no_bytes_left(n):
+    assert_same(SEGMENTS, "drop_then_init", (n,), memory_limit=PAGE)
+    assert_same(SEGMENTS, "active", (n,), memory_limit=PAGE)
+
+
+def test_only_segments_that_are_used_get_a_length_global():
+    assert len(lowered(SEGMENTS, calls=[Call("active", (0,))]).globals) == 1
+    assert len(lowered(SEGMENTS, calls=[Call("init", (0, 0, 1))]).globals) == 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="needs the ziglang package")

@@ -80,20 +80,20 @@ def test_prologue_pops_params_in_reverse():
                       kind="wat", invoke="f", args=(10, 3))
     call = next(i for i in vm.instrs if i.op == Op.CALL)
     assert vm.instrs[call.arg:call.arg + 2] == [Instr(Op.LOCAL_SET, 1), Instr(Op.LOCAL_SET, 0)]
-    assert format_invoke_result(refvm.run(vm).output, 1) == "7\n"
+    assert format_invoke_result(refvm.run(vm).output, ["i32"]) == "7\n"
 
 
 def test_invoke_without_memory_outputs_results_too():
     vm = load_program('(module (func (export "f") (result i32 i32) (i32.const -2) (i32.const 300)))',
                       kind="wat", invoke="f")
-    assert format_invoke_result(refvm.run(vm).output, 2) == "-2\n300\n"
+    assert format_invoke_result(refvm.run(vm).output, ["i32", "i32"]) == "-2\n300\n"
 
 
 def test_format_invoke_result():
-    assert format_invoke_result(b"\xff\xff\xff\xff\x01\x00\x00\x00", 2) == "-1\n1\n"
-    assert format_invoke_result(b"", 0) == ""
+    assert format_invoke_result(b"\xff\xff\xff\xff\x01\x00\x00\x00", ["i32", "i32"]) == "-1\n1\n"
+    assert format_invoke_result(b"", []) == ""
     with pytest.raises(FrontendError):
-        format_invoke_result(b"\x01", 1)
+        format_invoke_result(b"\x01", ["i32"])
 
 
 def test_sources_by_path_and_bytes(tmp_path):

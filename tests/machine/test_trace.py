@@ -191,7 +191,8 @@ def every_op_steps() -> list[tuple[int, list[str]]]:
 
 def test_every_op_writes_the_tokens_of_the_spec_table():
     vm = every_op_program()
-    tables = set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC)
+    tables = (set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
+              | {Op.EXTEND_I32_S})
     assert {instr.op for instr in vm.instrs} | tables == MACHINE_OPS
     assert step_tokens(vm, b"z") == every_op_steps()
 
@@ -265,6 +266,49 @@ def test_arithmetic_and_bit_counts_write_their_result_bytes(op):
         steps = step_tokens(program(*pushes, (op,), (Op.HALT,)))
         commit = "c.pop" if len(operands) == 2 else "c.keep"
         assert steps[len(operands)] == (len(operands), result.split() + [commit])
+
+
+WIDE = {  # i64 op: [(a, b, result bytes)]; each operand is two words (low first), the result 8 bytes and c.pop2
+    Op.ADD64: [(0x1_FFFFFFFF, 1, "vc.00 vc.00 vc.00 vc.00 v.02 v.00 v.00 v.00"),  # the carry crosses the words
+               ((1 << 64) - 1, 1, "vc.00 vc.00 vc.00 vc.00 vc.00 vc.00 vc.00 vc.00")],
+    Op.SUB64: [(0x1_00000000, 1, "vc.ff vc.ff vc.ff vc.ff v.00 v.00 v.00 v.00"),  # the borrow crosses them
+               (0x1_FFFFFFFF, 1, "v.fe v.ff v.ff v.ff v.01 v.00 v.00 v.00")],
+    Op.AND64: [(0x1_FFFFFFFF, 0x3_00000001, "v.01 v.00 v.00 v.00 v.01 v.00 v.00 v.00")],
+    Op.OR64: [(0x1_FFFFFFFF, 0x2_00000001, "v.ff v.ff v.ff v.ff v.03 v.00 v.00 v.00")],
+    Op.XOR64: [(0x1_FFFFFFFF, 0x3_00000001, "v.fe v.ff v.ff v.ff v.02 v.00 v.00 v.00")],
+}
+# i64 comparison: its result for (-1, 1), (5, 5), (1 << 32, 1) and (1, 1 << 32): the high words decide the
+# last two, the low words the first (-1's high word is all ones: below 1's unsigned, above it signed)
+WIDE_COMPARISONS = {
+    Op.EQ64: (0, 1, 0, 0), Op.NE64: (1, 0, 1, 1), Op.LT_S64: (1, 0, 0, 1), Op.LT_U64: (0, 0, 0, 1),
+    Op.GT_S64: (0, 0, 1, 0), Op.GT_U64: (1, 0, 1, 0), Op.LE_S64: (1, 1, 0, 1), Op.LE_U64: (0, 1, 0, 1),
+    Op.GE_S64: (0, 1, 1, 0), Op.GE_U64: (1, 1, 1, 0),
+}
+
+
+def test_sign_extension_to_i64_pushes_two_words():
+    for value, words in ((0x80000000, "v.00 v.00 v.00 v.80 v.ff v.ff v.ff v.ff"),
+                         (0x7FFFFFFF, "v.ff v.ff v.ff v.7f v.00 v.00 v.00 v.00")):
+        steps = step_tokens(program((Op.CONST, signed32(value)), (Op.EXTEND_I32_S,), (Op.HALT,)))
+        assert steps[1] == (1, words.split() + ["c.push"])
+
+
+def wide_pushes(*values: int) -> list[tuple[Op, int]]:
+    return [(Op.CONST, signed32(value >> shift & 0xFFFFFFFF)) for value in values for shift in (0, 32)]
+
+
+@pytest.mark.parametrize("op", list(WIDE))
+def test_i64_ops_write_eight_bytes(op):
+    for a, b, result in WIDE[op]:
+        steps = step_tokens(program(*wide_pushes(a, b), (op,), (Op.HALT,)))
+        assert steps[4] == (4, result.split() + ["c.pop2"])
+
+
+@pytest.mark.parametrize("op", list(WIDE_COMPARISONS))
+def test_i64_comparisons_write_an_i32_and_pop_three_words(op):
+    for (a, b), result in zip([(-1, 1), (5, 5), (1 << 32, 1), (1, 1 << 32)], WIDE_COMPARISONS[op]):
+        steps = step_tokens(program(*wide_pushes(a % (1 << 64), b), (op,), (Op.HALT,)))
+        assert steps[4] == (4, [f"v.0{result}", "v.00", "v.00", "v.00", "c.pop3"])
 
 
 @pytest.mark.parametrize("a,b,add,sub", [
@@ -421,6 +465,8 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
                                    (DEFAULT_MEMORY_LIMIT - 4, 7, 1 << 16, 0, 4)]),
     (BULK, "BULK_WINDOW", "copy", [(1, 0, 1, 0, 1), (5, 0, 22, 0, 28), (0, 5, 22, 0, 28),
                                    (0, DEFAULT_MEMORY_LIMIT - 32, 32, 0, 32), (0, DEFAULT_MEMORY_LIMIT - 31, 1 << 16, 0, 4)]),
+    (BULK, "SEGMENTS", "init", [(0, 0, 5), (10, 7, 13), (0, 21, 0), (DEFAULT_MEMORY_LIMIT - 6, 0, 6)]),
+    (BULK, "SEGMENTS", "drop_then_init", [(0,), (1,)]),
 ]
 
 

@@ -30,7 +30,10 @@ def test_every_op_has_exactly_one_row_and_a_unique_opcode():
 @pytest.mark.parametrize("row", OP_TABLE, ids=lambda row: row.op.value)
 def test_a_row_states_every_fact(row):
     assert isinstance(row.immediate, Immediate) and isinstance(row.body, Body) and isinstance(row.record, Record)
-    assert 0 <= row.pops <= 3 and 0 <= row.pushes <= 1
+    if row.wide:  # two i64 operands in (or one), an i64 or an i32 out
+        assert row.pops in (2, 4) and row.pushes in (1, 2)
+    else:  # extend_i32_s pushes an i64: two words
+        assert 0 <= row.pops <= 3 and 0 <= row.pushes <= (2 if row.op is Op.EXTEND_I32_S else 1)
     if row.commit is None:  # ends the run
         assert row.op in (Op.HALT, Op.TRAP) and row.body is Body.NONE
     else:
@@ -41,7 +44,7 @@ def test_a_row_states_every_fact(row):
 @pytest.mark.parametrize("row", OP_TABLE, ids=lambda row: row.op.value)
 def test_body_record_and_width_agree(row):
     if row.record is Record.STACK:
-        assert row.body is Body.VALUE and row.pushes == 1
+        assert row.body is Body.VALUE and row.value_bytes == 4 * row.pushes
     if row.body is Body.STORED or row.record is Record.MEMORY:
         assert row.body is Body.STORED and row.record is Record.MEMORY and row.immediate is Immediate.OFFSET
     if row.immediate is Immediate.OFFSET:
@@ -57,7 +60,8 @@ def test_body_record_and_width_agree(row):
 @pytest.mark.parametrize("row", OP_TABLE, ids=lambda row: row.op.value)
 def test_value_functions_and_sources(row):
     if row.datapath in PURE_DATAPATHS or row.helper is not None:
-        assert row.value is not None and len(inspect.signature(row.value).parameters) == row.pops
+        operands = row.pops // row.operand_words  # a wide row's value function takes i64s
+        assert row.value is not None and len(inspect.signature(row.value).parameters) == operands
     if row.datapath in READING_DATAPATHS:
         assert row.source is not Source.NONE, "a datapath that reads bytes needs a source"
     if row.datapath in (Datapath.COMPARE, Datapath.BITWISE, Datapath.SHIFT, Datapath.CONTROL):

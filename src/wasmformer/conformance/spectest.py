@@ -57,8 +57,8 @@ TRAP_MESSAGES = {  # the start of a script's trap message -> our reason
 FLOAT_TRAP_MESSAGES = ("invalid conversion to integer",)  # float -> int truncation traps
 
 REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it stands for
-    ("no i64 yet", "i64"), ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
-    ("no reference types", "reference types"), ("no passive data segments", "memory.init (passive data segments)"), ("no tail calls", "tail calls"),
+    ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
+    ("no reference types", "reference types"), ("no tail calls", "tail calls"),
     ("is not supported: a program may only import", "imports"), ("multiple memories", "multiple memories"),
     ("beyond the memory limit", BEYOND_WINDOW),
     ("memory64", "memory64"), ("later proposals", "later proposals"), ("typed references", "later proposals"),
@@ -233,17 +233,23 @@ class _Script:
             raise Unsupported(f"command {head}")
 
     def _assert_return(self, action: SList, expected: list) -> None:
-        expected_values = [_i32_value(item) for item in expected]
+        typed = [_integer_value(item) for item in expected]
+        expected_values = [_signed(value, kind) for kind, value in typed]
         result = self._run(action)
         if result.trap is not None:
             self._explain_trap(result)
             raise Failure(f"trapped with {result.trap.name}, expected {expected_values}")
-        actual = [int.from_bytes(result.output[i:i + I32_BYTES], "little", signed=True)
-                  for i in range(0, len(result.output), I32_BYTES)]
-        if actual != [_signed(v) for v in expected_values]:
+        actual, start = [], 0
+        for kind, _ in typed:  # each result is 4 bytes per word
+            size = I32_BYTES * INTEGER_WORDS[kind]
+            actual.append(int.from_bytes(result.output[start:start + size], "little", signed=True))
+            start += size
+        if start != len(result.output):
+            raise Failure(f"output {len(result.output)} bytes, expected {start}")
+        if actual != expected_values:
             if result.failed_grows:
                 raise Unsupported("memory.grow (the machine's memory never grows)")
-            raise Failure(f"returned {actual}, expected {[_signed(v) for v in expected_values]}")
+            raise Failure(f"returned {actual}, expected {expected_values}")
 
     def _assert_trap(self, action: SList, message: str) -> None:
         expected = _trap_reason(message)
@@ -320,7 +326,7 @@ class _Script:
             raise Unsupported("get (exported globals)")
         instance = self._instance(action)
         items = [item for item in action.items[1:] if not isinstance(item, str)]
-        name, args = items[0].value.decode(), [_i32_value(item) for item in items[1:]]
+        name, args = items[0].value.decode(), [_integer_value(item)[1] for item in items[1:]]
         if instance is None or instance.module is None:
             error = instance.error if instance else "no module"
             raise Unsupported(refusal_reason(error) or f"module not built: {error}")
@@ -338,6 +344,8 @@ class _Script:
         result = self.execute(program)
         if not result.halted:
             raise Failure(f"did not finish in {MAX_STEPS_PER_ASSERTION} steps")
+        if result.trap is TrapReason.UNSUPPORTED:  # reached float arithmetic (lowered to that trap)
+            raise Unsupported("f32/f64")
         if self._beyond_window(result) and self._may_change_state(instance, name):
             # wasm may have changed memory here, the machine did not: later results on this state are uncertain
             instance.poisoned = f"after an unsupported state-changing action ({BEYOND_WINDOW})"
@@ -381,16 +389,20 @@ def _export_may_change_state(module: Module, name: str) -> bool:
     return False
 
 
-def _i32_value(item) -> int:
+INTEGER_WORDS = {"i32": 1, "i64": 2}  # 32-bit words per value (frontend/words.py)
+
+
+def _integer_value(item) -> tuple[str, int]:
+    """An i32.const or i64.const argument or result: (its type, its bits as an unsigned number)."""
     if not isinstance(item, SList) or not item.items:
         raise Unsupported("unexpected value form")
     head = item.head()
-    if head != "i32.const":
-        kind = head.split(".")[0] if head else "?"
-        reason = {"i64": "i64", "f32": "f32/f64", "f64": "f32/f64", "v128": "SIMD",
+    kind = head.split(".")[0] if head else "?"
+    if kind not in INTEGER_WORDS or head != f"{kind}.const":
+        reason = {"f32": "f32/f64", "f64": "f32/f64", "v128": "SIMD",
                   "either": "either (alternative results)"}.get(kind, "reference types")
         raise Unsupported(reason)
-    return _parse_int(item.items[1]) % (1 << 32)
+    return kind, _parse_int(item.items[1]) % (1 << (32 * INTEGER_WORDS[kind]))
 
 
 def _parse_int(text: str) -> int:
@@ -400,8 +412,9 @@ def _parse_int(text: str) -> int:
     return sign * (int(digits, 16) if digits.lower().startswith("0x") else int(digits, 10))
 
 
-def _signed(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
+def _signed(value: int, kind: str = "i32") -> int:
+    bits = 32 * INTEGER_WORDS[kind]
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
 def _trap_reason(message: str) -> TrapReason:

@@ -1,24 +1,26 @@
 """The front end: C, WAT or wasm -> a VMProgram for the machine.
 
     load_program(source, *, kind=None, invoke=None, args=(), native_ops=..., memory_limit=...)
-    format_invoke_result(output, result_count)
+    format_invoke_result(output, result_types), result_bytes(result_types)
 
 docs/frontend.md describes the pipeline, docs/vm-program.md the result.
 """
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower import DEFAULT_MEMORY_LIMIT, MAX_INSTRUCTIONS, Call
+from wasmformer.frontend.words import words_of
 from wasmformer.vm.ops import BASIC_OPS, REWRITABLE_OPS
 from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
 
 __all__ = [
     "BASIC_OPS", "DEFAULT_MEMORY_LIMIT", "MAX_INSTRUCTIONS", "REWRITABLE_OPS",
     "Call", "FrontendError", "Instr", "Op", "TrapReason", "VMProgram",
-    "format_invoke_result", "load_program", "module_bytes",
+    "format_invoke_result", "load_program", "module_bytes", "result_bytes",
 ]
 
 SOURCE_KINDS = ("c", "wat", "wasm")
@@ -96,11 +98,24 @@ def load_program(source: str | Path | bytes, *, kind: str | None = None, invoke:
     return lower(module, native_ops=native_ops, memory_limit=memory_limit, calls=calls, name=name)
 
 
-def format_invoke_result(output: bytes, result_count: int) -> str:
-    """The results of an invoked function as wasmtime --invoke prints them: one signed i32 per line."""
-    if len(output) != RESULT_BYTES * result_count:
-        raise FrontendError(f"expected {result_count} results ({RESULT_BYTES * result_count} bytes) "
+def result_bytes(result_types: list[str]) -> int:
+    """Bytes an invocation outputs for results of these types (4 per word)."""
+    return sum(RESULT_BYTES * words_of(kind) for kind in result_types)
+
+
+def format_invoke_result(output: bytes, result_types: list[str]) -> str:
+    """The results of an invoked function as wasmtime --invoke prints them: one value per line (integers
+    signed, floats as decimals)."""
+    if len(output) != result_bytes(result_types):
+        raise FrontendError(f"expected {len(result_types)} results ({result_bytes(result_types)} bytes) "
                             f"but the program output {len(output)} bytes")
-    values = [int.from_bytes(output[i:i + RESULT_BYTES], "little", signed=True)
-              for i in range(0, len(output), RESULT_BYTES)]
-    return "".join(f"{value}\n" for value in values)
+    lines, start = [], 0
+    for kind in result_types:
+        size = RESULT_BYTES * words_of(kind)
+        raw = output[start:start + size]
+        start += size
+        if kind in ("f32", "f64"):
+            lines.append(repr(struct.unpack("<f" if kind == "f32" else "<d", raw)[0]))
+        else:
+            lines.append(str(int.from_bytes(raw, "little", signed=True)))
+    return "".join(f"{line}\n" for line in lines)

@@ -1,5 +1,6 @@
-;; Helper subroutines: the i32 ops a machine may lack, written with basic ops only
-;; (const, add, sub, eqz, eq, ne, the compares, locals, select, branches, calls).
+;; Helper subroutines: the ops a machine may lack. The i32 ones are written with
+;; basic ops only (const, add, sub, eqz, eq, ne, the compares, locals, select,
+;; branches, calls); the i64 ones at the end use any i32 op.
 ;;
 ;; The front end lowers this module with its own pipeline and links in the
 ;; helpers a program needs (export name = the VM op's name). Every helper runs
@@ -402,4 +403,244 @@
         (i32.store8 (local.get $d) (i32.load8_u (local.get $s)))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next))))
+
+  ;; --- i64 on word pairs ---------------------------------------------------------------
+  ;; An i64 is two i32 words, low first (frontend/words.py): (param $al $ah $bl $bh) are
+  ;; a's and b's words, results are (low, high). These helpers may use every i32 op: the
+  ;; front end turns one the machine lacks into a call of its helper above.
+
+  (func $add64 (export "add64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $low i32)
+    (local.set $low (i32.add (local.get $al) (local.get $bl)))
+    (local.get $low)
+    (i32.add (i32.add (local.get $ah) (local.get $bh)) (i32.lt_u (local.get $low) (local.get $al))))
+
+  (func $sub64 (export "sub64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (i32.sub (local.get $al) (local.get $bl))
+    (i32.sub (i32.sub (local.get $ah) (local.get $bh)) (i32.lt_u (local.get $al) (local.get $bl))))
+
+  (func $and64 (export "and64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (i32.and (local.get $al) (local.get $bl)) (i32.and (local.get $ah) (local.get $bh)))
+
+  (func $or64 (export "or64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (i32.or (local.get $al) (local.get $bl)) (i32.or (local.get $ah) (local.get $bh)))
+
+  (func $xor64 (export "xor64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (i32.xor (local.get $al) (local.get $bl)) (i32.xor (local.get $ah) (local.get $bh)))
+
+  (func $eq64 (export "eq64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (select (i32.eq (local.get $al) (local.get $bl)) (i32.const 0) (i32.eq (local.get $ah) (local.get $bh))))
+
+  (func $ne64 (export "ne64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (i32.eqz (call $eq64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))))
+
+  ;; the high words decide unless they are equal; then the low words, unsigned
+  (func $lt_u64 (export "lt_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (select (i32.lt_u (local.get $al) (local.get $bl)) (i32.lt_u (local.get $ah) (local.get $bh))
+            (i32.eq (local.get $ah) (local.get $bh))))
+
+  (func $lt_s64 (export "lt_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (select (i32.lt_u (local.get $al) (local.get $bl)) (i32.lt_s (local.get $ah) (local.get $bh))
+            (i32.eq (local.get $ah) (local.get $bh))))
+
+  (func $gt_u64 (export "gt_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (call $lt_u64 (local.get $bl) (local.get $bh) (local.get $al) (local.get $ah)))
+
+  (func $gt_s64 (export "gt_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (call $lt_s64 (local.get $bl) (local.get $bh) (local.get $al) (local.get $ah)))
+
+  (func $le_u64 (export "le_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (i32.eqz (call $lt_u64 (local.get $bl) (local.get $bh) (local.get $al) (local.get $ah))))
+
+  (func $le_s64 (export "le_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (i32.eqz (call $lt_s64 (local.get $bl) (local.get $bh) (local.get $al) (local.get $ah))))
+
+  (func $ge_u64 (export "ge_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (i32.eqz (call $lt_u64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))))
+
+  (func $ge_s64 (export "ge_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32)
+    (i32.eqz (call $lt_s64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))))
+
+  ;; shifts by n = the count mod 64; by 32 or more, one word moves whole into the other
+  (func $shl64 (export "shl64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $n i32)
+    (local.set $n (i32.and (local.get $bl) (i32.const 63)))
+    (if (i32.eqz (local.get $n)) (then (return (local.get $al) (local.get $ah))))
+    (if (i32.ge_u (local.get $n) (i32.const 32))
+      (then (return (i32.const 0) (i32.shl (local.get $al) (i32.sub (local.get $n) (i32.const 32))))))
+    (i32.shl (local.get $al) (local.get $n))
+    (i32.or (i32.shl (local.get $ah) (local.get $n))
+            (i32.shr_u (local.get $al) (i32.sub (i32.const 32) (local.get $n)))))
+
+  (func $shr_u64 (export "shr_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $n i32)
+    (local.set $n (i32.and (local.get $bl) (i32.const 63)))
+    (if (i32.eqz (local.get $n)) (then (return (local.get $al) (local.get $ah))))
+    (if (i32.ge_u (local.get $n) (i32.const 32))
+      (then (return (i32.shr_u (local.get $ah) (i32.sub (local.get $n) (i32.const 32))) (i32.const 0))))
+    (i32.or (i32.shr_u (local.get $al) (local.get $n))
+            (i32.shl (local.get $ah) (i32.sub (i32.const 32) (local.get $n))))
+    (i32.shr_u (local.get $ah) (local.get $n)))
+
+  (func $shr_s64 (export "shr_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $n i32)
+    (local.set $n (i32.and (local.get $bl) (i32.const 63)))
+    (if (i32.eqz (local.get $n)) (then (return (local.get $al) (local.get $ah))))
+    (if (i32.ge_u (local.get $n) (i32.const 32))
+      (then (return (i32.shr_s (local.get $ah) (i32.sub (local.get $n) (i32.const 32)))
+                    (i32.shr_s (local.get $ah) (i32.const 31)))))
+    (i32.or (i32.shr_u (local.get $al) (local.get $n))
+            (i32.shl (local.get $ah) (i32.sub (i32.const 32) (local.get $n))))
+    (i32.shr_s (local.get $ah) (local.get $n)))
+
+  ;; a rotation is the or of the two shifts (by n and by 64 - n; both counts are taken mod 64)
+  (func $rotl64 (export "rotl64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $left_low i32) (local $left_high i32) (local $right_high i32)
+    (call $shl64 (local.get $al) (local.get $ah) (local.get $bl) (i32.const 0))
+    (local.set $left_high) (local.set $left_low)
+    (call $shr_u64 (local.get $al) (local.get $ah) (i32.sub (i32.const 64) (local.get $bl)) (i32.const 0))
+    (local.set $right_high)
+    (i32.or (local.get $left_low))
+    (i32.or (local.get $left_high) (local.get $right_high)))
+
+  (func $rotr64 (export "rotr64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (call $rotl64 (local.get $al) (local.get $ah) (i32.sub (i32.const 64) (local.get $bl)) (i32.const 0)))
+
+  (func $clz64 (export "clz64") (param $al i32) (param $ah i32) (result i32 i32)
+    (select (i32.clz (local.get $ah)) (i32.add (i32.const 32) (i32.clz (local.get $al))) (local.get $ah))
+    (i32.const 0))
+
+  (func $ctz64 (export "ctz64") (param $al i32) (param $ah i32) (result i32 i32)
+    (select (i32.ctz (local.get $al)) (i32.add (i32.const 32) (i32.ctz (local.get $ah))) (local.get $al))
+    (i32.const 0))
+
+  (func $popcnt64 (export "popcnt64") (param $al i32) (param $ah i32) (result i32 i32)
+    (i32.add (i32.popcnt (local.get $al)) (i32.popcnt (local.get $ah)))
+    (i32.const 0))
+
+  ;; the high word of the 64-bit product of two words, from four products of 16-bit halves
+  (func $mul_high_u (param $x i32) (param $y i32) (result i32)
+    (local $x0 i32) (local $x1 i32) (local $y0 i32) (local $y1 i32)
+    (local $p00 i32) (local $p01 i32) (local $p10 i32)
+    (local.set $x0 (i32.and (local.get $x) (i32.const 0xffff)))
+    (local.set $x1 (i32.shr_u (local.get $x) (i32.const 16)))
+    (local.set $y0 (i32.and (local.get $y) (i32.const 0xffff)))
+    (local.set $y1 (i32.shr_u (local.get $y) (i32.const 16)))
+    (local.set $p00 (i32.mul (local.get $x0) (local.get $y0)))
+    (local.set $p01 (i32.mul (local.get $x0) (local.get $y1)))
+    (local.set $p10 (i32.mul (local.get $x1) (local.get $y0)))
+    (i32.add
+      (i32.add (i32.mul (local.get $x1) (local.get $y1))
+               (i32.add (i32.shr_u (local.get $p01) (i32.const 16)) (i32.shr_u (local.get $p10) (i32.const 16))))
+      (i32.shr_u
+        (i32.add (i32.shr_u (local.get $p00) (i32.const 16))
+                 (i32.add (i32.and (local.get $p01) (i32.const 0xffff)) (i32.and (local.get $p10) (i32.const 0xffff))))
+        (i32.const 16))))
+
+  (func $mul64 (export "mul64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (i32.mul (local.get $al) (local.get $bl))
+    (i32.add (call $mul_high_u (local.get $al) (local.get $bl))
+             (i32.add (i32.mul (local.get $al) (local.get $bh)) (i32.mul (local.get $ah) (local.get $bl)))))
+
+  ;; unsigned n / d and n % d on word pairs: (quotient low, high, remainder low, high). Both in one word:
+  ;; the machine's own division; else restoring division from n's highest set bit.
+  (func $divmod_u64 (param $nl i32) (param $nh i32) (param $dl i32) (param $dh i32) (result i32 i32 i32 i32)
+    (local $ql i32) (local $qh i32) (local $rl i32) (local $rh i32) (local $bits i32)
+    (if (i32.eqz (i32.or (local.get $dl) (local.get $dh))) (then (call $trap_divide_by_zero)))
+    (if (i32.eqz (i32.or (local.get $nh) (local.get $dh)))
+      (then (return (i32.div_u (local.get $nl) (local.get $dl)) (i32.const 0)
+                    (i32.rem_u (local.get $nl) (local.get $dl)) (i32.const 0))))
+    (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
+      (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
+    ;; a divisor below 2^16 (printing in decimal): long division by 16-bit digits, each partial
+    ;; dividend (remainder * 2^16 + digit) below 2^32, so the machine's own division does each
+    (if (i32.eqz (i32.or (local.get $dh) (i32.shr_u (local.get $dl) (i32.const 16))))
+      (then
+        (local.set $qh (i32.div_u (local.get $nh) (local.get $dl)))
+        (local.set $rl (i32.or (i32.shl (i32.rem_u (local.get $nh) (local.get $dl)) (i32.const 16))
+                               (i32.shr_u (local.get $nl) (i32.const 16))))
+        (local.set $ql (i32.shl (i32.div_u (local.get $rl) (local.get $dl)) (i32.const 16)))
+        (local.set $rl (i32.or (i32.shl (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 16))
+                               (i32.and (local.get $nl) (i32.const 0xffff))))
+        (return (i32.or (local.get $ql) (i32.div_u (local.get $rl) (local.get $dl))) (local.get $qh)
+                (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 0))))
+    ;; n >= d > 0: start at n's highest set bit
+    (call $clz64 (local.get $nl) (local.get $nh))
+    (drop)
+    (local.set $bits)
+    (local.set $bits (i32.sub (i32.const 64) (local.get $bits)))
+    (call $shl64 (local.get $nl) (local.get $nh) (i32.sub (i32.const 64) (local.get $bits)) (i32.const 0))
+    (local.set $nh) (local.set $nl)
+    (loop $next_bit
+      ;; r = 2r + the top bit of n; r < d, so 2r + 1 < 2^65: when r >= 2^63 the doubled value has left 64 bits
+      ;; and is surely >= d (subtract); else compare it with d
+      (local.set $qh (i32.or (i32.shl (local.get $qh) (i32.const 1)) (i32.shr_u (local.get $ql) (i32.const 31))))
+      (local.set $ql (i32.shl (local.get $ql) (i32.const 1)))
+      (block $next
+        (block $wrapped
+          (br_if $wrapped (i32.lt_s (local.get $rh) (i32.const 0)))  ;; 2r >= 2^64 > d
+          (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
+          (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
+          (br_if $next (call $lt_u64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh)))
+          (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
+          (local.set $rh) (local.set $rl)
+          (local.set $ql (i32.or (local.get $ql) (i32.const 1)))
+          (br $next))
+        ;; 2r + bit >= 2^64: computed mod 2^64, (2r + bit) - d is the true remainder (< d)
+        (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
+        (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
+        (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
+        (local.set $rh) (local.set $rl)
+        (local.set $ql (i32.or (local.get $ql) (i32.const 1))))
+      (local.set $nh (i32.or (i32.shl (local.get $nh) (i32.const 1)) (i32.shr_u (local.get $nl) (i32.const 31))))
+      (local.set $nl (i32.shl (local.get $nl) (i32.const 1)))
+      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
+      (br_if $next_bit (local.get $bits)))
+    (local.get $ql) (local.get $qh) (local.get $rl) (local.get $rh))
+
+  (func $div_u64 (export "div_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (call $divmod_u64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))
+    (drop) (drop))
+
+  (func $rem_u64 (export "rem_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $rl i32) (local $rh i32)
+    (call $divmod_u64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))
+    (local.set $rh) (local.set $rl) (drop) (drop)
+    (local.get $rl) (local.get $rh))
+
+  (func $negate64 (param $l i32) (param $h i32) (result i32 i32)
+    (call $sub64 (i32.const 0) (i32.const 0) (local.get $l) (local.get $h)))
+
+  (func $abs64 (param $l i32) (param $h i32) (result i32 i32)
+    (if (result i32 i32) (i32.lt_s (local.get $h) (i32.const 0))
+      (then (call $negate64 (local.get $l) (local.get $h)))
+      (else (local.get $l) (local.get $h))))
+
+  ;; signed: on the magnitudes, the quotient negated when the signs differ; INT64_MIN / -1 overflows
+  (func $div_s64 (export "div_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $ql i32) (local $qh i32) (local $nl i32) (local $nh i32)
+    (if (i32.eqz (i32.or (local.get $bl) (local.get $bh))) (then (call $trap_divide_by_zero)))
+    (if (i32.and (i32.eq (i32.and (local.get $bl) (local.get $bh)) (i32.const -1))
+                 (i32.and (i32.eqz (local.get $al)) (i32.eq (local.get $ah) (i32.const 0x80000000))))
+      (then (call $trap_integer_overflow)))
+    (call $abs64 (local.get $al) (local.get $ah))
+    (local.set $nh) (local.set $nl)
+    (call $divmod_u64 (local.get $nl) (local.get $nh) (call $abs64 (local.get $bl) (local.get $bh)))
+    (drop) (drop)
+    (local.set $qh) (local.set $ql)
+    (if (result i32 i32) (i32.lt_s (i32.xor (local.get $ah) (local.get $bh)) (i32.const 0))
+      (then (call $negate64 (local.get $ql) (local.get $qh)))
+      (else (local.get $ql) (local.get $qh))))
+
+  ;; the signed remainder has the dividend's sign (INT64_MIN % -1 = 0)
+  (func $rem_s64 (export "rem_s64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
+    (local $rl i32) (local $rh i32) (local $nl i32) (local $nh i32)
+    (if (i32.eqz (i32.or (local.get $bl) (local.get $bh))) (then (call $trap_divide_by_zero)))
+    (call $abs64 (local.get $al) (local.get $ah))
+    (local.set $nh) (local.set $nl)
+    (call $divmod_u64 (local.get $nl) (local.get $nh) (call $abs64 (local.get $bl) (local.get $bh)))
+    (local.set $rh) (local.set $rl) (drop) (drop)
+    (if (result i32 i32) (i32.lt_s (local.get $ah) (i32.const 0))
+      (then (call $negate64 (local.get $rl) (local.get $rh)))
+      (else (local.get $rl) (local.get $rh))))
 )

@@ -22,12 +22,13 @@ from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search,
 from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.helpers import lower_helpers
-from wasmformer.frontend.lower_function import Environment, to_i32, type_reason
+from wasmformer.frontend.lower_function import Environment, signature_words, to_i32
+from wasmformer.frontend.segments import segment_init_code, segment_lengths
 from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
                                        lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function,
-                                       table_functions)
+                                       symbol_of_segment, table_functions)
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.ops import BASIC_OPS
+from wasmformer.vm.ops import BASIC_OPS, WORD_BITS, value_to_words
 from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
 
 # The machine addresses memory bytes through attention lookups keyed by address
@@ -69,13 +70,22 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
     pages, window = memory_window(module, memory_limit)
     program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_tables(module))
     globals_ = global_values(module, program.global_slots)
+    program.segment_global_base = len(globals_)
     memory = initial_memory(module, pages, window)
     entry = entry_stub(program, calls)
     lowered = lower_reachable(program, _entry_roots(module, calls))
+    unsupported = {function.code.name: function.unsupported for function in lowered.values() if function.unsupported}
     pieces = [(Symbol(("entry",)), entry.code)]
     pieces += [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
     pieces += [(symbol_of_dispatcher(program, signature, table), dispatcher(program, signature, table))
                for signature, table in program.dispatch_types]
+    lengths = segment_lengths(module)
+    globals_ += [lengths[index] for index in sorted(program.segment_globals, key=program.segment_globals.get)]
+    initialised = sorted({index for function in lowered.values() for index in function.segment_inits})
+    pieces += [(symbol_of_segment(program, index), segment_init_code(f"memory.init segment {index}",
+                                                                     module.data[index].data,
+                                                                     program.segment_globals[index]))
+               for index in initialised]
     helper_pieces, helper_aliases, helper_names = helper_code(program)
     linked = link(pieces + helper_pieces, helper_aliases)
     if len(linked.instrs) > MAX_INSTRUCTIONS:
@@ -92,12 +102,25 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
         "max_frame_locals": max(frame_sizes),
         "memory_pages": pages,
         "declared_memory_bytes": pages * PAGE_SIZE,
-        # i32 results the entry writes to the output (4 bytes each, little-endian): see format_invoke_result
-        "output_results": sum(len(module.function_type(_exported_function(module, call.name)).results)
-                              for call in calls or () if call.output),
+        # the types of the results the entry writes to the output (4 little-endian bytes per word): see
+        # format_invoke_result
+        "output_result_types": [kind for call in calls or () if call.output
+                                for kind in module.function_type(_exported_function(module, call.name)).results],
+        # wasm instruction -> name of each float instruction lowered to TRAP UNSUPPORTED (machine/execute.py
+        # names the one a run reached)
+        "unsupported": {f"{name}#{position}": instruction for name, positions in unsupported.items()
+                        for position, instruction in positions.items()},
     }
     return VMProgram(instrs=linked.instrs, entry=0, entry_locals=entry.frame_size, globals=globals_,
                      memory=memory, memory_limit=window, name=name, origins=linked.origins, stats=stats)
+
+
+def unsupported_at(program: VMProgram, pc: int) -> str:
+    """The float instruction lowered to the TRAP UNSUPPORTED at ``pc``, and where: ``f64.add in function main
+    (instruction 12)``."""
+    function, position = program.origins.get(pc, ("?", -1))
+    name = program.stats.get("unsupported", {}).get(f"{function}#{position}", "an unsupported instruction")
+    return f"{name} in function {function} (instruction {position})"
 
 
 # --- imports, memory, globals, table --------------------------------------------------------
@@ -117,12 +140,15 @@ def memory_window(module: Module, memory_limit: int) -> tuple[int, int]:
     return memory.minimum, min(memory_limit, memory.minimum * PAGE_SIZE)
 
 
-def global_values(module: Module, slots: dict[int, int]) -> list[int]:
+def global_values(module: Module, slots: dict[int, tuple[int, int]]) -> list[int]:
+    """The VM globals' initial words (a wasm global of two words fills two VM globals, low word first)."""
     values: dict[int, int] = {}
+    words: list[int] = []
     for index, item in enumerate(module.globals):
         if index in slots:
             values[index] = constant_value(item.init, values, f"global {index}")
-    return [values[index] for index in sorted(slots)]
+            words += [to_i32(word) for word in value_to_words(values[index], slots[index][1])]
+    return words
 
 
 def initial_memory(module: Module, pages: int, window: int) -> bytes:
@@ -238,18 +264,17 @@ def _call_export(code: Code, program: ModuleUnit, environment: Environment, call
     """Emit one call of the stub; returns the number of entry-frame locals it uses."""
     index = _exported_function(program.module, call.name)
     signature = program.module.function_type(index)
-    for kind in signature.params + signature.results:
-        if kind != "i32":
-            raise FrontendError(f"cannot invoke '{call.name}' of type {signature}: only i32 parameters and "
-                                f"results ({type_reason(kind)})")
-    if len(call.args) != len(signature.params):
-        raise FrontendError(f"'{call.name}' takes {len(signature.params)} arguments, {len(call.args)} given")
-    for value in call.args:
-        if not -(1 << 31) <= value < 1 << 32:
-            raise FrontendError(f"argument {value} does not fit in 32 bits")
-        code.emit(Op.CONST, to_i32(value))
+    params, result_words = signature_words(program.module, f"cannot invoke '{call.name}'", signature)
+    if len(call.args) != len(params):
+        raise FrontendError(f"'{call.name}' takes {len(params)} arguments, {len(call.args)} given")
+    for value, words in zip(call.args, params):
+        bits = WORD_BITS * words
+        if not -(1 << (bits - 1)) <= value < 1 << bits:
+            raise FrontendError(f"argument {value} does not fit in {bits} bits")
+        for word in value_to_words(value, words):
+            code.emit(Op.CONST, to_i32(word))
     _emit_call(code, environment, index)
-    results = len(signature.results)
+    results = sum(result_words)  # each word is output as 4 bytes
     if not call.output:
         for _ in range(results):
             code.emit(Op.DROP)
@@ -306,6 +331,6 @@ def helper_code(program: ModuleUnit) -> tuple[list[tuple[Symbol, Code]], dict[Sy
     names = sorted({op.value for op in program.rewritten} | set(program.helper_calls))
     if not names:
         return [], {}, []
-    return lower_helpers(names, program.memory_limit, program.memory_pages)
+    return lower_helpers(names, program.memory_limit, program.memory_pages, program.native_ops)
 
 

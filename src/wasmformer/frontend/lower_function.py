@@ -1,8 +1,10 @@
 """One wasm function body -> relocatable VM code with absolute-jump control flow.
 
-The operand stack of the VM is the wasm operand stack; only locals are per
-frame. Lowering tracks the stack height statically (the module is validated,
-so every height is known) and turns each structured construct into jumps:
+The operand stack of the VM is the wasm operand stack, each value as one or
+two 32-bit words (an i64 or f64 is two, low word deeper: frontend/words.py);
+only locals are per frame, one VM local per word. Lowering tracks the stack's
+values and their words statically (the module is validated, so every shape is
+known) and turns each structured construct into jumps:
 
     block ... end          the label is the position after ``end``
     loop ... end           the label is the loop's first instruction
@@ -12,8 +14,8 @@ so every height is known) and turns each structured construct into jumps:
                            height (results saved in scratch locals, DROPs, restored)
     return                 the same discarding down to height 0, then RETURN
 
-A function starts with a prologue that pops its parameters into locals 0..p-1
-(LOCAL_SET in reverse order) and ends with RETURN. Scratch locals live after
+A function starts with a prologue that pops its parameters' words into its
+first locals (LOCAL_SET in reverse order) and ends with RETURN. Scratch locals live after
 the declared locals. Code after an unconditional branch is not emitted.
 """
 
@@ -25,7 +27,10 @@ from typing import Callable
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs
 from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec
+from wasmformer.frontend.words import (I64_SIGN_EXTENSIONS, REINTERPRETATIONS, WIDE_LOADS,
+                                       WIDE_STORES, WORD_BYTES, WideMemoryOp, const_words, is_float_arithmetic,
+                                       words_of)
+from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, spec
 from wasmformer.vm.program import Instr, Op, TrapReason
 
 I32_MODULUS = 1 << 32
@@ -39,15 +44,13 @@ VARIABLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS
                                    if row.immediate in (Immediate.LOCAL, Immediate.GLOBAL)}
 
 # Bulk memory instructions lowered to a call of a helper subroutine (wasm name -> helper export name).
-# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. data.drop lowers to
-# nothing: memory.init, the only reader of a passive segment, is refused, so dropping one is unobservable.
+# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. memory.init calls its
+# segment's own subroutine the same way (frontend/segments.py); data.drop zeroes the segment's length.
 BULK_MEMORY_HELPERS = {"memory.fill": "memory_fill", "memory.copy": "memory_copy"}
 BULK_MEMORY_OPERANDS = 3
 
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
-    ("i32.wrap_i64", "no i64 yet"), ("i32.trunc", "no floating point"), ("i32.reinterpret", "no floating point"),
-    ("i64.", "no i64 yet"), ("f32.", "no floating point"), ("f64.", "no floating point"),
-    ("memory.init", "no passive data segments"), ("table.", "no reference types"), ("elem.drop", "no reference types"),
+    ("table.", "no reference types"), ("elem.drop", "no reference types"),
     ("ref.", "no reference types"), ("return_call", "no tail calls"),
 ]
 
@@ -71,14 +74,16 @@ class Environment:
     helper_symbol: Callable[[str], Symbol]  # a helper subroutine by its export name (its use is recorded)
     name_prefix: str = ""  # for function names in messages and origins
     native_ops: frozenset = frozenset()  # the ops the machine executes itself (a pure query; op_target counts)
+    # data segment -> (the subroutine memory.init calls, the VM global holding its remaining length)
+    data_segment: Callable[[int], tuple[Symbol, int]] | None = None
 
 
 @dataclass
 class _Frame:
     kind: str  # "function", "block", "loop" or "if"
-    base: int  # operand height below the frame's parameters
-    params: int
-    results: int
+    base: int  # the number of values on the stack below the frame's parameters
+    params: list[int]  # words of each parameter
+    results: list[int]  # words of each result
     target: Label  # where a branch to this frame goes
     end: Label
     else_label: Label | None = None
@@ -86,7 +91,8 @@ class _Frame:
     unreachable: bool = False  # the rest of the frame is unreachable
 
     @property
-    def arity(self) -> int:
+    def arity(self) -> list[int]:
+        """Words of each value a branch to this frame carries."""
         return self.params if self.kind == "loop" else self.results
 
 
@@ -95,21 +101,24 @@ class LoweredFunction:
     code: Code
     calls: set[int] = field(default_factory=set)  # function indices called directly
     indirect_types: set[tuple[int, int]] = field(default_factory=set)  # call_indirect (type index, table)
-    frame_size: int = 0  # params + declared locals + scratch locals
+    frame_size: int = 0  # words of params + declared locals + scratch locals
+    segment_inits: set[int] = field(default_factory=set)  # data segments its memory.init instructions copy
+    # wasm instruction index -> name, for the float instructions lowered to TRAP UNSUPPORTED
+    unsupported: dict[int, str] = field(default_factory=dict)
 
 
-def check_i32_signature(module: Module, index: int, signature: FuncType) -> None:
+def signature_words(module: Module, where: str, signature: FuncType) -> tuple[list[int], list[int]]:
+    """Words of each param and each result; refuses types the machine has no words for."""
     for kind in signature.params + signature.results:
-        if kind != "i32":
-            raise FrontendError(f"{module.where(index)}: type {signature} is not supported "
-                                f"({type_reason(kind)}; only i32 values)")
+        if words_of(kind) is None:
+            raise FrontendError(f"{where}: type {signature} is not supported ({type_reason(kind)})")
+    return [words_of(kind) for kind in signature.params], [words_of(kind) for kind in signature.results]
 
 
 def type_reason(kind: str) -> str:
     if kind.startswith("(ref"):
         return "no typed references (function-references / GC proposals)"
-    return {"i64": "no i64 yet", "f32": "no floating point", "f64": "no floating point",
-            "v128": "no SIMD"}.get(kind, "no reference types")
+    return {"v128": "no SIMD"}.get(kind, "no reference types")
 
 
 def non_adjacent_form(constant: int) -> list[tuple[int, int]]:
@@ -140,34 +149,53 @@ class _FunctionLowering:
         self.code = Code(environment.name_prefix + self.module.function_name(index))
         self.result = LoweredFunction(self.code)
         self.frames: list[_Frame] = []
-        self.height = 0
+        self.values: list[int] = []  # the words of each value on the operand stack, deepest first
         self.position = 0
-        self.locals_count = len(self.signature.params) + self._declared_locals()
+        self.param_words, self.result_words = signature_words(self.module, self.where, self.signature)
+        self.local_words = self.param_words + self._declared_locals()  # words of each wasm local
+        self.local_base = [sum(self.local_words[:i]) for i in range(len(self.local_words))]  # its first VM local
+        self.locals_count = sum(self.local_words)
         self.scratch_used = 0
         self.handlers = {
             "nop": self._nop, "unreachable": self._unreachable, "i32.const": self._i32_const,
+            "i64.const": self._const, "f32.const": self._const, "f64.const": self._const,
             "memory.size": self._memory_size, "memory.grow": self._memory_grow,
-            "call": self._call, "call_indirect": self._call_indirect,
+            "call": self._call, "call_indirect": self._call_indirect, "drop": self._drop, "select": self._select,
             "block": self._block, "loop": self._loop, "if": self._if, "else": self._else, "end": self._end,
             "br": self._br, "br_if": self._br_if, "br_table": self._br_table, "return": self._return,
-            "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "data.drop": self._nop,
+            "memory.fill": self._bulk_memory, "memory.copy": self._bulk_memory, "memory.init": self._memory_init,
+            "data.drop": self._data_drop,
+            "i64.eqz": self._i64_eqz, "i32.wrap_i64": self._wrap, "i64.extend_i32_u": self._extend_unsigned,
+            **{name: self._reinterpret for name in REINTERPRETATIONS},
+            **{name: self._i64_sign_extension for name in I64_SIGN_EXTENSIONS},
+            **{name: self._wide_load for name in WIDE_LOADS},
+            **{name: self._wide_store for name in WIDE_STORES},
         }
 
-    def _declared_locals(self) -> int:
-        total = 0
+    def _declared_locals(self) -> list[int]:
+        words = []
         for count, kind in self.function.local_types:
-            if count and kind != "i32":
+            if count and words_of(kind) is None:
                 raise FrontendError(f"{self.where}: locals of type {kind} are not supported ({type_reason(kind)})")
-            total += count
-        return total
+            words += [words_of(kind)] * count
+        return words
+
+    @property
+    def height(self) -> int:
+        """Words on the operand stack."""
+        return sum(self.values)
+
+    def _pop(self, count: int = 1) -> list[int]:
+        """Take ``count`` values off the static stack; their words, deepest first."""
+        taken = self.values[len(self.values) - count:]
+        del self.values[len(self.values) - count:]
+        return taken
 
     def run(self) -> LoweredFunction:
-        check_i32_signature(self.module, self.index, self.signature)
-        params = len(self.signature.params)
-        for local in reversed(range(params)):
+        for local in reversed(range(sum(self.param_words))):
             self.code.emit(Op.LOCAL_SET, local)
         end = Label()
-        self.frames.append(_Frame("function", 0, 0, len(self.signature.results), end, end))
+        self.frames.append(_Frame("function", 0, [], self.result_words, end, end))
         for position, instruction in enumerate(decode_body(self.module, self.function)):
             self.position = position
             self.code.origin = (self.code.name, position)
@@ -184,20 +212,16 @@ class _FunctionLowering:
         self.scratch_used = max(self.scratch_used, slot + 1)
         return self.locals_count + slot
 
-    def _block_type(self, block_type) -> tuple[int, int]:
+    def _block_type(self, block_type) -> tuple[list[int], list[int]]:
+        """Words of the block's params and results."""
         if block_type is None:
-            return 0, 0
+            return [], []
         if isinstance(block_type, str):
-            self._require_i32(block_type)
-            return 0, 1
-        signature = self.module.types[block_type]
-        for kind in signature.params + signature.results:
-            self._require_i32(kind)
-        return len(signature.params), len(signature.results)
-
-    def _require_i32(self, kind: str) -> None:
-        if kind != "i32":
-            raise self.fail(f"a block of type {kind} is not supported ({type_reason(kind)})")
+            if words_of(block_type) is None:
+                raise self.fail(f"a block of type {block_type} is not supported ({type_reason(block_type)})")
+            return [], [words_of(block_type)]
+        return signature_words(self.module, f"{self.where}, instruction {self.position}",
+                               self.module.types[block_type])
 
     # --- dispatch on the instruction ----------------------------------------------
 
@@ -207,14 +231,16 @@ class _FunctionLowering:
         if frame.unreachable and name not in ("block", "loop", "if", "else", "end"):
             return
         handler = self.handlers.get(name)
-        if name in SIMPLE_OPS:
+        if handler is not None:
+            handler(instruction)
+        elif name in SIMPLE_OPS:
             self._simple(SIMPLE_OPS[name])
         elif name in MEMORY_OPS:
             self._memory(instruction, MEMORY_OPS[name])
         elif name in VARIABLE_OPS:
             self._variable(instruction, VARIABLE_OPS[name])
-        elif handler is not None:
-            handler(instruction)
+        elif is_float_arithmetic(name):
+            self._unsupported_float(name)
         else:
             raise self.fail(f"{name} is not supported ({self._unsupported_reason(name)})")
 
@@ -227,29 +253,56 @@ class _FunctionLowering:
 
     def _simple(self, row: OpSpec) -> None:
         if row.op is Op.MUL and self._multiply_by_constant():
-            self.height -= 1
+            self._pop()
             return
-        helper = self.env.op_target(row.op)
-        self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(row.op)
-        self.height += row.pushes - row.pops
+        self._emit_op(row.op)
+        self._pop(row.pops // row.operand_words)
+        if row.pushes:
+            self.values.append(row.pushes)  # one value of that many words
+
+    def _emit_op(self, op: Op) -> None:
+        """An op the machine executes, or a call of its helper where it does not."""
+        helper = self.env.op_target(op)
+        self.code.emit(Op.CALL, helper) if helper is not None else self.code.emit(op)
 
     def _memory(self, instruction: Instruction, row: OpSpec) -> None:
         offset = instruction.args[1]
-        if offset + row.width > self.env.memory_limit:
-            # Every address plus this offset is out of the window: the access always traps.
-            for _ in range(row.pops):
-                self.code.emit(Op.DROP)
-            self.code.emit(Op.TRAP, TrapReason.OUT_OF_BOUNDS_MEMORY)
-        else:
+        if not self._always_out_of_bounds(offset, row.width, row.pops):
             self.code.emit(row.op, offset)
-        self.height += row.pushes - row.pops
+        self._pop(row.pops)
+        if row.pushes:
+            self.values.append(1)
+
+    def _always_out_of_bounds(self, offset: int, width: int, operand_words: int) -> bool:
+        """When every address plus this offset is out of the window, the access always traps: emit that."""
+        if offset + width <= self.env.memory_limit:
+            return False
+        for _ in range(operand_words):
+            self.code.emit(Op.DROP)
+        self.code.emit(Op.TRAP, TrapReason.OUT_OF_BOUNDS_MEMORY)
+        return True
 
     def _variable(self, instruction: Instruction, row: OpSpec) -> None:
+        """local/global get, set, tee: one VM op per word (the high word is on top of the stack)."""
         index = instruction.args[0]
         if row.immediate is Immediate.GLOBAL:
-            index = self.env.global_slot(index, self.fail)
-        self.code.emit(row.op, index)
-        self.height += row.pushes - row.pops
+            first, words = self.env.global_slot(index, self.fail)
+        else:
+            first, words = self.local_base[index], self.local_words[index]
+        slots = [first + word for word in range(words)]
+        if row.op in (Op.LOCAL_GET, Op.GLOBAL_GET):
+            for slot in slots:
+                self.code.emit(row.op, slot)
+            self.values.append(words)
+            return
+        for slot in reversed(slots[1:]):
+            self.code.emit(Op.LOCAL_SET if row.op is Op.LOCAL_TEE else row.op, slot)
+        self.code.emit(row.op, slots[0])
+        if row.op is Op.LOCAL_TEE:
+            for slot in slots[1:]:
+                self.code.emit(Op.LOCAL_GET, slot)
+        else:
+            self._pop()
 
     # --- plain instructions ----------------------------------------------------------
 
@@ -262,8 +315,137 @@ class _FunctionLowering:
 
     def _i32_const(self, instruction: Instruction) -> None:
         self.code.emit(Op.CONST, to_i32(instruction.args[0]))
-        self.height += 1
+        self.values.append(1)
         self.last_const = (self.position, len(self.code))
+
+    def _const(self, instruction: Instruction) -> None:
+        """i64, f32 and f64 consts: one CONST per word, low first (floats as their raw bits)."""
+        words = const_words(instruction.name.split(".")[0], instruction.args[0])
+        for word in words:
+            self.code.emit(Op.CONST, to_i32(word))
+        self.values.append(len(words))
+
+    def _drop(self, instruction: Instruction) -> None:
+        for _ in range(self._pop()[0]):
+            self.code.emit(Op.DROP)
+
+    def _select(self, instruction: Instruction) -> None:
+        """select: the VM's SELECT per word, the condition and the second operand kept in scratch locals."""
+        self._pop()  # the condition
+        _, words = self._pop(2)  # both operands have the same type
+        if words == 1:
+            self.code.emit(Op.SELECT)
+            self.values.append(1)
+            return
+        condition, second = self._scratch(0), [self._scratch(1 + word) for word in range(words)]
+        first_high = [self._scratch(1 + words + word) for word in range(words - 1)]
+        self.code.emit(Op.LOCAL_SET, condition)
+        for slot in reversed(second):
+            self.code.emit(Op.LOCAL_SET, slot)
+        for slot in reversed(first_high):  # the first operand's high words; its low word stays on the stack
+            self.code.emit(Op.LOCAL_SET, slot)
+        for word in range(words):
+            if word:
+                self.code.emit(Op.LOCAL_GET, first_high[word - 1])
+            self.code.emit(Op.LOCAL_GET, second[word])
+            self.code.emit(Op.LOCAL_GET, condition)
+            self.code.emit(Op.SELECT)
+        self.values.append(words)
+
+    # --- i64 and float bits as words (frontend/words.py) -----------------------------
+
+    def _wide_load(self, instruction: Instruction) -> None:
+        """A non-i32 load: one i32 load per word read (the address kept in a scratch local), or a narrow
+        load and the high word's fill."""
+        access = WIDE_LOADS[instruction.name]
+        offset = instruction.args[1]
+        self._pop()
+        self.values.append(access.words)
+        full = access.extend is None
+        width = WORD_BYTES * access.words if full else spec(access.op).width
+        if self._always_out_of_bounds(offset, width, 1):
+            return
+        if not full or access.words == 1:
+            self.code.emit(access.op, offset)
+            if not full:
+                self._fill_high_word(access)
+            return
+        address = self._scratch(0)
+        self.code.emit(Op.LOCAL_TEE, address)
+        self.code.emit(Op.LOAD, offset)
+        self.code.emit(Op.LOCAL_GET, address)
+        self.code.emit(Op.LOAD, offset + WORD_BYTES)
+
+    def _fill_high_word(self, access: WideMemoryOp) -> None:
+        if access.extend == "zero":
+            self.code.emit(Op.CONST, 0)
+        else:
+            self._sign_fill()
+
+    def _sign_fill(self) -> None:
+        """[x] -> [x, x >> 31]: x sign-extended to 64 bits (the machine's extend_i32_s)."""
+        self.code.emit(Op.EXTEND_I32_S)
+
+    def _wide_store(self, instruction: Instruction) -> None:
+        """A non-i32 store. A whole i64/f64 writes its high word first: if that word is out of bounds the
+        store traps before writing anything, and if it is not, neither is the low word."""
+        access = WIDE_STORES[instruction.name]
+        offset = instruction.args[1]
+        self._pop(2)
+        full = access.words == 1 or instruction.name in ("i64.store", "f64.store")
+        width = WORD_BYTES * access.words if full else spec(access.op).width
+        if self._always_out_of_bounds(offset, width, 1 + access.words):
+            return
+        if not full:  # a narrow store of an i64: its low word's low bytes
+            self.code.emit(Op.DROP)
+            self.code.emit(access.op, offset)
+            return
+        if access.words == 1:
+            self.code.emit(Op.STORE, offset)
+            return
+        address, low, high = self._scratch(0), self._scratch(1), self._scratch(2)
+        self.code.emit(Op.LOCAL_SET, high)
+        self.code.emit(Op.LOCAL_SET, low)
+        self.code.emit(Op.LOCAL_TEE, address)
+        self.code.emit(Op.LOCAL_GET, high)
+        self.code.emit(Op.STORE, offset + WORD_BYTES)
+        self.code.emit(Op.LOCAL_GET, address)
+        self.code.emit(Op.LOCAL_GET, low)
+        self.code.emit(Op.STORE, offset)
+
+    def _i64_eqz(self, instruction: Instruction) -> None:
+        self._emit_op(Op.OR)
+        self._emit_op(Op.EQZ)
+        self._pop()
+        self.values.append(1)
+
+    def _wrap(self, instruction: Instruction) -> None:
+        self.code.emit(Op.DROP)
+        self._pop()
+        self.values.append(1)
+
+    def _extend_unsigned(self, instruction: Instruction) -> None:
+        self.code.emit(Op.CONST, 0)
+        self._pop()
+        self.values.append(2)
+
+    def _i64_sign_extension(self, instruction: Instruction) -> None:
+        """i64.extendN_s: drop the high word, sign-extend the low word's N bits, fill the high word."""
+        self.code.emit(Op.DROP)
+        narrow = I64_SIGN_EXTENSIONS[instruction.name]
+        if narrow is not None:
+            self._emit_op(narrow)
+        self._sign_fill()
+
+    def _reinterpret(self, instruction: Instruction) -> None:
+        pass  # the same words, read as another type
+
+    def _unsupported_float(self, name: str) -> None:
+        """Floating-point arithmetic is not executed: reaching it stops the run (TRAP UNSUPPORTED), and the
+        rest of the block is unreachable. Programs that never reach it run."""
+        self.result.unsupported[self.position] = name
+        self.code.emit(Op.TRAP, TrapReason.UNSUPPORTED)
+        self.frames[-1].unreachable = True
 
     def _multiply_by_constant(self) -> bool:
         """x * C right after i32.const C, as shifts and adds/subs of x when the machine shifts natively.
@@ -293,7 +475,7 @@ class _FunctionLowering:
 
     def _memory_size(self, instruction: Instruction) -> None:
         self.code.emit(Op.MEMORY_SIZE, self.env.memory_pages)
-        self.height += 1
+        self.values.append(1)
 
     def _memory_grow(self, instruction: Instruction) -> None:
         self.code.emit(Op.MEMORY_GROW, self.env.memory_pages)
@@ -306,28 +488,47 @@ class _FunctionLowering:
         """
         self.code.emit(Op.CONST, self.env.memory_limit)
         self.code.emit(Op.CALL, self.env.helper_symbol(BULK_MEMORY_HELPERS[instruction.name]))
-        self.height -= BULK_MEMORY_OPERANDS
+        self._pop(BULK_MEMORY_OPERANDS)
+
+    def _memory_init(self, instruction: Instruction) -> None:
+        """memory.init k (d s n): push the window, call segment k's subroutine (frontend/segments.py)."""
+        init, _ = self._data_segment(instruction.args[0])
+        self.result.segment_inits.add(instruction.args[0])
+        self.code.emit(Op.CONST, self.env.memory_limit)
+        self.code.emit(Op.CALL, init)
+        self._pop(BULK_MEMORY_OPERANDS)
+
+    def _data_drop(self, instruction: Instruction) -> None:
+        _, length_global = self._data_segment(instruction.args[0])
+        self.code.emit(Op.CONST, 0)
+        self.code.emit(Op.GLOBAL_SET, length_global)
+
+    def _data_segment(self, index: int) -> tuple[Symbol, int]:
+        if self.env.data_segment is None:
+            raise self.fail("memory.init and data.drop are not supported here")
+        return self.env.data_segment(index)
 
     def _call(self, instruction: Instruction) -> None:
         callee = instruction.args[0]
-        signature = self.module.function_type(callee)
+        params, results = signature_words(self.module, f"{self.where}, instruction {self.position}",
+                                          self.module.function_type(callee))
         target = self.env.function_symbol(callee)
         if isinstance(target, Instr):
             self.code.emit(target.op, target.arg)
         else:
             self.result.calls.add(callee)
             self.code.emit(Op.CALL, target)
-        self.height += len(signature.results) - len(signature.params)
+        self._pop(len(params))
+        self.values += results
 
     def _call_indirect(self, instruction: Instruction) -> None:
         type_index, table = instruction.args
-        signature = self.module.types[type_index]
-        for kind in signature.params + signature.results:
-            if kind != "i32":
-                raise self.fail(f"call_indirect of type {signature} is not supported ({type_reason(kind)})")
+        params, results = signature_words(self.module, f"{self.where}, instruction {self.position}",
+                                          self.module.types[type_index])
         self.result.indirect_types.add((type_index, table))
         self.code.emit(Op.CALL, self.env.dispatch_symbol(type_index, table))
-        self.height += len(signature.results) - len(signature.params) - 1
+        self._pop(len(params) + 1)
+        self.values += results
 
     # --- structured control --------------------------------------------------------------
 
@@ -335,7 +536,8 @@ class _FunctionLowering:
         params, results = self._block_type(block_type)
         end = Label()
         dead = self.frames[-1].unreachable
-        frame = _Frame(kind, self.height - params, params, results, target or end, end, dead=dead, unreachable=dead)
+        frame = _Frame(kind, len(self.values) - len(params), params, results, target or end, end, dead=dead,
+                       unreachable=dead)
         self.frames.append(frame)
         return frame
 
@@ -350,7 +552,7 @@ class _FunctionLowering:
 
     def _if(self, instruction: Instruction) -> None:
         if not self.frames[-1].unreachable:
-            self.height -= 1  # the condition
+            self._pop()  # the condition
         frame = self._open("if", instruction.args[0])
         frame.else_label = Label()
         if not frame.dead:
@@ -365,7 +567,7 @@ class _FunctionLowering:
         self.code.place(frame.else_label)
         frame.else_label = None
         frame.unreachable = False
-        self.height = frame.base + frame.params
+        self.values[frame.base:] = frame.params
 
     def _end(self, instruction: Instruction) -> None:
         frame = self.frames.pop()
@@ -374,7 +576,7 @@ class _FunctionLowering:
         if frame.else_label is not None:
             self.code.place(frame.else_label)  # an if without else: false falls through
         self.code.place(frame.end)
-        self.height = frame.base + frame.results
+        self.values[frame.base:] = frame.results
         if frame.kind == "function":
             self.code.emit(Op.RETURN)
 
@@ -389,7 +591,7 @@ class _FunctionLowering:
         self.frames[-1].unreachable = True
 
     def _br_if(self, instruction: Instruction) -> None:
-        self.height -= 1
+        self._pop()
         frame = self.frames[-1 - instruction.args[0]]
         if self._is_plain_jump(frame):
             self.code.emit(Op.JUMP_IF_NONZERO, frame.target)
@@ -401,7 +603,7 @@ class _FunctionLowering:
 
     def _br_table(self, instruction: Instruction) -> None:
         depths, default = instruction.args
-        self.height -= 1
+        self._pop()
         index_local = self._scratch(0)
         self.code.emit(Op.LOCAL_SET, index_local)
         targets: dict[int, Label] = {}
@@ -419,12 +621,12 @@ class _FunctionLowering:
         self.frames[-1].unreachable = True
 
     def _is_plain_jump(self, frame: _Frame) -> bool:
-        return frame.kind != "function" and self.height - frame.arity == frame.base
+        return frame.kind != "function" and self.height - sum(frame.arity) == sum(self.values[:frame.base])
 
     def _branch_to(self, frame: _Frame) -> None:
-        """Discard the values between the kept results and the frame's base, then go."""
-        keep = frame.arity
-        discard = self.height - keep - frame.base
+        """Discard the words between the kept results and the frame's base, then go."""
+        keep = sum(frame.arity)
+        discard = self.height - keep - sum(self.values[:frame.base])
         if discard:
             slots = [self._scratch(slot) for slot in range(keep)]
             for slot in reversed(slots):

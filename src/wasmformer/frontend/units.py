@@ -16,7 +16,8 @@ from wasmformer.frontend.assemble import Symbol
 from wasmformer.frontend.decode import FuncType, Instruction, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower_function import Environment, LoweredFunction, lower_function, to_i32, type_reason
-from wasmformer.vm.ops import BASIC_OPS
+from wasmformer.frontend.words import const_words, words_of
+from wasmformer.vm.ops import BASIC_OPS, WORD_BITS
 from wasmformer.vm.program import Instr, Op, TrapReason
 
 IO_MODULE = "wasmformer"
@@ -41,11 +42,15 @@ class ModuleUnit:
     native_ops: frozenset[Op]
     memory_limit: int
     memory_pages: int
-    global_slots: dict[int, int]
+    global_slots: dict[int, tuple[int, int]]  # wasm global -> (first VM global, words)
     tables: list[list[int | None]]  # initial_tables: each table's function per slot (None: null)
     rewritten: dict[Op, int] = field(default_factory=dict)  # op -> call sites of its helper
     helper_calls: dict[str, int] = field(default_factory=dict)  # wasm instructions lowered to helper calls
     dispatch_types: dict[tuple[FuncType, int], int] = field(default_factory=dict)  # (signature, table) -> type
+    # data segments that memory.init or data.drop use -> the VM global of their remaining length (allocated
+    # on first use from segment_global_base, after the module's own globals)
+    segment_globals: dict[int, int] = field(default_factory=dict)
+    segment_global_base: int = 0
     allow_helper_traps: bool = False  # true only for the helper library
 
 
@@ -69,31 +74,42 @@ def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
                 f"the functions putchar: (i32) -> () and getchar: () -> (i32) from module \"{IO_MODULE}\"")
 
 
+CONSTANT_OPERATIONS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b}
+
+
 def constant_value(expression: list[Instruction], known_globals: dict[int, int], what: str) -> int:
-    """Evaluate a constant expression (i32.const, global.get, extended-const add/sub/mul)."""
+    """Evaluate a constant expression (consts, global.get, extended-const add/sub/mul) to its bits:
+    an i32 as a signed value, an i64 or a float as its unsigned bits (frontend/words.py)."""
     stack: list[int] = []
     for instruction in expression:
-        if instruction.name == "i32.const":
-            stack.append(to_i32(instruction.args[0]))
+        kind, _, operation = instruction.name.partition(".")
+        if operation == "const" and words_of(kind) is not None:
+            words = const_words(kind, instruction.args[0])
+            value = sum(word << (WORD_BITS * k) for k, word in enumerate(words))
+            stack.append(to_i32(value) if kind == "i32" else value)
         elif instruction.name == "global.get" and instruction.args[0] in known_globals:
             stack.append(known_globals[instruction.args[0]])
-        elif instruction.name in ("i32.add", "i32.sub", "i32.mul") and len(stack) >= 2:
+        elif kind in ("i32", "i64") and operation in CONSTANT_OPERATIONS and len(stack) >= 2:
             right, left = stack.pop(), stack.pop()
-            combine = {"i32.add": left + right, "i32.sub": left - right, "i32.mul": left * right}
-            stack.append(to_i32(combine[instruction.name]))
+            value = CONSTANT_OPERATIONS[operation](left, right)
+            stack.append(to_i32(value) if kind == "i32" else value % (1 << 2 * WORD_BITS))
         else:
             raise FrontendError(f"{what}: constant expression with {instruction.name} is not supported")
     if len(stack) != 1:
-        raise FrontendError(f"{what}: not a single i32 constant")
+        raise FrontendError(f"{what}: not a single constant")
     return stack[0]
 
 
-def global_slots(module: Module) -> dict[int, int]:
-    """wasm global index -> VM global index, for the i32 globals (others are refused when used)."""
-    slots: dict[int, int] = {}
+def global_slots(module: Module) -> dict[int, tuple[int, int]]:
+    """wasm global index -> (its first VM global, words), for globals the machine can hold (one VM global
+    per word, frontend/words.py; the others are refused when used)."""
+    slots: dict[int, tuple[int, int]] = {}
+    next_slot = 0
     for index, item in enumerate(module.globals):
-        if item.value_type == "i32":
-            slots[index] = len(slots)
+        words = words_of(item.value_type)
+        if words is not None:
+            slots[index] = (next_slot, words)
+            next_slot += words
     return slots
 
 
@@ -129,6 +145,10 @@ def symbol_of_function(unit: str, index: int) -> Symbol:
     return Symbol(("func", unit, index))
 
 
+def symbol_of_segment(program: ModuleUnit, index: int) -> Symbol:
+    return Symbol(("segment", program.unit, index))
+
+
 def symbol_of_dispatcher(program: ModuleUnit, signature: FuncType, table: int) -> Symbol:
     return Symbol(("dispatch", program.unit, str(signature), table))
 
@@ -148,14 +168,12 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
     def global_slot(index: int, fail) -> int:
         if index not in program.global_slots:
             kind = module.globals[index].value_type
-            raise fail(f"global {index} has type {kind}; only i32 globals are supported ({type_reason(kind)})")
+            raise fail(f"global {index} has type {kind}, which the machine cannot hold ({type_reason(kind)})")
         return program.global_slots[index]
 
     def op_target(op: Op) -> Symbol | None:
         if op in program.native_ops:
             return None
-        if program.allow_helper_traps:
-            raise FrontendError(f"helper code uses {op.value}, which is not a basic op")
         program.rewritten[op] = program.rewritten.get(op, 0) + 1
         return Symbol(("helper", op.value))
 
@@ -170,9 +188,14 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         program.dispatch_types.setdefault((signature, table), type_index)
         return symbol_of_dispatcher(program, signature, table)
 
+    def data_segment(index: int) -> tuple[Symbol, int]:
+        if index not in program.segment_globals:
+            program.segment_globals[index] = program.segment_global_base + len(program.segment_globals)
+        return symbol_of_segment(program, index), program.segment_globals[index]
+
     return Environment(module, program.memory_limit, program.memory_pages, function_symbol,
                        global_slot, op_target, dispatch_symbol, helper_symbol, name_prefix,
-                       frozenset(program.native_ops))
+                       frozenset(program.native_ops), data_segment if module.data and not program.allow_helper_traps else None)
 
 
 def lower_reachable(program: ModuleUnit, roots: list[int], name_prefix: str = "") -> dict[int, LoweredFunction]:
@@ -200,13 +223,16 @@ def table_functions(program: ModuleUnit, signature: FuncType, table: int) -> lis
     return [f if f is not None and module.function_type(f) == signature else None for f in program.tables[table]]
 
 
-def helper_program(module: Module, memory_limit: int, memory_pages: int) -> ModuleUnit:
-    """The ModuleUnit for the helper library: basic ops only, trap imports allowed.
+def helper_program(module: Module, memory_limit: int, memory_pages: int,
+                   native_ops: frozenset[Op] = BASIC_OPS) -> ModuleUnit:
+    """The ModuleUnit for the helper library: trap imports allowed, the machine's native ops.
 
     The helpers run on the user program's memory, so they get its window
     (``memory_limit``) and declared size (``memory_pages``), not their own
-    module's placeholder memory.
+    module's placeholder memory. An op the machine lacks in helper code becomes
+    a call of that op's helper, like in the user's code (the i32 helpers use
+    basic ops only, so this never recurses).
     """
     check_imports(module, allow_helper_traps=True)
-    return ModuleUnit(module, "helpers", BASIC_OPS, memory_limit, memory_pages, global_slots(module),
+    return ModuleUnit(module, "helpers", native_ops, memory_limit, memory_pages, global_slots(module),
                       initial_tables(module), allow_helper_traps=True)

@@ -45,3 +45,29 @@ def trap_reason(result: RunResult) -> TrapReason | None:
 def trap_in(trace: list[str]) -> TrapReason | None:
     """The trap a trace of token strings ends with (``trap.X halt``), if any."""
     return _TRAP_OF_TOKEN.get(trace[-2]) if len(trace) >= 2 else None
+
+
+def last_step_pc(tokens: list[str]) -> int:
+    """The pc of the last step of a run, read from its tokens (the prompt's end and the trace) alone.
+
+    The newest transfer commit (or ``<run>``) holds its target in the two tokens
+    before it; every other commit moves to the next instruction.
+    """
+    pc = 0
+    for position, token in enumerate(tokens):
+        if token in T.TRANSFER_COMMITS:
+            pc = 256 * int(tokens[position - 2].split(".")[1], 16) + int(tokens[position - 1].split(".")[1], 16)
+        elif token in T.COMMITS:
+            pc += 1
+    return pc
+
+
+def unsupported_instruction(program: VMProgram, prompt_tokens: list[str], trace: list[str]) -> str | None:
+    """For a run that stopped at ``trap.unsupported``: the wasm instruction it reached and where, e.g.
+    ``f64.add in function main (instruction 12)``."""
+    if trap_in(trace) is not TrapReason.UNSUPPORTED:
+        return None
+    from wasmformer.frontend.lower import unsupported_at
+
+    run_at = max(position for position, token in enumerate(prompt_tokens) if token == T.RUN)
+    return unsupported_at(program, last_step_pc(prompt_tokens[run_at - 2:] + trace))

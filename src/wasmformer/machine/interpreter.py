@@ -36,8 +36,8 @@ from wasmformer.graph.patterns import floor_quotient, switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, Body, Commit, Datapath, Immediate, Record,
-                               Source, ops_where, spec, stack_effect)
+from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, WIDE_WORDS, Body, Commit, Datapath, Immediate,
+                               Record, Source, ops_where, spec, stack_effect)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
@@ -57,6 +57,16 @@ LEFT_SHIFTS = (Op.SHL, Op.ROTL)  # result byte k comes from bytes k - q and k - 
 ROTATIONS = (Op.ROTL, Op.ROTR)  # byte indices wrap around
 ARITHMETIC_SHIFT = Op.SHR_S  # shifts the sign in
 TARGET_BYTES = 2  # a transfer writes the next pc as two bytes, high first
+BITWISE_OPS = {"and": (Op.AND, Op.AND64), "or": (Op.OR, Op.OR64), "xor": (Op.XOR, Op.XOR64)}  # byte by byte alike
+# An i64 comparison from its words: op -> (the high words' flag or None, +1 / -1, the low words' flag), meaning
+# result = high flag + [high words equal and low flag] (+1), or 1 - high flag - [equal and low flag] (-1).
+WIDE_COMPARISONS = {
+    Op.EQ64: (None, 1, "equal"), Op.NE64: (None, -1, "equal"),
+    Op.LT_U64: ("below", 1, "below"), Op.GT_U64: ("above", 1, "above"),
+    Op.LE_U64: ("above", -1, "above"), Op.GE_U64: ("below", -1, "below"),
+    Op.LT_S64: ("below_signed", 1, "below"), Op.GT_S64: ("above_signed", 1, "above"),
+    Op.LE_S64: ("above_signed", -1, "above"), Op.GE_S64: ("below_signed", -1, "below"),
+}
 # The column adder (docs/machine.md): result byte k is T_k mod 256, T_k = C_k + column k of the byte
 # products + the carry of column k - 1, never negative. C_k + S_k <= 255 + 4 * 255^2 + 255 = 260,610 and
 # a carry is at most 1,023, so T_k < 2^18 = COLUMN_LIMIT: its floor by 256 has 10 bits, found two at a
@@ -213,6 +223,8 @@ class _Builder:
         self.pushes = g.token_table("pushes", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == 1})
         self.pops_one = g.token_table("pops_one", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -1})
         self.pops_two = g.token_table("pops_two", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -2})
+        self.pops_three = g.token_table("pops_three",
+                                        {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -3})
         self.is_call_commit = g.token_table("is_call_commit", {Commit.CALL.value: 1})
         self.is_return_commit = g.token_table("is_return_commit", {Commit.RETURN.value: 1})
         self.is_getc_commit = g.token_table("is_getc_commit", {Commit.GETC.value: 1})
@@ -242,9 +254,10 @@ class _Builder:
         commits, pushes = g.count_before("commits", [self.is_commit, self.pushes])
         pops_one, pops_two = g.count_before("pops", [self.pops_one, self.pops_two])
         calls, returns = g.count_before("calls", [self.is_call_commit, self.is_return_commit])
-        (getcs,) = g.count_before("getcs", [self.is_getc_commit])
+        getcs, pops_three = g.count_before("getcs", [self.is_getc_commit, self.pops_three])
         self.commits_through = commits + self.is_commit
-        sp = pushes + self.pushes - pops_one - self.pops_one - 2 * (pops_two + self.pops_two)
+        sp = (pushes + self.pushes - pops_one - self.pops_one - 2 * (pops_two + self.pops_two)
+              - 3 * (pops_three + self.pops_three))
         self.sp = self.clamp("sp", sp, -2, T.KEY_LIMIT)
         depth = calls + self.is_call_commit - returns - self.is_return_commit
         self.depth = self.clamp("call_depth", depth, 0, T.MAX_CALL_DEPTH)
@@ -284,8 +297,21 @@ class _Builder:
         self.top = self._stack_slot("top", self.sp)
         self.second = self._stack_slot("second", self.sp - 1)
         self.third = self._stack_slot("third", self.sp - 2)
+        self._operand_words()
         self._variables()
         self._memory()
+
+    def _operand_words(self) -> None:
+        """The words a binary op reads at this phase: for i32 ops second and top; an i64 op's operands are
+        four words (a low, a high, b low, b high from the deepest), so at phases 0-3 it reads the low words
+        (fourth and second), at phases 4-7 the high ones (third and top). Two lookups whose slot depends on
+        the phase, so that every byte position is linear in what they return (no select after a lookup)."""
+        g = self.g
+        wide = self.is_any("is_wide", wide=True, pops=2 * WIDE_WORDS)
+        high_phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
+        self.wide_high_word = g.neurons("wide_high_word", [(1, g.one, wide + high_phases - 1)], bounds=(0, 1))
+        self.deeper_operand = self._stack_slot("deeper_operand", self.sp - 1 - 2 * wide + self.wide_high_word)
+        self.top_operand = self._stack_slot("top_operand", self.sp - wide + self.wide_high_word)
 
     def _variables(self) -> None:
         """Locals keyed by (call depth, index), globals by their prompt slot; the frame from the call record."""
@@ -346,7 +372,10 @@ class _Builder:
         value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
                                      self.flag_where(record=Record.STACK))
         stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
-        key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1) - 1
+        # a step pushing an i64 writes two records: its low word's at phase 4, one slot below the high word's
+        low_word = self.flag_and("low_word_record", self.phase_is[VALUE_BYTES],
+                                 self.flag_where(record=Record.STACK, pushes=WIDE_WORDS))
+        key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1 - low_word) - 1
         g.define(self.stack_key, self.clamp("stack_key_here", key_if_record, -1, T.KEY_LIMIT))
         g.define(self.holds_stack_record, self.either("holds_stack_record_here", value_record, self.is_start))
 
@@ -383,6 +412,7 @@ class _Builder:
                       + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - self.top_is_zero))
         self.grows = g.equals("grow_by_zero", self.top.value, 0)
         self.top_bytes, self.second_bytes = self.top.position - 3, self.second.position - 3
+        self._operand_positions()
 
         # every datapath that reads bytes reads them from one position: its source's, plus the phase
         source = sum((self.gate(f"src.{kind.value}", self.flag_where(source=kind), position)
@@ -392,7 +422,7 @@ class _Builder:
                                                           tie=UNIQUE)
         # the top's byte at this phase; for shifts its byte 0, which holds the shift count
         is_shift = self.is_any("is_shift", datapath=Datapath.SHIFT)
-        operand_at = self.top_bytes + phase - g.product("shift_count_byte", phase, is_shift)
+        operand_at = self.top_operand_at - g.product("shift_count_byte", phase, is_shift)
         (self.operand_byte,) = g.lookup("operand", operand_at, g.t, [self.byte], tie=UNIQUE)
 
         self.carry_out = Expr()  # add and sub set it
@@ -408,6 +438,13 @@ class _Builder:
         out_byte = g.persist("out_byte", out_byte + self.view.direct_bytes())
         self._next_token(out_byte)
 
+    def _operand_positions(self) -> None:
+        """Where the two operands' bytes for this phase lie (``_operand_words``; a high word's byte k is at
+        phase k + 4)."""
+        high = VALUE_BYTES * self.wide_high_word
+        self.deeper_operand_at = self.deeper_operand.position - 3 + self.phase - high
+        self.top_operand_at = self.top_operand.position - 3 + self.phase - high
+
     def _source_positions(self) -> dict[Source, Expr]:
         """Where each source's byte for this phase lies (sources the program view reads are its own)."""
         g, phase = self.g, self.phase
@@ -417,7 +454,7 @@ class _Builder:
             **self.view.source_positions(),
             Source.VARIABLE: self.variable_first_byte + phase,
             Source.SELECTED: chosen_bytes + phase,
-            Source.SECOND: self.second_bytes + phase,
+            Source.SECOND: self.deeper_operand_at,
             Source.TOP: self.top_bytes + phase,
             Source.INPUT: self.input_start + self.cursor,
             Source.TOP_NARROWED: self.top_bytes + self.narrow_index,
@@ -446,22 +483,42 @@ class _Builder:
         return self.gate("out.sub", uses, difference + BYTE_RANGE * borrows)
 
     def _compare(self, uses: Expr) -> Expr:
-        """0 or 1 in byte 0 (later bytes 0), from the whole 32-bit values: second OP top."""
+        """0 or 1 in byte 0 (later bytes 0), from whole 32-bit words: second OP top; for two i64s the high
+        words (third OP top) decide unless equal, then the low words (fourth OP second, unsigned)."""
         g = self.g
-        a, b = self.second.value, self.top.value
-        equal = g.equals("equal", a - b, 0)
-        below = g.step("below_unsigned", b - a - 1)
-        above = g.step("above_unsigned", a - b - 1)
-        a_signed = a - WORD * g.step("second_negative", a - SIGN)
-        b_signed = b - WORD * g.step("top_negative", b - SIGN)
-        below_signed = g.step("below_signed", b_signed - a_signed - 1)
-        above_signed = g.step("above_signed", a_signed - b_signed - 1)
-        results = {Op.EQZ: self.top_is_zero, Op.EQ: equal, Op.NE: 1 - equal, Op.LT_U: below, Op.GT_U: above,
-                   Op.LE_U: 1 - above, Op.GE_U: 1 - below, Op.LT_S: below_signed, Op.GT_S: above_signed,
-                   Op.LE_S: 1 - above_signed, Op.GE_S: 1 - below_signed}
-        comparison = g.persist("comparison", sum((self.gate(f"compare.{op.value}", self.is_op[op], result)
-                                                  for op, result in results.items()), Expr()))
+        narrow = self._word_comparisons("", self.second.value, self.top.value)
+        high = self._word_comparisons("high_", self.third.value, self.top.value)
+        # at phase 0, where the result is formed, the operand-word lookups read the low words
+        low_a, low_b = self.deeper_operand.value, self.top_operand.value
+        low = {"equal": g.equals("low_equal", low_a - low_b, 0), "below": g.step("low_below", low_b - low_a - 1),
+               "above": g.step("low_above", low_a - low_b - 1)}
+        results = {Op.EQZ: self.top_is_zero, Op.EQ: narrow["equal"], Op.NE: 1 - narrow["equal"],
+                   Op.LT_U: narrow["below"], Op.GT_U: narrow["above"], Op.LE_U: 1 - narrow["above"],
+                   Op.GE_U: 1 - narrow["below"], Op.LT_S: narrow["below_signed"], Op.GT_S: narrow["above_signed"],
+                   Op.LE_S: 1 - narrow["above_signed"], Op.GE_S: 1 - narrow["below_signed"]}
+        terms = [self.gate(f"compare.{op.value}", self.is_op[op], result) for op, result in results.items()]
+        # an i64 comparison: the high words' verdict, plus or minus "high words equal and the low words' verdict"
+        for op, (high_term, sign, low_term) in WIDE_COMPARISONS.items():
+            if op not in self.is_op:
+                continue
+            high_verdict = high[high_term] if high_term is not None else Expr()
+            verdict = high_verdict if sign > 0 else 1 - high_verdict
+            if high_term is not None or sign < 0:
+                terms.append(self.gate(f"compare.{op.value}", self.is_op[op], verdict))
+            terms.append(sign * self.flag_and(f"compare.{op.value}.low", self.is_op[op], high["equal"],
+                                              low[low_term]))
+        comparison = g.persist("comparison", sum(terms, Expr()))
         return self.gate("out.compare", self.first_phase, comparison)
+
+    def _word_comparisons(self, prefix: str, a: Expr, b: Expr) -> dict[str, Expr]:
+        """Flags comparing two 32-bit words: equal, below/above unsigned and signed."""
+        g = self.g
+        a_signed = a - WORD * g.step(f"{prefix}compared_negative", a - SIGN)
+        b_signed = b - WORD * g.step(f"{prefix}top_negative", b - SIGN)
+        return {"equal": g.equals(f"{prefix}equal", a - b, 0), "below": g.step(f"{prefix}below_unsigned", b - a - 1),
+                "above": g.step(f"{prefix}above_unsigned", a - b - 1),
+                "below_signed": g.step(f"{prefix}below_signed", b_signed - a_signed - 1),
+                "above_signed": g.step(f"{prefix}above_signed", a_signed - b_signed - 1)}
 
     def _narrow(self, uses: Expr) -> Expr:
         """A loaded byte (loads) or the top's byte (sign extensions) below the width; the fill above it."""
@@ -496,8 +553,9 @@ class _Builder:
         and_byte = sum((bit_value[i] * both[i] for i in range(BITS)), Expr())
         or_byte = sum((bit_value[i] * (low[i] + high[i] - both[i]) for i in range(BITS)), Expr())
         xor_byte = sum((bit_value[i] * (low[i] + high[i] - 2 * both[i]) for i in range(BITS)), Expr())
-        return (self.gate("out.and", self.is_op[Op.AND], and_byte) + self.gate("out.or", self.is_op[Op.OR], or_byte)
-                + self.gate("out.xor", self.is_op[Op.XOR], xor_byte))
+        return (self.gate("out.and", self.op_flag(*BITWISE_OPS["and"]), and_byte)
+                + self.gate("out.or", self.op_flag(*BITWISE_OPS["or"]), or_byte)
+                + self.gate("out.xor", self.op_flag(*BITWISE_OPS["xor"]), xor_byte))
 
     def _shift(self, uses: Expr) -> Expr:
         """Shifts and rotations of second by top: result byte k from a 16-bit window shifted right by s bits."""
@@ -742,8 +800,8 @@ class _Builder:
                 bits += g.lookup(f"{name}.bits{pair}", position, g.t, [self.bit[pair], self.bit[pair + 1]], tie=UNIQUE)
             return bits
 
-        return (window_byte("window_low", low_index, self.second_bytes + phase),
-                window_byte("window_high", low_index + 1, self.top_bytes + phase), rest_bits)
+        return (window_byte("window_low", low_index, self.deeper_operand_at),
+                window_byte("window_high", low_index + 1, self.top_operand_at), rest_bits)
 
     # -- the token ---------------------------------------------------------------------------------------
     def _next_token(self, out_byte: Expr) -> None:
@@ -752,7 +810,7 @@ class _Builder:
         writes_value = self.flag_where(body=Body.VALUE)
         # how many tokens come before the commit
         divides = self.flag_where(datapath=Datapath.DIVIDE)
-        body_length = (VALUE_BYTES * writes_value + QUOTIENT_BYTES * divides
+        body_length = (self.by_row(lambda row: row.value_bytes, body=Body.VALUE) + QUOTIENT_BYTES * divides
                        + self.by_row(lambda row: row.width, body=Body.STORED)
                        + self.flag_where(body=Body.OUTPUT) + TARGET_BYTES * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
@@ -856,8 +914,8 @@ class PromptProgram(ProgramView):
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g
         return_slot_here = self.slot_position + 3  # at a call record: its immediate's bytes 2, 3 (return pc)
-        frame_start, self.return_slot = g.lookup("frame", b.depth, b.call_key, [g.t, return_slot_here],
-                                                 clear=frame_cleared)
+        frame_start, self.return_slot = b.record_lookup("frame", b.depth, b.call_key, [g.t, return_slot_here],
+                                                        clear=frame_cleared)
         return frame_start
 
     def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
@@ -893,10 +951,10 @@ class BakedTables(ProgramView):
 
     def frame(self, frame_cleared: Expr) -> Expr:
         b, g = self.b, self.b.g
-        (frame_start,) = g.lookup("frame", b.depth, b.call_key, [g.t], clear=frame_cleared)
+        (frame_start,) = b.record_lookup("frame", b.depth, b.call_key, [g.t], clear=frame_cleared)
         # the call record carries its return pc's bytes (immediate bytes 3, 2)
-        self.return_bytes = g.lookup("return_pc", b.depth, b.call_key, self.immediate_bytes[:1:-1],
-                                     clear=frame_cleared)
+        self.return_bytes = b.record_lookup("return_pc", b.depth, b.call_key, self.immediate_bytes[:1:-1],
+                                            clear=frame_cleared)
         return frame_start
 
     def note_global_read(self, found: Expr, reads_global: Expr) -> None:

@@ -47,7 +47,9 @@ LOCAL_KEY_BASE = global_key(MAX_GLOBALS)  # locals' keys start above every globa
 KEY_LIMIT = 1 << 14  # stack slots, variable keys and memory addresses stay below this
 MAX_MEMORY = KEY_LIMIT  # addressable bytes of linear memory
 STACK_LIMIT = KEY_LIMIT - 1  # deepest operand stack (slot indices 1..STACK_LIMIT)
-MAX_CALL_DEPTH = 4096  # never deeper than the reference VM's own limit
+# The deepest call nesting: the locals of a frame of one word at this depth still have keys below KEY_LIMIT
+# (call_depth_limit gives the limit for larger frames). The reference VM applies the same limits.
+MAX_CALL_DEPTH = KEY_LIMIT - LOCAL_KEY_BASE - 1
 MAX_PC = 1 << 16  # jump targets are written as two bytes
 
 

@@ -24,7 +24,8 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.machine.prompt import check_program, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, quotient_magnitude
+from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, apply, quotient_magnitude,
+                               words_to_values)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Token strings, built once: one table per byte family.
@@ -151,20 +152,20 @@ def value_tokens(value: int) -> list[str]:
     return [V[value & 0xFF], V[(value >> 8) & 0xFF], V[(value >> 16) & 0xFF], V[(value >> 24) & 0xFF]]
 
 
-def add_tokens(a: int, b: int) -> list[str]:
-    """The bytes of a + b, each marked vc when it carries out (carry-in: the previous byte's mark)."""
+def add_tokens(a: int, b: int, length: int = VALUE_BYTES) -> list[str]:
+    """The ``length`` bytes of a + b, each marked vc when it carries out (carry-in: the previous byte's mark)."""
     out, carry = [], 0
-    for k in range(VALUE_BYTES):
+    for k in range(length):
         total = ((a >> 8 * k) & 0xFF) + ((b >> 8 * k) & 0xFF) + carry
         carry = int(total > 0xFF)
         out.append((VC if carry else V)[total & 0xFF])
     return out
 
 
-def sub_tokens(a: int, b: int) -> list[str]:
-    """The bytes of a - b, each marked vc when it borrows (borrow-in: the previous byte's mark)."""
+def sub_tokens(a: int, b: int, length: int = VALUE_BYTES) -> list[str]:
+    """The ``length`` bytes of a - b, each marked vc when it borrows (borrow-in: the previous byte's mark)."""
     out, borrow = [], 0
-    for k in range(VALUE_BYTES):
+    for k in range(length):
         difference = ((a >> 8 * k) & 0xFF) - ((b >> 8 * k) & 0xFF) - borrow
         borrow = int(difference < 0)
         out.append((VC if borrow else V)[difference & 0xFF])
@@ -210,17 +211,23 @@ _VALUE_TOKENS = {Datapath.ADD: add_tokens, Datapath.SUB: sub_tokens}
 
 def _pure(row: OpSpec) -> OpFunction:
     """Pop the row's operands, push its value, write the value's bytes (carry-marked for add/sub) and commit."""
-    count, compute, commit = row.pops, row.value, row.commit.value
+    count, commit = row.pops, row.commit.value
     write = _VALUE_TOKENS.get(row.datapath)
     divides, is_signed = row.datapath is Datapath.DIVIDE, row.signed
 
     def op(machine: TraceMachine, arg: int) -> list[str]:
+        if row.pushes > row.pops:
+            machine.check_room_for_push()
         operands = machine.stack[-count:]
         del machine.stack[-count:]
-        result = compute(*operands) & MASK32  # a trap (division by zero, overflow) raises before any token
-        machine.stack.append(result)
+        results = apply(row, operands)  # a trap (division by zero, overflow) raises before any token
+        machine.stack += results
         scratch = quotient_tokens(quotient_magnitude(*operands, is_signed)) if divides else []
-        return scratch + (write(*operands) if write else value_tokens(result)) + [commit]
+        if write:
+            body = write(*words_to_values(operands, row.operand_words), row.value_bytes)
+        else:
+            body = [token for word in results for token in value_tokens(word)]
+        return scratch + body + [commit]
     return op
 
 

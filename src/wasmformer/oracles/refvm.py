@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import check_input, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, signed
+from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Deepest call nesting and operand stack: the machine keys locals by call depth
@@ -116,12 +116,13 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
 
 def _pure(row: OpSpec):
     """Pop the row's operands (the top last in the argument list), push its value function's result."""
-    count, compute = row.pops, row.value
+    count = row.pops
 
     def op(state: _State, arg: int) -> None:
         operands = state.stack[-count:]
         del state.stack[-count:]
-        state.push(compute(*operands))
+        for word in apply(row, operands):
+            state.push(word)
     return op
 
 

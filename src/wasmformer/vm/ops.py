@@ -16,9 +16,11 @@ its ops by ``datapath``, ``source``, ``body`` and ``record``; the token
 vocabulary has one opcode token per row. docs/vm-program.md says the same in
 prose, docs/adding-an-instruction.md how to add a row.
 
-Values are unsigned 32-bit integers; for a binary op ``a`` is the deeper
-operand and ``b`` the top. A value function returns the exact result (the
-readers wrap it to 32 bits) or raises ``Trap``.
+Values are unsigned 32-bit words; for a binary op ``a`` is the deeper
+operand and ``b`` the top. An i64 is two words on the stack, the low word
+deeper; the operands of a ``wide`` row are i64s, and its value function sees
+them as unsigned 64-bit integers. A value function returns the exact result
+(the readers wrap it to the row's ``pushes`` words: ``apply``) or raises ``Trap``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from wasmformer.vm.program import Op, TrapReason
 WORD_BITS = 32
 MASK32 = (1 << WORD_BITS) - 1
 SIGN_BIT = 1 << (WORD_BITS - 1)
+WIDE_WORDS = 2  # an i64 is two words, the low one deeper on the stack
+WIDE_BITS = WIDE_WORDS * WORD_BITS
+MASK64 = (1 << WIDE_BITS) - 1
+SIGN_BIT64 = 1 << (WIDE_BITS - 1)
 VALUE_BYTES = 4  # a value is written as four little-endian byte tokens
 QUOTIENT_BYTES = VALUE_BYTES  # the scratch bytes a DIVIDE step writes before its result (docs/token-language.md)
 
@@ -56,13 +62,14 @@ class Commit(enum.Enum):
     KEEP = "c.keep"  # the top value replaced (or kept)
     POP = "c.pop"  # one value less
     POP2 = "c.pop2"  # two values less
+    POP3 = "c.pop3"  # three values less (an i64 comparison: two i64s in, an i32 out)
     JUMP = "c.jump"
     BRANCH = "c.branch"  # a conditional jump taken (one value less); not taken: c.pop
     CALL = "c.call"
     RETURN = "c.return"
 
 
-COMMIT_STACK_DELTA = {Commit.PUSH: 1, Commit.GETC: 1, Commit.KEEP: 0, Commit.POP: -1, Commit.POP2: -2,
+COMMIT_STACK_DELTA = {Commit.PUSH: 1, Commit.GETC: 1, Commit.KEEP: 0, Commit.POP: -1, Commit.POP2: -2, Commit.POP3: -3,
                       Commit.JUMP: 0, Commit.BRANCH: -1, Commit.CALL: 0, Commit.RETURN: 0}
 
 
@@ -112,7 +119,7 @@ class Source(enum.Enum):
     RETURN_PC = "return pc"  # the return pc of the current frame
     VARIABLE = "variable"  # the newest record of a local or global
     SELECTED = "selected"  # select: the second or third value, by the top
-    SECOND = "second"  # the value under the top
+    SECOND = "second"  # the value under the top (for an i64 op: the deeper i64's word for the phase)
     TOP = "top"  # the top value
     TOP_NARROWED = "top narrowed"  # the top's byte min(phase, width - 1)
     INPUT = "input"  # the input byte under the cursor
@@ -136,6 +143,16 @@ class OpSpec:
     signed: bool = False  # a narrow value is sign-extended (else zero-extended); a division's operands are signed
     value: Callable[..., int] | None = None  # the result of a pure op from its operands
     helper: str | None = None  # the helpers.wat export that computes it with basic ops
+    wide: bool = False  # the operands are i64s (two words each); the result is ``pushes`` words
+
+    @property
+    def operand_words(self) -> int:
+        return WIDE_WORDS if self.wide else 1
+
+    @property
+    def value_bytes(self) -> int:
+        """The bytes of a Body.VALUE step: four per word pushed (a step that pushes none writes one word)."""
+        return VALUE_BYTES * max(1, self.pushes)
 
 
 # --- value functions -----------------------------------------------------------------------------
@@ -189,6 +206,46 @@ def sign_extend(bits: int) -> Callable[[int], int]:
     return extend
 
 
+def signed64(value: int) -> int:
+    """The signed reading of a 64-bit value."""
+    value &= MASK64
+    return value - (1 << WIDE_BITS) if value & SIGN_BIT64 else value
+
+
+def _div_s64(a: int, b: int) -> int:
+    _divisor(b)
+    if signed64(a) == -SIGN_BIT64 and signed64(b) == -1:
+        raise Trap(TrapReason.INTEGER_OVERFLOW)
+    quotient = abs(signed64(a)) // abs(signed64(b))
+    return -quotient if (signed64(a) < 0) != (signed64(b) < 0) else quotient
+
+
+def _rem_s64(a: int, b: int) -> int:
+    remainder = abs(signed64(a)) % abs(signed64(_divisor(b)))
+    return -remainder if signed64(a) < 0 else remainder
+
+
+def rotate_left64(a: int, b: int) -> int:
+    count = b % WIDE_BITS
+    return ((a << count) | (a >> (WIDE_BITS - count))) & MASK64 if count else a
+
+
+def words_to_values(words: list[int], operand_words: int) -> list[int]:
+    """Stack words (deepest first) as operand values: each ``operand_words`` words, low word first."""
+    return [sum(words[i + k] << (WORD_BITS * k) for k in range(operand_words))
+            for i in range(0, len(words), operand_words)]
+
+
+def value_to_words(value: int, count: int) -> list[int]:
+    """A result as ``count`` stack words, low word first (deepest)."""
+    return [(value >> (WORD_BITS * k)) & MASK32 for k in range(count)]
+
+
+def apply(row: "OpSpec", words: list[int]) -> list[int]:
+    """A pure op on the popped words (deepest first): the words it pushes (raises Trap)."""
+    return value_to_words(row.value(*words_to_values(words, row.operand_words)), row.pushes)
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 _N, _VAL, _OFF = Immediate.NONE, Immediate.VALUE, Immediate.OFFSET
@@ -217,6 +274,26 @@ def _load(op: Op, opcode: int, wasm: str, width: int, is_signed: bool) -> OpSpec
 def _store(op: Op, opcode: int, wasm: str, width: int) -> OpSpec:
     return OpSpec(op, opcode, wasm, _OFF, 2, 0, Commit.POP2, Body.STORED, Record.MEMORY, Datapath.COPY,
                   Source.TOP, width=width)
+
+
+def _binary64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
+    """An i64 op popping two i64s (four words) and pushing one i64 (two words): commit c.pop2. Add and sub
+    read the deeper operand's bytes from Source.SECOND (its word for the phase)."""
+    source = Source.SECOND if datapath in (Datapath.ADD, Datapath.SUB) else Source.NONE
+    return OpSpec(op, opcode, f"i64.{op.value.removesuffix('64')}", _N, 4, 2, Commit.POP2, _V, _STACK, datapath,
+                  source, value=value, helper=op.value, wide=True)
+
+
+def _unary64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
+    """An i64 op replacing the top i64 (two words): commit c.keep."""
+    return OpSpec(op, opcode, f"i64.{op.value.removesuffix('64')}", _N, 2, 2, Commit.KEEP, _V, _STACK, datapath,
+                  value=value, helper=op.value, wide=True)
+
+
+def _compare64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
+    """An i64 comparison: two i64s (four words) in, an i32 out (commit c.pop3)."""
+    return OpSpec(op, opcode, f"i64.{op.value.removesuffix('64')}", _N, 4, 1, Commit.POP3, _V, _STACK, datapath,
+                  value=value, helper=op.value, wide=True)
 
 
 _C = Datapath.COMPARE
@@ -305,6 +382,39 @@ OP_TABLE: tuple[OpSpec, ...] = (
     OpSpec(Op.GETCHAR, 56, None, _N, 0, 1, Commit.GETC, _V, _STACK, Datapath.INPUT, Source.INPUT),
     OpSpec(Op.HALT, 57, None, _N, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
     OpSpec(Op.TRAP, 58, None, Immediate.TRAP, 0, 0, None, Body.NONE, Record.NONE, Datapath.CONTROL),
+    # i64 (operands and results as two words each; the front end moves i64s with the word ops above)
+    _binary64(Op.ADD64, 59, Datapath.ADD, lambda a, b: a + b),
+    _binary64(Op.SUB64, 60, Datapath.SUB, lambda a, b: a - b),
+    _binary64(Op.MUL64, 61, None, lambda a, b: a * b),
+    _binary64(Op.DIV_S64, 62, None, _div_s64),
+    _binary64(Op.DIV_U64, 63, None, lambda a, b: a // _divisor(b)),
+    _binary64(Op.REM_S64, 64, None, _rem_s64),
+    _binary64(Op.REM_U64, 65, None, lambda a, b: a % _divisor(b)),
+    _binary64(Op.AND64, 66, _BITS, lambda a, b: a & b),
+    _binary64(Op.OR64, 67, _BITS, lambda a, b: a | b),
+    _binary64(Op.XOR64, 68, _BITS, lambda a, b: a ^ b),
+    _binary64(Op.SHL64, 69, None, lambda a, b: a << (b % WIDE_BITS)),
+    _binary64(Op.SHR_S64, 70, None, lambda a, b: signed64(a) >> (b % WIDE_BITS)),
+    _binary64(Op.SHR_U64, 71, None, lambda a, b: a >> (b % WIDE_BITS)),
+    _binary64(Op.ROTL64, 72, None, rotate_left64),
+    _binary64(Op.ROTR64, 73, None, lambda a, b: rotate_left64(a, -b % WIDE_BITS)),
+    _unary64(Op.CLZ64, 74, None, lambda a: WIDE_BITS - a.bit_length()),
+    _unary64(Op.CTZ64, 75, None, lambda a: WIDE_BITS if a == 0 else (a & -a).bit_length() - 1),
+    _unary64(Op.POPCNT64, 76, None, lambda a: bin(a).count("1")),
+    _compare64(Op.EQ64, 77, _C, lambda a, b: int(a == b)),
+    _compare64(Op.NE64, 78, _C, lambda a, b: int(a != b)),
+    _compare64(Op.LT_S64, 79, _C, lambda a, b: int(signed64(a) < signed64(b))),
+    _compare64(Op.LT_U64, 80, _C, lambda a, b: int(a < b)),
+    _compare64(Op.GT_S64, 81, _C, lambda a, b: int(signed64(a) > signed64(b))),
+    _compare64(Op.GT_U64, 82, _C, lambda a, b: int(a > b)),
+    _compare64(Op.LE_S64, 83, _C, lambda a, b: int(signed64(a) <= signed64(b))),
+    _compare64(Op.LE_U64, 84, _C, lambda a, b: int(a <= b)),
+    _compare64(Op.GE_S64, 85, _C, lambda a, b: int(signed64(a) >= signed64(b))),
+    _compare64(Op.GE_U64, 86, _C, lambda a, b: int(a >= b)),
+    # an i32 sign-extended to an i64: its word, then the sign fill (the narrow datapath past width 4). Its low
+    # word's record (phase 4) lands in the operand's own slot: the phases after it read the same value there
+    OpSpec(Op.EXTEND_I32_S, 87, "i64.extend_i32_s", _N, 1, 2, Commit.PUSH, _V, _STACK, Datapath.NARROW,
+           Source.TOP_NARROWED, width=4, signed=True, value=sign_extend(32)),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}

@@ -80,6 +80,36 @@ class Op(enum.Enum):
     GETCHAR = "getchar"  # pushes the next input byte, or -1 when the input is exhausted
     HALT = "halt"
     TRAP = "trap"  # immediate = a TrapReason code
+    # i64: every value is two words on the stack (low word deeper), every operand of these ops an i64
+    ADD64 = "add64"
+    SUB64 = "sub64"
+    MUL64 = "mul64"
+    DIV_S64 = "div_s64"
+    DIV_U64 = "div_u64"
+    REM_S64 = "rem_s64"
+    REM_U64 = "rem_u64"
+    AND64 = "and64"
+    OR64 = "or64"
+    XOR64 = "xor64"
+    SHL64 = "shl64"
+    SHR_S64 = "shr_s64"
+    SHR_U64 = "shr_u64"
+    ROTL64 = "rotl64"
+    ROTR64 = "rotr64"
+    CLZ64 = "clz64"
+    CTZ64 = "ctz64"
+    POPCNT64 = "popcnt64"
+    EQ64 = "eq64"
+    NE64 = "ne64"
+    LT_S64 = "lt_s64"
+    LT_U64 = "lt_u64"
+    GT_S64 = "gt_s64"
+    GT_U64 = "gt_u64"
+    LE_S64 = "le_s64"
+    LE_U64 = "le_u64"
+    GE_S64 = "ge_s64"
+    GE_U64 = "ge_u64"
+    EXTEND_I32_S = "extend_i32_s"  # an i32 sign-extended to an i64 (two words)
 
 
 class TrapReason(enum.IntEnum):
@@ -89,6 +119,7 @@ class TrapReason(enum.IntEnum):
     OUT_OF_BOUNDS_MEMORY = 3
     INDIRECT_CALL = 4  # call_indirect to a bad index or signature
     CALL_STACK_EXHAUSTED = 5
+    UNSUPPORTED = 6  # an instruction the machine cannot execute was reached (floating-point arithmetic)
 
 
 # What each reason is called in the wasm spec scripts and in wasmtime's trap messages. wasmtime tells the
@@ -102,6 +133,7 @@ TRAP_DESCRIPTIONS = {
     TrapReason.INDIRECT_CALL: ("undefined element, uninitialized element or indirect call type mismatch "
                                "(call_indirect: index out of the table, null slot, or another signature)"),
     TrapReason.CALL_STACK_EXHAUSTED: "call stack exhausted",
+    TrapReason.UNSUPPORTED: "an instruction the machine does not execute was reached",
 }
 
 
