@@ -550,8 +550,6 @@
     (if (i32.eqz (i32.or (local.get $nh) (local.get $dh)))
       (then (return (i32.div_u (local.get $nl) (local.get $dl)) (i32.const 0)
                     (i32.rem_u (local.get $nl) (local.get $dl)) (i32.const 0))))
-    (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
-      (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
     ;; a divisor below 2^16 (printing in decimal): long division by 16-bit digits, each partial
     ;; dividend (remainder * 2^16 + digit) below 2^32, so the machine's own division does each
     (if (i32.eqz (i32.or (local.get $dh) (i32.shr_u (local.get $dl) (i32.const 16))))
@@ -564,6 +562,8 @@
                                (i32.and (local.get $nl) (i32.const 0xffff))))
         (return (i32.or (local.get $ql) (i32.div_u (local.get $rl) (local.get $dl))) (local.get $qh)
                 (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 0))))
+    (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
+      (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
     ;; n >= d > 0: start at n's highest set bit
     (call $clz64 (local.get $nl) (local.get $nh))
     (drop)
