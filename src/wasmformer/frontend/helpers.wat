@@ -545,7 +545,7 @@
   ;; unsigned n / d and n % d on word pairs: (quotient low, high, remainder low, high). Both in one word:
   ;; the machine's own division; else restoring division from n's highest set bit.
   (func $divmod_u64 (param $nl i32) (param $nh i32) (param $dl i32) (param $dh i32) (result i32 i32 i32 i32)
-    (local $ql i32) (local $qh i32) (local $rl i32) (local $rh i32) (local $bits i32)
+    (local $ql i32) (local $qh i32) (local $rl i32) (local $rh i32) (local $bits i32) (local $carry i32)
     (if (i32.eqz (i32.or (local.get $dl) (local.get $dh))) (then (call $trap_divide_by_zero)))
     (if (i32.eqz (i32.or (local.get $nh) (local.get $dh)))
       (then (return (i32.div_u (local.get $nl) (local.get $dl)) (i32.const 0)
@@ -564,34 +564,38 @@
                 (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 0))))
     (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
       (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
-    ;; n >= d > 0: start at n's highest set bit
+    ;; n >= d >= 2^16: the quotient has at most k = bits(n) - bits(d) + 1 bits (k <= 48). The remainder
+    ;; starts as n's top bits(d) - 1 bits (below d, so no quotient bit comes from them); the k bits under
+    ;; them are shifted in one at a time, each giving a quotient bit.
     (call $clz64 (local.get $nl) (local.get $nh))
     (drop)
+    (local.set $carry)  ;; clz(n), for a moment
+    (call $clz64 (local.get $dl) (local.get $dh))
+    (drop)
     (local.set $bits)
-    (local.set $bits (i32.sub (i32.const 64) (local.get $bits)))
+    (local.set $bits (i32.add (i32.sub (local.get $bits) (local.get $carry)) (i32.const 1)))  ;; k
+    (call $shr_u64 (local.get $nl) (local.get $nh) (local.get $bits) (i32.const 0))
+    (local.set $rh) (local.set $rl)
     (call $shl64 (local.get $nl) (local.get $nh) (i32.sub (i32.const 64) (local.get $bits)) (i32.const 0))
     (local.set $nh) (local.set $nl)
     (loop $next_bit
-      ;; r = 2r + the top bit of n; r < d, so 2r + 1 < 2^65: when r >= 2^63 the doubled value has left 64 bits
-      ;; and is surely >= d (subtract); else compare it with d
+      ;; r = 2r + the top bit of n; q = 2q. r < d, so 2r + 1 < 2^65: when r >= 2^63 the doubled value has
+      ;; left 64 bits and is surely >= d; else it is compared with d. Either way r - d (mod 2^64) is the
+      ;; new remainder when the quotient bit is 1.
       (local.set $qh (i32.or (i32.shl (local.get $qh) (i32.const 1)) (i32.shr_u (local.get $ql) (i32.const 31))))
       (local.set $ql (i32.shl (local.get $ql) (i32.const 1)))
-      (block $next
-        (block $wrapped
-          (br_if $wrapped (i32.lt_s (local.get $rh) (i32.const 0)))  ;; 2r >= 2^64 > d
-          (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
-          (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
-          (br_if $next (call $lt_u64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh)))
-          (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
-          (local.set $rh) (local.set $rl)
-          (local.set $ql (i32.or (local.get $ql) (i32.const 1)))
-          (br $next))
-        ;; 2r + bit >= 2^64: computed mod 2^64, (2r + bit) - d is the true remainder (< d)
-        (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
-        (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
-        (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
-        (local.set $rh) (local.set $rl)
-        (local.set $ql (i32.or (local.get $ql) (i32.const 1))))
+      (local.set $carry (i32.lt_s (local.get $rh) (i32.const 0)))
+      (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
+      (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
+      (if (select (i32.const 1)
+                  (select (i32.ge_u (local.get $rl) (local.get $dl)) (i32.gt_u (local.get $rh) (local.get $dh))
+                          (i32.eq (local.get $rh) (local.get $dh)))
+                  (local.get $carry))
+        (then
+          (local.set $rh (i32.sub (i32.sub (local.get $rh) (local.get $dh))
+                                  (i32.lt_u (local.get $rl) (local.get $dl))))
+          (local.set $rl (i32.sub (local.get $rl) (local.get $dl)))
+          (local.set $ql (i32.or (local.get $ql) (i32.const 1)))))
       (local.set $nh (i32.or (i32.shl (local.get $nh) (i32.const 1)) (i32.shr_u (local.get $nl) (i32.const 31))))
       (local.set $nl (i32.shl (local.get $nl) (i32.const 1)))
       (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
