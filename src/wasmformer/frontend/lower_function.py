@@ -29,7 +29,7 @@ from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_bod
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.words import (FLOAT_MEMORY, I64_SIGN_EXTENSIONS, NARROW_I64_STORES, REINTERPRETATIONS,
                                        const_words, is_float_arithmetic, words_of)
-from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, spec
+from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, Record, spec
 from wasmformer.vm.program import Instr, Op, TrapReason
 
 I32_MODULUS = 1 << 32
@@ -186,6 +186,9 @@ class _FunctionLowering:
 
     def _pop(self, count: int = 1) -> list[int]:
         """Take ``count`` values off the static stack; their words, deepest first."""
+        if count > len(self.values) - (self.frames[-1].base if self.frames else 0):
+            raise RuntimeError(f"{self.where}, instruction {self.position}: the lowering's stack model has "
+                               f"{len(self.values)} values, {count} popped (a front-end bug)")
         taken = self.values[len(self.values) - count:]
         del self.values[len(self.values) - count:]
         return taken
@@ -268,7 +271,7 @@ class _FunctionLowering:
         offset = instruction.args[1]
         if not self._always_out_of_bounds(offset, row.width, row.pops):  # pops: words (an address and a value)
             self.code.emit(row.op, offset)
-        self._pop(row.pops)
+        self._pop(1 + (row.record is Record.MEMORY))  # values: the address, and a store's value
         if row.pushes:
             self.values.append(1)
 
