@@ -192,7 +192,7 @@ def every_op_steps() -> list[tuple[int, list[str]]]:
 def test_every_op_writes_the_tokens_of_the_spec_table():
     vm = every_op_program()
     tables = (set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
-              | {Op.EXTEND_I32_S})
+              | {Op.EXTEND_I32_S} | set(WIDE_LOADS) | {Op.STORE64})
     assert {instr.op for instr in vm.instrs} | tables == MACHINE_OPS
     assert step_tokens(vm, b"z") == every_op_steps()
 
@@ -291,6 +291,27 @@ def test_sign_extension_to_i64_pushes_two_words():
                          (0x7FFFFFFF, "v.ff v.ff v.ff v.7f v.00 v.00 v.00 v.00")):
         steps = step_tokens(program((Op.CONST, signed32(value)), (Op.EXTEND_I32_S,), (Op.HALT,)))
         assert steps[1] == (1, words.split() + ["c.push"])
+
+
+# memory 80 ff 01 02 03 04 85 06 ...: each i64 load at address 0, its 8 bytes, HIGH word first, and c.push
+WIDE_LOADS = {
+    Op.LOAD64: "v.03 v.04 v.85 v.06 v.80 v.ff v.01 v.02", Op.LOAD8_S64: "v.ff v.ff v.ff v.ff v.80 v.ff v.ff v.ff",
+    Op.LOAD8_U64: "v.00 v.00 v.00 v.00 v.80 v.00 v.00 v.00", Op.LOAD16_S64: "v.ff v.ff v.ff v.ff v.80 v.ff v.ff v.ff",
+    Op.LOAD16_U64: "v.00 v.00 v.00 v.00 v.80 v.ff v.00 v.00", Op.LOAD32_S64: "v.00 v.00 v.00 v.00 v.80 v.ff v.01 v.02",
+    Op.LOAD32_U64: "v.00 v.00 v.00 v.00 v.80 v.ff v.01 v.02",
+}
+WIDE_MEMORY = bytes([0x80, 0xFF, 0x01, 0x02, 0x03, 0x04, 0x85, 0x06, 0x07, 0x08])
+
+
+@pytest.mark.parametrize("op", list(WIDE_LOADS))
+def test_i64_loads_write_the_high_word_first(op):
+    steps = step_tokens(program((Op.CONST, 0), (op, 0), (Op.HALT,), memory=WIDE_MEMORY))
+    assert steps[1] == (1, WIDE_LOADS[op].split() + ["c.push"])
+
+
+def test_an_i64_store_writes_eight_bytes_and_pops_three_words():
+    steps = step_tokens(program((Op.CONST, 1), *wide_pushes(0x0807060504030201), (Op.STORE64, 0), (Op.HALT,)))
+    assert steps[3] == (3, [f"m.0{b}" for b in range(1, 9)] + ["c.pop3"])
 
 
 def wide_pushes(*values: int) -> list[tuple[Op, int]]:

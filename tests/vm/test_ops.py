@@ -30,10 +30,10 @@ def test_every_op_has_exactly_one_row_and_a_unique_opcode():
 @pytest.mark.parametrize("row", OP_TABLE, ids=lambda row: row.op.value)
 def test_a_row_states_every_fact(row):
     assert isinstance(row.immediate, Immediate) and isinstance(row.body, Body) and isinstance(row.record, Record)
-    if row.wide:  # two i64 operands in (or one), an i64 or an i32 out
-        assert row.pops in (2, 4) and row.pushes in (1, 2)
-    else:  # extend_i32_s pushes an i64: two words
-        assert 0 <= row.pops <= 3 and 0 <= row.pushes <= (2 if row.op is Op.EXTEND_I32_S else 1)
+    if row.wide:  # i64 operands (two words each): an i64 or an i32 out, or stored
+        assert row.pops in (2, 3, 4) and row.pushes in (0, 1, 2)
+    else:  # an i64 load or extend_i32_s pushes two words
+        assert 0 <= row.pops <= 3 and 0 <= row.pushes <= (2 if row.datapath is Datapath.NARROW else 1)
     if row.commit is None:  # ends the run
         assert row.op in (Op.HALT, Op.TRAP) and row.body is Body.NONE
     else:
@@ -48,9 +48,10 @@ def test_body_record_and_width_agree(row):
     if row.body is Body.STORED or row.record is Record.MEMORY:
         assert row.body is Body.STORED and row.record is Record.MEMORY and row.immediate is Immediate.OFFSET
     if row.immediate is Immediate.OFFSET:
-        assert row.width in (1, 2, 4)
-        if row.pushes:  # a load
-            assert row.datapath is Datapath.NARROW and row.signed == (row.width < 4 and row.op.value.endswith("_s"))
+        assert row.width in (1, 2, 4, 8)
+        if row.pushes:  # a load: signed when it extends a narrower value's sign
+            extends = row.width < 4 * row.pushes
+            assert row.datapath is Datapath.NARROW and row.signed == (extends and "_s" in row.op.value)
     if row.record in (Record.LOCAL, Record.GLOBAL):
         assert row.immediate.value == row.record.value and row.body is Body.VALUE
     if row.body is Body.TARGET:

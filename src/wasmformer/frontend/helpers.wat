@@ -542,61 +542,106 @@
     (i32.add (call $mul_high_u (local.get $al) (local.get $bl))
              (i32.add (i32.mul (local.get $al) (local.get $bh)) (i32.mul (local.get $ah) (local.get $bl)))))
 
-  ;; unsigned n / d and n % d on word pairs: (quotient low, high, remainder low, high). Both in one word:
-  ;; the machine's own division; else restoring division from n's highest set bit.
+  ;; unsigned (u1 * 2^32 + u0) / v and its remainder, for u1 < v (the quotient fits a word): long division
+  ;; by two 16-bit digits on the normalised divisor, each digit estimated by the machine's own i32 division
+  ;; and corrected at most twice (Knuth's algorithm D, as Hacker's Delight writes it for 64/32 bits).
+  (func $divlu (param $u1 i32) (param $u0 i32) (param $v i32) (result i32 i32)
+    (local $shift i32) (local $vn1 i32) (local $vn0 i32) (local $un32 i32) (local $un10 i32) (local $un1 i32)
+    (local $un0 i32) (local $q1 i32) (local $q0 i32) (local $rhat i32) (local $un21 i32)
+    (local.set $shift (i32.clz (local.get $v)))
+    (local.set $v (i32.shl (local.get $v) (local.get $shift)))
+    (local.set $vn1 (i32.shr_u (local.get $v) (i32.const 16)))
+    (local.set $vn0 (i32.and (local.get $v) (i32.const 0xffff)))
+    ;; u0 >> (32 - shift) is u0 >> 0 when shift = 0: the mask (-shift >> 31) is then 0
+    (local.set $un32 (i32.or (i32.shl (local.get $u1) (local.get $shift))
+                             (i32.and (i32.shr_u (local.get $u0) (i32.sub (i32.const 32) (local.get $shift)))
+                                      (i32.shr_s (i32.sub (i32.const 0) (local.get $shift)) (i32.const 31)))))
+    (local.set $un10 (i32.shl (local.get $u0) (local.get $shift)))
+    (local.set $un1 (i32.shr_u (local.get $un10) (i32.const 16)))
+    (local.set $un0 (i32.and (local.get $un10) (i32.const 0xffff)))
+    (local.set $q1 (i32.div_u (local.get $un32) (local.get $vn1)))
+    (local.set $rhat (i32.sub (local.get $un32) (i32.mul (local.get $q1) (local.get $vn1))))
+    (call $digit_estimate (local.get $q1) (local.get $rhat) (local.get $vn1) (local.get $vn0) (local.get $un1))
+    (local.set $q1)
+    (local.set $un21 (i32.sub (i32.add (i32.shl (local.get $un32) (i32.const 16)) (local.get $un1))
+                              (i32.mul (local.get $q1) (local.get $v))))
+    (local.set $q0 (i32.div_u (local.get $un21) (local.get $vn1)))
+    (local.set $rhat (i32.sub (local.get $un21) (i32.mul (local.get $q0) (local.get $vn1))))
+    (call $digit_estimate (local.get $q0) (local.get $rhat) (local.get $vn1) (local.get $vn0) (local.get $un0))
+    (local.set $q0)
+    (i32.or (i32.shl (local.get $q1) (i32.const 16)) (local.get $q0))
+    (i32.shr_u (i32.sub (i32.add (i32.shl (local.get $un21) (i32.const 16)) (local.get $un0))
+                        (i32.mul (local.get $q0) (local.get $v)))
+               (local.get $shift)))
+
+  ;; a quotient digit q (with rhat = the partial dividend's top - q * vn1) lowered while it is too large:
+  ;; q >= 2^16, or q * vn0 > rhat * 2^16 + the next digit (compared only when both sides fit a word)
+  (func $digit_estimate (param $q i32) (param $rhat i32) (param $vn1 i32) (param $vn0 i32) (param $next i32)
+                        (result i32)
+    (block $done
+      (loop $again
+        (br_if $done (i32.eqz (select (i32.const 1)
+                                      (i32.gt_u (i32.mul (local.get $q) (local.get $vn0))
+                                                (i32.or (i32.shl (local.get $rhat) (i32.const 16)) (local.get $next)))
+                                      (i32.ge_u (local.get $q) (i32.const 0x10000)))))
+        (local.set $q (i32.sub (local.get $q) (i32.const 1)))
+        (local.set $rhat (i32.add (local.get $rhat) (local.get $vn1)))
+        (br_if $again (i32.lt_u (local.get $rhat) (i32.const 0x10000)))))
+    (local.get $q))
+
+  ;; unsigned n / d and n % d on word pairs: (quotient low, high, remainder low, high). Both in one word: the
+  ;; machine's own division; a divisor below 2^16: three of them; a one-word divisor: two steps of $divlu; a two-word divisor: the quotient (one
+  ;; word) estimated from n / 2 and d's top 32 bits normalised, then corrected once (Hacker's Delight, divDu).
   (func $divmod_u64 (param $nl i32) (param $nh i32) (param $dl i32) (param $dh i32) (result i32 i32 i32 i32)
-    (local $ql i32) (local $qh i32) (local $rl i32) (local $rh i32) (local $bits i32)
+    (local $q i32) (local $qh i32) (local $r i32) (local $shift i32) (local $top i32) (local $pl i32) (local $ph i32)
     (if (i32.eqz (i32.or (local.get $dl) (local.get $dh))) (then (call $trap_divide_by_zero)))
     (if (i32.eqz (i32.or (local.get $nh) (local.get $dh)))
       (then (return (i32.div_u (local.get $nl) (local.get $dl)) (i32.const 0)
                     (i32.rem_u (local.get $nl) (local.get $dl)) (i32.const 0))))
-    (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
-      (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
     ;; a divisor below 2^16 (printing in decimal): long division by 16-bit digits, each partial
     ;; dividend (remainder * 2^16 + digit) below 2^32, so the machine's own division does each
     (if (i32.eqz (i32.or (local.get $dh) (i32.shr_u (local.get $dl) (i32.const 16))))
       (then
         (local.set $qh (i32.div_u (local.get $nh) (local.get $dl)))
-        (local.set $rl (i32.or (i32.shl (i32.rem_u (local.get $nh) (local.get $dl)) (i32.const 16))
-                               (i32.shr_u (local.get $nl) (i32.const 16))))
-        (local.set $ql (i32.shl (i32.div_u (local.get $rl) (local.get $dl)) (i32.const 16)))
-        (local.set $rl (i32.or (i32.shl (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 16))
-                               (i32.and (local.get $nl) (i32.const 0xffff))))
-        (return (i32.or (local.get $ql) (i32.div_u (local.get $rl) (local.get $dl))) (local.get $qh)
-                (i32.rem_u (local.get $rl) (local.get $dl)) (i32.const 0))))
-    ;; n >= d > 0: start at n's highest set bit
-    (call $clz64 (local.get $nl) (local.get $nh))
+        (local.set $r (i32.or (i32.shl (i32.rem_u (local.get $nh) (local.get $dl)) (i32.const 16))
+                              (i32.shr_u (local.get $nl) (i32.const 16))))
+        (local.set $q (i32.shl (i32.div_u (local.get $r) (local.get $dl)) (i32.const 16)))
+        (local.set $r (i32.or (i32.shl (i32.rem_u (local.get $r) (local.get $dl)) (i32.const 16))
+                              (i32.and (local.get $nl) (i32.const 0xffff))))
+        (return (i32.or (local.get $q) (i32.div_u (local.get $r) (local.get $dl))) (local.get $qh)
+                (i32.rem_u (local.get $r) (local.get $dl)) (i32.const 0))))
+    (if (i32.eqz (local.get $dh))
+      (then
+        (if (i32.ge_u (local.get $nh) (local.get $dl))
+          (then (local.set $qh (i32.div_u (local.get $nh) (local.get $dl)))
+                (local.set $nh (i32.rem_u (local.get $nh) (local.get $dl)))))
+        (call $divlu (local.get $nh) (local.get $nl) (local.get $dl))
+        (local.set $r) (local.set $q)
+        (return (local.get $q) (local.get $qh) (local.get $r) (i32.const 0))))
+    (if (call $lt_u64 (local.get $nl) (local.get $nh) (local.get $dl) (local.get $dh))
+      (then (return (i32.const 0) (i32.const 0) (local.get $nl) (local.get $nh))))
+    ;; d >= 2^32: the quotient is below 2^32
+    (local.set $shift (i32.clz (local.get $dh)))
+    (local.set $top (i32.or (i32.shl (local.get $dh) (local.get $shift))
+                            (i32.and (i32.shr_u (local.get $dl) (i32.sub (i32.const 32) (local.get $shift)))
+                                     (i32.shr_s (i32.sub (i32.const 0) (local.get $shift)) (i32.const 31)))))
+    (call $divlu (i32.shr_u (local.get $nh) (i32.const 1))
+                 (i32.or (i32.shr_u (local.get $nl) (i32.const 1)) (i32.shl (local.get $nh) (i32.const 31)))
+                 (local.get $top))
     (drop)
-    (local.set $bits)
-    (local.set $bits (i32.sub (i32.const 64) (local.get $bits)))
-    (call $shl64 (local.get $nl) (local.get $nh) (i32.sub (i32.const 64) (local.get $bits)) (i32.const 0))
-    (local.set $nh) (local.set $nl)
-    (loop $next_bit
-      ;; r = 2r + the top bit of n; r < d, so 2r + 1 < 2^65: when r >= 2^63 the doubled value has left 64 bits
-      ;; and is surely >= d (subtract); else compare it with d
-      (local.set $qh (i32.or (i32.shl (local.get $qh) (i32.const 1)) (i32.shr_u (local.get $ql) (i32.const 31))))
-      (local.set $ql (i32.shl (local.get $ql) (i32.const 1)))
-      (block $next
-        (block $wrapped
-          (br_if $wrapped (i32.lt_s (local.get $rh) (i32.const 0)))  ;; 2r >= 2^64 > d
-          (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
-          (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
-          (br_if $next (call $lt_u64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh)))
-          (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
-          (local.set $rh) (local.set $rl)
-          (local.set $ql (i32.or (local.get $ql) (i32.const 1)))
-          (br $next))
-        ;; 2r + bit >= 2^64: computed mod 2^64, (2r + bit) - d is the true remainder (< d)
-        (local.set $rh (i32.or (i32.shl (local.get $rh) (i32.const 1)) (i32.shr_u (local.get $rl) (i32.const 31))))
-        (local.set $rl (i32.or (i32.shl (local.get $rl) (i32.const 1)) (i32.shr_u (local.get $nh) (i32.const 31))))
-        (call $sub64 (local.get $rl) (local.get $rh) (local.get $dl) (local.get $dh))
-        (local.set $rh) (local.set $rl)
-        (local.set $ql (i32.or (local.get $ql) (i32.const 1))))
-      (local.set $nh (i32.or (i32.shl (local.get $nh) (i32.const 1)) (i32.shr_u (local.get $nl) (i32.const 31))))
-      (local.set $nl (i32.shl (local.get $nl) (i32.const 1)))
-      (local.set $bits (i32.sub (local.get $bits) (i32.const 1)))
-      (br_if $next_bit (local.get $bits)))
-    (local.get $ql) (local.get $qh) (local.get $rl) (local.get $rh))
+    (local.set $q)
+    (local.set $q (i32.shr_u (local.get $q) (i32.sub (i32.const 31) (local.get $shift))))
+    (if (local.get $q) (then (local.set $q (i32.sub (local.get $q) (i32.const 1)))))
+    ;; r = n - q * d (q * d < 2^64); one more d if it still fits
+    (call $mul64 (local.get $q) (i32.const 0) (local.get $dl) (local.get $dh))
+    (local.set $ph) (local.set $pl)
+    (call $sub64 (local.get $nl) (local.get $nh) (local.get $pl) (local.get $ph))
+    (local.set $ph) (local.set $pl)
+    (if (i32.eqz (call $lt_u64 (local.get $pl) (local.get $ph) (local.get $dl) (local.get $dh)))
+      (then (local.set $q (i32.add (local.get $q) (i32.const 1)))
+            (call $sub64 (local.get $pl) (local.get $ph) (local.get $dl) (local.get $dh))
+            (local.set $ph) (local.set $pl)))
+    (local.get $q) (i32.const 0) (local.get $pl) (local.get $ph))
 
   (func $div_u64 (export "div_u64") (param $al i32) (param $ah i32) (param $bl i32) (param $bh i32) (result i32 i32)
     (call $divmod_u64 (local.get $al) (local.get $ah) (local.get $bl) (local.get $bh))

@@ -27,10 +27,9 @@ from typing import Callable
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs
 from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.words import (I64_SIGN_EXTENSIONS, REINTERPRETATIONS, WIDE_LOADS,
-                                       WIDE_STORES, WORD_BYTES, WideMemoryOp, const_words, is_float_arithmetic,
-                                       words_of)
-from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, spec
+from wasmformer.frontend.words import (FLOAT_MEMORY, I64_SIGN_EXTENSIONS, NARROW_I64_STORES, REINTERPRETATIONS,
+                                       const_words, is_float_arithmetic, words_of)
+from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, Record, spec
 from wasmformer.vm.program import Instr, Op, TrapReason
 
 I32_MODULUS = 1 << 32
@@ -168,8 +167,8 @@ class _FunctionLowering:
             "i64.eqz": self._i64_eqz, "i32.wrap_i64": self._wrap, "i64.extend_i32_u": self._extend_unsigned,
             **{name: self._reinterpret for name in REINTERPRETATIONS},
             **{name: self._i64_sign_extension for name in I64_SIGN_EXTENSIONS},
-            **{name: self._wide_load for name in WIDE_LOADS},
-            **{name: self._wide_store for name in WIDE_STORES},
+            **{name: self._float_memory for name in FLOAT_MEMORY},
+            **{name: self._narrow_i64_store for name in NARROW_I64_STORES},
         }
 
     def _declared_locals(self) -> list[int]:
@@ -187,6 +186,9 @@ class _FunctionLowering:
 
     def _pop(self, count: int = 1) -> list[int]:
         """Take ``count`` values off the static stack; their words, deepest first."""
+        if count > len(self.values) - (self.frames[-1].base if self.frames else 0):
+            raise RuntimeError(f"{self.where}, instruction {self.position}: the lowering's stack model has "
+                               f"{len(self.values)} values, {count} popped (a front-end bug)")
         taken = self.values[len(self.values) - count:]
         del self.values[len(self.values) - count:]
         return taken
@@ -267,9 +269,9 @@ class _FunctionLowering:
 
     def _memory(self, instruction: Instruction, row: OpSpec) -> None:
         offset = instruction.args[1]
-        if not self._always_out_of_bounds(offset, row.width, row.pops):
+        if not self._always_out_of_bounds(offset, row.width, row.pops):  # pops: words (an address and a value)
             self.code.emit(row.op, offset)
-        self._pop(row.pops)
+        self._pop(1 + (row.record is Record.MEMORY))  # values: the address, and a store's value
         if row.pushes:
             self.values.append(1)
 
@@ -354,64 +356,17 @@ class _FunctionLowering:
 
     # --- i64 and float bits as words (frontend/words.py) -----------------------------
 
-    def _wide_load(self, instruction: Instruction) -> None:
-        """A non-i32 load: one i32 load per word read (the address kept in a scratch local), or a narrow
-        load and the high word's fill."""
-        access = WIDE_LOADS[instruction.name]
-        offset = instruction.args[1]
-        self._pop()
-        self.values.append(access.words)
-        full = access.extend is None
-        width = WORD_BYTES * access.words if full else spec(access.op).width
-        if self._always_out_of_bounds(offset, width, 1):
-            return
-        if not full or access.words == 1:
-            self.code.emit(access.op, offset)
-            if not full:
-                self._fill_high_word(access)
-            return
-        address = self._scratch(0)
-        self.code.emit(Op.LOCAL_TEE, address)
-        self.code.emit(Op.LOAD, offset)
-        self.code.emit(Op.LOCAL_GET, address)
-        self.code.emit(Op.LOAD, offset + WORD_BYTES)
+    def _float_memory(self, instruction: Instruction) -> None:
+        self._memory(instruction, MEMORY_OPS[FLOAT_MEMORY[instruction.name]])
 
-    def _fill_high_word(self, access: WideMemoryOp) -> None:
-        if access.extend == "zero":
-            self.code.emit(Op.CONST, 0)
-        else:
-            self._sign_fill()
-
-    def _sign_fill(self) -> None:
-        """[x] -> [x, x >> 31]: x sign-extended to 64 bits (the machine's extend_i32_s)."""
-        self.code.emit(Op.EXTEND_I32_S)
-
-    def _wide_store(self, instruction: Instruction) -> None:
-        """A non-i32 store. A whole i64/f64 writes its high word first: if that word is out of bounds the
-        store traps before writing anything, and if it is not, neither is the low word."""
-        access = WIDE_STORES[instruction.name]
+    def _narrow_i64_store(self, instruction: Instruction) -> None:
+        """i64.store8/16/32: drop the high word, store the low word's low bytes."""
+        op = NARROW_I64_STORES[instruction.name]
         offset = instruction.args[1]
         self._pop(2)
-        full = access.words == 1 or instruction.name in ("i64.store", "f64.store")
-        width = WORD_BYTES * access.words if full else spec(access.op).width
-        if self._always_out_of_bounds(offset, width, 1 + access.words):
-            return
-        if not full:  # a narrow store of an i64: its low word's low bytes
+        if not self._always_out_of_bounds(offset, spec(op).width, 3):
             self.code.emit(Op.DROP)
-            self.code.emit(access.op, offset)
-            return
-        if access.words == 1:
-            self.code.emit(Op.STORE, offset)
-            return
-        address, low, high = self._scratch(0), self._scratch(1), self._scratch(2)
-        self.code.emit(Op.LOCAL_SET, high)
-        self.code.emit(Op.LOCAL_SET, low)
-        self.code.emit(Op.LOCAL_TEE, address)
-        self.code.emit(Op.LOCAL_GET, high)
-        self.code.emit(Op.STORE, offset + WORD_BYTES)
-        self.code.emit(Op.LOCAL_GET, address)
-        self.code.emit(Op.LOCAL_GET, low)
-        self.code.emit(Op.STORE, offset)
+            self.code.emit(op, offset)
 
     def _i64_eqz(self, instruction: Instruction) -> None:
         self._emit_op(Op.OR)
@@ -435,7 +390,7 @@ class _FunctionLowering:
         narrow = I64_SIGN_EXTENSIONS[instruction.name]
         if narrow is not None:
             self._emit_op(narrow)
-        self._sign_fill()
+        self.code.emit(Op.EXTEND_I32_S)
 
     def _reinterpret(self, instruction: Instruction) -> None:
         pass  # the same words, read as another type

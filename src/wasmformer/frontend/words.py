@@ -8,20 +8,18 @@ are word moves; their arithmetic is not executed (a reached instruction stops
 the run with TRAP UNSUPPORTED, naming it: lower_function).
 
 This module holds the facts: words per type, and the wasm instructions that
-are pure word moves (loads and stores by width, conversions between i32 and
-i64). lower_function emits them; i64.extend_i32_s is an op of its own.
+are pure word moves (float loads and stores as integer ones, narrow i64
+stores, conversions between i32 and i64). lower_function emits them.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from wasmformer.vm.ops import WORD_BITS
 from wasmformer.vm.program import Op
 
 WORDS = {"i32": 1, "f32": 1, "i64": 2, "f64": 2}  # words per value type the machine moves
-WORD_BYTES = WORD_BITS // 8
 
 
 def words_of(kind: str) -> int | None:
@@ -42,33 +40,11 @@ def const_words(kind: str, immediate) -> list[int]:
     return [immediate % (1 << WORD_BITS)]
 
 
-@dataclass(frozen=True)
-class WideMemoryOp:
-    """A load or store of a non-i32 type, as i32 memory ops on words.
-
-    ``op``: the i32 op that reads or writes the bytes; ``words``: the value's
-    words; ``extend``: how a narrow load fills the high word ("zero", "sign");
-    a full 8-byte access uses two i32 ops, the high word first for stores so
-    that an out-of-bounds store traps before writing anything.
-    """
-    op: Op
-    words: int
-    extend: str | None = None
-
-
-WIDE_LOADS = {
-    "f32.load": WideMemoryOp(Op.LOAD, 1),
-    "i64.load": WideMemoryOp(Op.LOAD, 2), "f64.load": WideMemoryOp(Op.LOAD, 2),
-    "i64.load8_s": WideMemoryOp(Op.LOAD8_S, 2, "sign"), "i64.load8_u": WideMemoryOp(Op.LOAD8_U, 2, "zero"),
-    "i64.load16_s": WideMemoryOp(Op.LOAD16_S, 2, "sign"), "i64.load16_u": WideMemoryOp(Op.LOAD16_U, 2, "zero"),
-    "i64.load32_s": WideMemoryOp(Op.LOAD, 2, "sign"), "i64.load32_u": WideMemoryOp(Op.LOAD, 2, "zero"),
-}
-WIDE_STORES = {
-    "f32.store": WideMemoryOp(Op.STORE, 1),
-    "i64.store": WideMemoryOp(Op.STORE, 2), "f64.store": WideMemoryOp(Op.STORE, 2),
-    "i64.store8": WideMemoryOp(Op.STORE8, 2), "i64.store16": WideMemoryOp(Op.STORE16, 2),
-    "i64.store32": WideMemoryOp(Op.STORE, 2),
-}
+# Float loads and stores move the same bytes as the integer ones of their size (i64 loads and i64.store are
+# ops of their own: vm/ops.py).
+FLOAT_MEMORY = {"f32.load": "i32.load", "f64.load": "i64.load", "f32.store": "i32.store", "f64.store": "i64.store"}
+# Narrow i64 stores: the low word's low bytes, by the i32 store of that width (the high word dropped).
+NARROW_I64_STORES = {"i64.store8": Op.STORE8, "i64.store16": Op.STORE16, "i64.store32": Op.STORE}
 
 # Conversions that only change how words are read: (operand words, result words).
 REINTERPRETATIONS = {"i32.reinterpret_f32": 1, "f32.reinterpret_i32": 1,
@@ -81,6 +57,6 @@ FLOAT_TYPES = ("f32", "f64")
 
 def is_float_arithmetic(name: str) -> bool:
     """A float instruction that computes (not a move): arithmetic, comparison or numeric conversion."""
-    if name in REINTERPRETATIONS or name in WIDE_LOADS or name in WIDE_STORES or name.endswith(".const"):
+    if name in REINTERPRETATIONS or name in FLOAT_MEMORY or name.endswith(".const"):
         return False
     return name.startswith(FLOAT_TYPES) or "_f32" in name or "_f64" in name

@@ -307,7 +307,9 @@ class _Builder:
         (fourth and second), at phases 4-7 the high ones (third and top). Two lookups whose slot depends on
         the phase, so that every byte position is linear in what they return (no select after a lookup)."""
         g = self.g
-        wide = self.is_any("is_wide", wide=True, pops=2 * WIDE_WORDS)
+        # the i64 binary ops and comparisons (two i64s), and store64 (an address and an i64)
+        wide = self.either("is_wide", *(self.is_op[op] for op in ops_where(wide=True)
+                                        if spec(op).pops > WIDE_WORDS and op in self.is_op))
         high_phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
         self.wide_high_word = g.neurons("wide_high_word", [(1, g.one, wide + high_phases - 1)], bounds=(0, 1))
         self.deeper_operand = self._stack_slot("deeper_operand", self.sp - 1 - 2 * wide + self.wide_high_word)
@@ -343,8 +345,10 @@ class _Builder:
     def _memory(self) -> None:
         """The effective address of a load or store, the bounds check, and the byte a load reads."""
         g = self.g
-        is_store = self.is_any("is_store", record=Record.MEMORY)
-        address = g.select("address", is_store, self.second.value, self.top.value)
+        is_store = self.is_any("is_store", record=Record.MEMORY, wide=False)
+        stores_i64 = self.is_any("stores_i64", record=Record.MEMORY, wide=True)  # address low high
+        address = (self.top.value + self.gate("address.store", is_store, self.second.value - self.top.value)
+                   + self.gate("address.store64", stores_i64, self.third.value - self.top.value))
         self.effective_address = address + self.immediate
         memory_width = self.by_row(lambda row: row.width, immediate=Immediate.OFFSET)
         memory_op = self.flag_where(immediate=Immediate.OFFSET)
@@ -352,7 +356,12 @@ class _Builder:
         self.out_of_bounds = self.flag_and("out_of_bounds", beyond, memory_op)
         # loads and sign extensions read byte min(phase, width - 1): above the width, the top byte gives the sign
         self.narrow_width = self.by_row(lambda row: row.width, datapath=Datapath.NARROW)
-        self.narrow_index = self.phase - g.relu("past_width", self.phase - self.narrow_width + 1)
+        # an i64 load writes its high word first: byte (phase + 4) mod 8 (writes_high_word_first)
+        high_first = self.is_any("load_high_first", immediate=Immediate.OFFSET, pushes=WIDE_WORDS)
+        high_phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
+        second_half = g.neurons("load_low_word_now", [(1, g.one, high_first + high_phases - 1)], bounds=(0, 1))
+        self.byte_index = self.phase + VALUE_BYTES * high_first - 2 * VALUE_BYTES * second_half
+        self.narrow_index = self.byte_index - g.relu("past_width", self.byte_index - self.narrow_width + 1)
         self.memory_query = self.clamp("memory_query", self.effective_address + self.narrow_index, -1,
                                        T.MAX_MEMORY)
         self.memory_key = g.placeholder("memory_key", -1, T.MAX_MEMORY)
@@ -372,10 +381,13 @@ class _Builder:
         value_record = self.flag_and("value_record", self.is_value_byte, at_last_byte,
                                      self.flag_where(record=Record.STACK))
         stack_key = self.sp + self.by_row(lambda row: stack_effect(row.op), record=Record.STACK)
-        # a step pushing an i64 writes two records: its low word's at phase 4, one slot below the high word's
-        low_word = self.flag_and("low_word_record", self.phase_is[VALUE_BYTES],
-                                 self.flag_where(record=Record.STACK, pushes=WIDE_WORDS))
-        key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1 - low_word) - 1
+        # a step pushing an i64 writes two records: its low word's one slot below the high word's, at phase 4
+        # (or at phase 8 for a step that writes its high word first: an i64 load)
+        low_word_first = self.flag_and("low_word_record", self.phase_is[VALUE_BYTES], self.op_flag(
+            *(op for op in ops_where(record=Record.STACK, pushes=WIDE_WORDS) if not spec(op).writes_high_word_first)))
+        low_word_last = self.flag_and("low_word_record_last", self.phase_is[2 * VALUE_BYTES], self.op_flag(
+            *(op for op in ops_where(record=Record.STACK, pushes=WIDE_WORDS) if spec(op).writes_high_word_first)))
+        key_if_record = self.gate("stack_key_if_record", value_record, stack_key + 1 - low_word_first - low_word_last) - 1
         g.define(self.stack_key, self.clamp("stack_key_here", key_if_record, -1, T.KEY_LIMIT))
         g.define(self.holds_stack_record, self.either("holds_stack_record_here", value_record, self.is_start))
 
@@ -458,6 +470,7 @@ class _Builder:
             Source.TOP: self.top_bytes + phase,
             Source.INPUT: self.input_start + self.cursor,
             Source.TOP_NARROWED: self.top_bytes + self.narrow_index,
+            Source.TOP_WORD: self.top_operand_at,
         }
 
     # -- the datapaths: each takes the flag of its ops and returns its share of the output byte --------
@@ -529,7 +542,7 @@ class _Builder:
                               self.source_byte))
         signed_narrow = self.flag_where(datapath=Datapath.NARROW, signed=True)
         sign_fill = self.gate("sign_fill", signed_narrow, g.step("narrow_negative", narrow - 128))
-        past_width = g.step("narrow_past_width", self.phase - self.narrow_width)
+        past_width = g.step("narrow_past_width", self.byte_index - self.narrow_width)
         narrow_byte = g.select("narrow_byte", past_width, 255 * sign_fill, narrow)
         return self.gate("out.narrow", uses, narrow_byte)
 

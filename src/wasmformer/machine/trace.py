@@ -25,7 +25,7 @@ from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.machine.prompt import check_program, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
 from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, apply, quotient_magnitude,
-                               words_to_values)
+                               value_to_words, words_to_values)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Token strings, built once: one table per byte family.
@@ -240,25 +240,29 @@ def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
 
 
 def _load(row: OpSpec) -> OpFunction:
-    width, is_signed = row.width, row.signed
+    width, is_signed, words, commit = row.width, row.signed, row.pushes, row.commit.value
+    written = reversed if row.writes_high_word_first else list  # the order its words' bytes are written
 
     def op(machine: TraceMachine, arg: int) -> list[str]:
+        if words > 1:
+            machine.check_room_for_push()
         address = _effective_address(machine, arg, width)
-        value = int.from_bytes(machine.memory[address:address + width], "little", signed=is_signed) & MASK32
-        machine.stack.append(value)
-        return value_tokens(value) + ["c.keep"]
+        value = int.from_bytes(machine.memory[address:address + width], "little", signed=is_signed)
+        results = value_to_words(value, words)
+        machine.stack += results
+        return [token for word in written(results) for token in value_tokens(word)] + [commit]
     return op
 
 
 def _store(row: OpSpec) -> OpFunction:
-    width = row.width
+    width, value_words, commit = row.width, row.pops - 1, row.commit.value
 
     def op(machine: TraceMachine, arg: int) -> list[str]:
-        value = machine.pop()
+        (value,) = words_to_values([machine.pop() for _ in range(value_words)][::-1], value_words)
         address = _effective_address(machine, arg, width)
         stored = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
         machine.memory[address:address + width] = stored
-        return [M[b] for b in stored] + ["c.pop2"]
+        return [M[b] for b in stored] + [commit]
     return op
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import check_input, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed
+from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed, value_to_words, words_to_values
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # Deepest call nesting and operand stack: the machine keys locals by call depth
@@ -134,19 +134,21 @@ def _effective_address(state: _State, offset: int, width: int) -> int:
 
 
 def _load(row: OpSpec):
-    width, is_signed = row.width, row.signed
+    width, is_signed, words = row.width, row.signed, row.pushes
 
     def op(state: _State, arg: int) -> None:
         address = _effective_address(state, arg, width)
-        state.push(int.from_bytes(state.memory[address:address + width], "little", signed=is_signed))
+        value = int.from_bytes(state.memory[address:address + width], "little", signed=is_signed)
+        for word in value_to_words(value, words):
+            state.push(word)
     return op
 
 
 def _store(row: OpSpec):
-    width = row.width
+    width, value_words = row.width, row.pops - 1
 
     def op(state: _State, arg: int) -> None:
-        value = state.pop()
+        (value,) = words_to_values([state.pop() for _ in range(value_words)][::-1], value_words)
         address = _effective_address(state, arg, width)
         state.memory[address:address + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
     return op

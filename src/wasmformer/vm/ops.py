@@ -122,6 +122,7 @@ class Source(enum.Enum):
     SECOND = "second"  # the value under the top (for an i64 op: the deeper i64's word for the phase)
     TOP = "top"  # the top value
     TOP_NARROWED = "top narrowed"  # the top's byte min(phase, width - 1)
+    TOP_WORD = "top word"  # the top i64's word for the phase (low at phases 0-3, high at 4-7): store64
     INPUT = "input"  # the input byte under the cursor
 
 
@@ -148,6 +149,12 @@ class OpSpec:
     @property
     def operand_words(self) -> int:
         return WIDE_WORDS if self.wide else 1
+
+    @property
+    def writes_high_word_first(self) -> bool:
+        """An i64 load: its result replaces the address, which it reads at every phase, so the low word (whose
+        record lands in the address's slot) comes last. Every other step writes the low word first."""
+        return self.immediate is Immediate.OFFSET and self.pushes == WIDE_WORDS
 
     @property
     def value_bytes(self) -> int:
@@ -266,8 +273,10 @@ def _unary(op: Op, opcode: int, datapath: Datapath | None, value, helper: str | 
                   width, is_signed, value=value, helper=helper)
 
 
-def _load(op: Op, opcode: int, wasm: str, width: int, is_signed: bool) -> OpSpec:
-    return OpSpec(op, opcode, wasm, _OFF, 1, 1, Commit.KEEP, _V, _STACK, Datapath.NARROW, width=width,
+def _load(op: Op, opcode: int, wasm: str, width: int, is_signed: bool, words: int = 1) -> OpSpec:
+    """address -> the ``width`` bytes there, sign- or zero-extended to ``words`` words (an i64 load: 2)."""
+    commit = Commit.KEEP if words == 1 else Commit.PUSH
+    return OpSpec(op, opcode, wasm, _OFF, 1, words, commit, _V, _STACK, Datapath.NARROW, width=width,
                   signed=is_signed)
 
 
@@ -415,6 +424,16 @@ OP_TABLE: tuple[OpSpec, ...] = (
     # word's record (phase 4) lands in the operand's own slot: the phases after it read the same value there
     OpSpec(Op.EXTEND_I32_S, 87, "i64.extend_i32_s", _N, 1, 2, Commit.PUSH, _V, _STACK, Datapath.NARROW,
            Source.TOP_NARROWED, width=4, signed=True, value=sign_extend(32)),
+    _load(Op.LOAD64, 88, "i64.load", 8, False, WIDE_WORDS),
+    _load(Op.LOAD8_S64, 89, "i64.load8_s", 1, True, WIDE_WORDS),
+    _load(Op.LOAD8_U64, 90, "i64.load8_u", 1, False, WIDE_WORDS),
+    _load(Op.LOAD16_S64, 91, "i64.load16_s", 2, True, WIDE_WORDS),
+    _load(Op.LOAD16_U64, 92, "i64.load16_u", 2, False, WIDE_WORDS),
+    _load(Op.LOAD32_S64, 93, "i64.load32_s", 4, True, WIDE_WORDS),
+    _load(Op.LOAD32_U64, 94, "i64.load32_u", 4, False, WIDE_WORDS),
+    # address low high ->: 8 stored bytes, the value's word for each phase (commit c.pop3)
+    OpSpec(Op.STORE64, 95, "i64.store", _OFF, 3, 0, Commit.POP3, Body.STORED, Record.MEMORY, Datapath.COPY,
+           Source.TOP_WORD, width=8, wide=True),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}

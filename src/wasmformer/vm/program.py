@@ -110,6 +110,15 @@ class Op(enum.Enum):
     GE_S64 = "ge_s64"
     GE_U64 = "ge_u64"
     EXTEND_I32_S = "extend_i32_s"  # an i32 sign-extended to an i64 (two words)
+    # i64 memory: loads (address -> low high, written high word first) and the whole-i64 store
+    LOAD64 = "load64"
+    LOAD8_S64 = "load8_s64"
+    LOAD8_U64 = "load8_u64"
+    LOAD16_S64 = "load16_s64"
+    LOAD16_U64 = "load16_u64"
+    LOAD32_S64 = "load32_s64"
+    LOAD32_U64 = "load32_u64"
+    STORE64 = "store64"
 
 
 class TrapReason(enum.IntEnum):
