@@ -167,6 +167,12 @@ class _Builder:
         """flag ? value : 0 for a 0/1 flag (one unit when value >= 0, else two)."""
         return self.g.product(name, value, flag) if Expr.of(value).bounds()[0] < 0 else self.g.product(name, flag, value)
 
+    def during_high_word(self, name: str, flag: ExprLike) -> Expr:
+        """``flag`` at phases 4-7, where a two-word value's second word is written; else 0 (one unit)."""
+        g = self.g
+        phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
+        return g.neurons(name, [(1, g.one, Expr.of(flag) + phases - 1)], bounds=(0, 1))
+
     def op_flag(self, *ops: Op) -> Expr:
         """1 when the current instruction is one of ``ops`` (ops the machine lacks never are)."""
         return sum((self.is_op[op] for op in ops if op in self.is_op), Expr())
@@ -310,8 +316,7 @@ class _Builder:
         # the i64 binary ops and comparisons (two i64s), and store64 (an address and an i64)
         wide = self.either("is_wide", *(self.is_op[op] for op in ops_where(wide=True)
                                         if spec(op).pops > WIDE_WORDS and op in self.is_op))
-        high_phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
-        self.wide_high_word = g.neurons("wide_high_word", [(1, g.one, wide + high_phases - 1)], bounds=(0, 1))
+        self.wide_high_word = self.during_high_word("wide_high_word", wide)
         self.deeper_operand = self._stack_slot("deeper_operand", self.sp - 1 - 2 * wide + self.wide_high_word)
         self.top_operand = self._stack_slot("top_operand", self.sp - wide + self.wide_high_word)
 
@@ -358,8 +363,7 @@ class _Builder:
         self.narrow_width = self.by_row(lambda row: row.width, datapath=Datapath.NARROW)
         # an i64 load writes its high word first: byte (phase + 4) mod 8 (writes_high_word_first)
         high_first = self.is_any("load_high_first", immediate=Immediate.OFFSET, pushes=WIDE_WORDS)
-        high_phases = sum(self.phase_is[VALUE_BYTES:2 * VALUE_BYTES], Expr())  # exclusive flags
-        second_half = g.neurons("load_low_word_now", [(1, g.one, high_first + high_phases - 1)], bounds=(0, 1))
+        second_half = self.during_high_word("load_low_word_now", high_first)
         self.byte_index = self.phase + VALUE_BYTES * high_first - 2 * VALUE_BYTES * second_half
         self.narrow_index = self.byte_index - g.relu("past_width", self.byte_index - self.narrow_width + 1)
         self.memory_query = self.clamp("memory_query", self.effective_address + self.narrow_index, -1,
