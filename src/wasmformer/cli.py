@@ -286,9 +286,7 @@ def _cmd_refvm(args) -> int:
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
           + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
     if result.trap is TrapReason.UNSUPPORTED:
-        from wasmformer.frontend.lower import unsupported_at
-
-        print(f"wasmformer: error: the program reached {unsupported_at(program, result.trap_pc)}, "
+        print(f"wasmformer: error: the program reached {program.unsupported_at(result.trap_pc)}, "
               f"{UNSUPPORTED_REMARK}", file=sys.stderr)
     return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
 

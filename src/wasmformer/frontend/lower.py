@@ -29,7 +29,7 @@ from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value
                                        symbol_of_segment, table_functions)
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.ops import BASIC_OPS, WORD_BITS, value_to_words
-from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
+from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram, origin_key
 
 # The machine addresses memory bytes through attention lookups keyed by address
 # and every byte a program touches costs trace tokens, so it supports only a low
@@ -108,19 +108,11 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
                                 for kind in module.function_type(_exported_function(module, call.name)).results],
         # wasm instruction -> name of each float instruction lowered to TRAP UNSUPPORTED (machine/execute.py
         # names the one a run reached)
-        "unsupported": {f"{name}#{position}": instruction for name, positions in unsupported.items()
+        "unsupported": {origin_key(name, position): instruction for name, positions in unsupported.items()
                         for position, instruction in positions.items()},
     }
     return VMProgram(instrs=linked.instrs, entry=0, entry_locals=entry.frame_size, globals=globals_,
                      memory=memory, memory_limit=window, name=name, origins=linked.origins, stats=stats)
-
-
-def unsupported_at(program: VMProgram, pc: int) -> str:
-    """The float instruction lowered to the TRAP UNSUPPORTED at ``pc``, and where: ``f64.add in function main
-    (instruction 12)``."""
-    function, position = program.origins.get(pc, ("?", -1))
-    name = program.stats.get("unsupported", {}).get(f"{function}#{position}", "an unsupported instruction")
-    return f"{name} in function {function} (instruction {position})"
 
 
 # --- imports, memory, globals, table --------------------------------------------------------

@@ -67,7 +67,5 @@ def unsupported_instruction(program: VMProgram, prompt_tokens: list[str], trace:
     ``f64.add in function main (instruction 12)``."""
     if trap_in(trace) is not TrapReason.UNSUPPORTED:
         return None
-    from wasmformer.frontend.lower import unsupported_at
-
     run_at = max(position for position, token in enumerate(prompt_tokens) if token == T.RUN)
-    return unsupported_at(program, last_step_pc(prompt_tokens[run_at - 2:] + trace))
+    return program.unsupported_at(last_step_pc(prompt_tokens[run_at - 2:] + trace))

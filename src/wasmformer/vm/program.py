@@ -186,3 +186,15 @@ class VMProgram:
     origins: dict[int, tuple[str, int]] = field(default_factory=dict)
     # what lowering added: {"rewritten_ops": {...}, "helper_instructions": n, ...}
     stats: dict = field(default_factory=dict)
+
+    def unsupported_at(self, pc: int) -> str:
+        """The instruction the front end lowered to TRAP UNSUPPORTED at ``pc`` (stats["unsupported"]), and
+        where: ``f64.add in function main (instruction 12)``."""
+        function, position = self.origins.get(pc, ("?", -1))
+        name = self.stats.get("unsupported", {}).get(origin_key(function, position), "an unsupported instruction")
+        return f"{name} in function {function} (instruction {position})"
+
+
+def origin_key(function: str, position: int) -> str:
+    """How stats name a wasm instruction: ``function#position``."""
+    return f"{function}#{position}"
