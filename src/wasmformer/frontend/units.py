@@ -16,7 +16,7 @@ from wasmformer.frontend.assemble import Symbol
 from wasmformer.frontend.decode import FuncType, Instruction, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower_function import Environment, LoweredFunction, lower_function, to_i32, type_reason
-from wasmformer.frontend.words import const_words, words_of
+from wasmformer.frontend.words import const_bits, words_of
 from wasmformer.vm.ops import BASIC_OPS, WORD_BITS
 from wasmformer.vm.program import Instr, Op, TrapReason
 
@@ -84,8 +84,7 @@ def constant_value(expression: list[Instruction], known_globals: dict[int, int],
     for instruction in expression:
         kind, _, operation = instruction.name.partition(".")
         if operation == "const" and words_of(kind) is not None:
-            words = const_words(kind, instruction.args[0])
-            value = sum(word << (WORD_BITS * k) for k, word in enumerate(words))
+            value = const_bits(kind, instruction.args[0])
             stack.append(to_i32(value) if kind == "i32" else value)
         elif instruction.name == "global.get" and instruction.args[0] in known_globals:
             stack.append(known_globals[instruction.args[0]])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 
-from wasmformer.vm.ops import WORD_BITS
+from wasmformer.vm.ops import WORD_BITS, value_to_words
 from wasmformer.vm.program import Op
 
 WORDS = {"i32": 1, "f32": 1, "i64": 2, "f64": 2}  # words per value type the machine moves
@@ -27,17 +27,19 @@ def words_of(kind: str) -> int | None:
     return WORDS.get(kind)
 
 
+FLOAT_FORMATS = {"f32": "<I", "f64": "<Q"}  # a float const's immediate is its little-endian bytes
+
+
+def const_bits(kind: str, immediate) -> int:
+    """A const instruction's immediate as unsigned bits (floats: their raw bits)."""
+    if kind in FLOAT_FORMATS:
+        return struct.unpack(FLOAT_FORMATS[kind], immediate)[0]
+    return immediate % (1 << WORD_BITS * WORDS[kind])
+
+
 def const_words(kind: str, immediate) -> list[int]:
-    """The words of a const instruction's immediate, low first (floats: their raw bits)."""
-    if kind == "f32":
-        return [struct.unpack("<I", immediate)[0]]
-    if kind == "f64":
-        bits = struct.unpack("<Q", immediate)[0]
-        return [bits & 0xFFFFFFFF, bits >> WORD_BITS]
-    if kind == "i64":
-        bits = immediate % (1 << 64)
-        return [bits & 0xFFFFFFFF, bits >> WORD_BITS]
-    return [immediate % (1 << WORD_BITS)]
+    """The words of a const instruction's immediate, low first."""
+    return value_to_words(const_bits(kind, immediate), WORDS[kind])
 
 
 # Float loads and stores move the same bytes as the integer ones of their size (i64 loads and i64.store are
@@ -46,9 +48,9 @@ FLOAT_MEMORY = {"f32.load": "i32.load", "f64.load": "i64.load", "f32.store": "i3
 # Narrow i64 stores: the low word's low bytes, by the i32 store of that width (the high word dropped).
 NARROW_I64_STORES = {"i64.store8": Op.STORE8, "i64.store16": Op.STORE16, "i64.store32": Op.STORE}
 
-# Conversions that only change how words are read: (operand words, result words).
-REINTERPRETATIONS = {"i32.reinterpret_f32": 1, "f32.reinterpret_i32": 1,
-                     "i64.reinterpret_f64": 2, "f64.reinterpret_i64": 2}
+# Conversions that only change how words are read.
+REINTERPRETATIONS = frozenset(["i32.reinterpret_f32", "f32.reinterpret_i32", "i64.reinterpret_f64",
+                               "f64.reinterpret_i64"])
 # i64.extendN_s: the i32 op that sign-extends the low word first (None: the low word as it is).
 I64_SIGN_EXTENSIONS = {"i64.extend8_s": Op.EXTEND8_S, "i64.extend16_s": Op.EXTEND16_S, "i64.extend32_s": None}
 
