@@ -22,11 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m wasmformer demo
 
+# tests run on up to 4 worker processes (pytest-xdist): each loads the model once
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider -n auto --maxprocesses 4
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(PY) -m wasmformer bench

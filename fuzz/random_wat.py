@@ -9,10 +9,9 @@ program halts within a small trace. Division by zero, signed overflow,
 out-of-bounds accesses and ``unreachable`` appear now and then, so traps are
 exercised too.
 
-Memory: the machine addresses only the low MEMORY_WINDOW bytes and traps above
-(a documented difference from wasm, docs/vm-program.md "Memory limit"), so
-in-bounds accesses stay below the window and out-of-bounds ones go past the
-whole page, where wasmtime traps as well.
+Memory: one page that may grow to MAX_PAGES; in-bounds accesses go anywhere in
+the first page (its four 16 KiB banks of the machine's memory), out-of-bounds
+ones past it, which after a ``memory.grow`` may be in bounds (wasmtime decides).
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-MEMORY_WINDOW = 16384  # the front end's DEFAULT_MEMORY_LIMIT: bytes the machine addresses
 PAGE_BYTES = 65536
+MAX_PAGES = 3  # the memory's declared maximum: a grow past it returns -1
 MAX_FUNCTIONS = 4
 MAX_PARAMS = 3
 MAX_VALUE_LOCALS = 3
@@ -30,9 +29,10 @@ MAX_LOOP_NESTING = 2
 MAX_EXPRESSION_DEPTH = 3
 MAX_STATEMENT_DEPTH = 3
 STATEMENTS_PER_BLOCK = (1, 4)
-DATA_ADDRESS = 512  # where the data segment goes (inside the window)
-ADDRESS_MASK = 0x1FFF  # masks a computed address into the window, leaving room for offsets
+DATA_ADDRESS = 512  # where the data segment goes
+ADDRESS_MASK = 0xFCFF  # masks a computed address into the first page, leaving room for offsets and widths
 MAX_STATIC_OFFSET = 255
+GROW_CHANCE = 0.1  # of a drop statement becoming a printed memory.grow
 # Constants that find edge cases in i32 arithmetic.
 EDGE_VALUES = (0, 1, -1, 2, 31, 32, 255, 256, 65535, 65536, 2**31 - 1, -(2**31))
 # Past the page for a one-byte access; a four-byte load also traps when it starts in the last 3 bytes.
@@ -87,7 +87,7 @@ class RandomModule:
         lines = ["(module", '  (import "wasmformer" "putchar" (func $putchar (param i32)))']
         if self.uses_getchar:
             lines.append('  (import "wasmformer" "getchar" (func $getchar (result i32)))')
-        lines.append("  (memory 1)")
+        lines.append(f"  (memory 1 {MAX_PAGES})")
         lines += [f"  (global $g{index} (mut i32) (i32.const {value}))" for index, value in enumerate(self.globals)]
         data = "".join(f"\\{byte:02x}" for byte in self.data)
         lines.append(f'  (data (i32.const {DATA_ADDRESS}) "{data}")')
@@ -183,6 +183,8 @@ class ModuleGenerator:
         return f"({op} offset={offset} {address} {self.wide_value(scope, 2)})"
 
     def drop(self, scope: _Scope, depth: int) -> str:
+        if self.rng.random() < GROW_CHANCE:  # memory.grow by 0 or 1 pages: the old size, or -1 at the maximum
+            return f"(call $putchar (i32.add (i32.const 48) (memory.grow (i32.const {self.rng.randint(0, 1)}))))"
         return f"(drop {self.expression(scope, MAX_EXPRESSION_DEPTH)})"
 
     def if_else(self, scope: _Scope, depth: int) -> str:
@@ -327,11 +329,11 @@ class ModuleGenerator:
         return f"(i64.extend_i32_{signedness} {self.expression(scope, max(depth - 1, 0))})"
 
     def address(self, scope: _Scope, width: int) -> tuple[int, str]:
-        """(static offset, address expression) of an access inside the memory window."""
+        """(static offset, address expression) of an access inside the first page."""
         rng = self.rng
         offset = rng.choice([0, 0, rng.randint(1, MAX_STATIC_OFFSET)])
         if rng.random() < 0.5:
-            return offset, f"(i32.const {rng.randrange(MEMORY_WINDOW - MAX_STATIC_OFFSET - width)})"
+            return offset, f"(i32.const {rng.randrange(PAGE_BYTES - MAX_STATIC_OFFSET - width)})"
         return offset, f"(i32.and {self.expression(scope, 1)} (i32.const {ADDRESS_MASK}))"
 
 

@@ -88,11 +88,11 @@ def test_data_records_then_input_then_the_entry():
     data = tokens.index(T.DATA, _header(tokens, T.CODE))
     input_start = _header(tokens, T.INPUT)
     assert tokens[data:] == ["<data>",
-                             "d", "i.01", "i.00", "i.07",  # address 1 (low byte, high byte), value 7
-                             "d", "i.2c", "i.01", "i.09",  # address 300
+                             "d", "i.01", "i.00", "i.00", "i.07",  # address 1 (three bytes, low first), value 7
+                             "d", "i.2c", "i.01", "i.00", "i.09",  # address 300
                              "<input_bytes>", "i.00", "i.ff",
                              "ph.01", "pl.2c", "<run>"]  # entry pc 300
-    assert data + 10 == input_start
+    assert data + 12 == input_start
 
 
 def test_an_empty_program_memory_and_input():
@@ -130,6 +130,22 @@ def test_refusals(monkeypatch):
     _refusal(uses_mul, b"", "uses mul, popcnt, which the machine does not execute")
     monkeypatch.undo()
     _refusal(_program(globals=[0] * (T.MAX_GLOBALS + 1)), b"", "at most 256 are supported")
-    _refusal(_program(memory_limit=T.MAX_MEMORY + 1), b"", f"at most {T.MAX_MEMORY} are supported")
+    _refusal(_program(memory_limit=T.MAX_MEMORY + 1), b"", f"the machine addresses at most {T.MAX_MEMORY:,}")
+    _refusal(_program(memory_limit=T.MAX_MEMORY - 65536, growable_pages=2), b"",
+             f"memory.grow may add 2 pages to {T.MAX_MEMORY - 65536:,} bytes")
     _refusal(_program(instrs=[Instr(Op.HALT)] * T.MAX_PC), b"", f"at most {T.MAX_PC - 1} are supported")
     _refusal(_program(instrs=[Instr(Op.LOCAL_GET, T.KEY_LIMIT), Instr(Op.HALT)], entry=0), b"", "too many")
+
+
+def test_layout_check_accepts_what_encode_writes_and_names_the_first_misplaced_token():
+    from wasmformer.machine.prompt import layout_error
+
+    tokens = encode_prompt(_program(), b"\x00\xff")
+    assert layout_error(tokens) is None
+    shifted = tokens[:22] + [tokens[22]] + tokens[22:]  # one byte of a header slot twice: every slot shifts
+    assert layout_error(shifted) == f"token {T.header_value_position(T.FRAME) + 1} is 'i.00', expected '<calls>'"
+    code_base = T.header_value_position(T.CODE)
+    wrong_base = tokens[:code_base] + ["i.ff"] + tokens[code_base + 1:]
+    assert "the header's <code> slot says" in layout_error(wrong_base)
+    assert layout_error(tokens + ["i.00"]) == f"token {len(tokens)} is 'i.00' after '<run>', which ends the prompt"
+    assert layout_error(tokens[:-1]) == f"token {len(tokens) - 1} is the end of the prompt, expected '<run>'"

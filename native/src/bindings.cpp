@@ -168,8 +168,10 @@ NB_MODULE(_engine, m) {
 
     // Test hook: one hull head on its own, to compare against brute force.
     nb::class_<wf::KeyHull>(m, "Hull")
-        .def(nb::init<bool, bool>(), nb::arg("keep_upper") = true, nb::arg("keep_lower") = true)
+        .def(nb::init<bool, bool, bool>(), nb::arg("keep_upper") = true, nb::arg("keep_lower") = true,
+             nb::arg("keep_extremes") = true)
         .def("insert", &wf::KeyHull::insert, nb::arg("kx"), nb::arg("ky"), nb::arg("vx"), nb::arg("vy"))
+        .def("ignores", &wf::KeyHull::ignores, nb::arg("kx"), nb::arg("ky"))
         .def("query", &hull_query, nb::arg("qx"), nb::arg("qy"))
         .def_prop_ro("exact", &wf::KeyHull::exact)
         .def_prop_ro("stored_points", &wf::KeyHull::stored_points);

@@ -226,8 +226,10 @@ void Engine::plan_layer(const LayerWeights& weights, const std::vector<SlotForm>
         } else {
             const bool keep_upper = !fixed_query_y || query_y > 0.0;
             const bool keep_lower = !fixed_query_y || query_y < 0.0;
+            const bool keep_extremes = !fixed_query_y || query_y == 0.0;
             layer.heads.push_back({HeadKind::kHull, h, static_cast<uint32_t>(layer.hulls.size())});
-            layer.hulls.push_back(HullState{KeyHull(keep_upper, keep_lower), plan_values(layer, h, last_writer, false)});
+            layer.hulls.push_back(
+                HullState{KeyHull(keep_upper, keep_lower, keep_extremes), plan_values(layer, h, last_writer, false)});
             layer.head_kinds.push_back(keep_upper && keep_lower ? "hull"
                                        : keep_upper             ? "hull-upper"
                                        : keep_lower             ? "hull-lower"
@@ -505,8 +507,12 @@ void Engine::attend(Layer& layer) {
             }
             case HeadKind::kHull: {
                 HullState& hull = layer.hulls[head.state];
-                value_now(layer, hull.values, value);
-                hull.hull.insert(layer.wk.dot(x_row, x), layer.wk.dot(y_row, x), value[0], value[1]);
+                const double key_x = layer.wk.dot(x_row, x), key_y = layer.wk.dot(y_row, x);
+                // Most keys of an idle lookup head are cleared far below its chain: no value, no insert.
+                if (!hull.hull.ignores(key_x, key_y)) {
+                    value_now(layer, hull.values, value);
+                    hull.hull.insert(key_x, key_y, value[0], value[1]);
+                }
                 hull.hull.query(layer.wq.dot(x_row, x), layer.wq.dot(y_row, x), out);
                 break;
             }

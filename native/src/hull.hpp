@@ -57,6 +57,9 @@ class UpperChain {
     UpperChain();
 
     void insert(IntPoint point, double value_x, double value_y);
+    // O(1): the point is strictly under the chord of the chain's two ends, so
+    // strictly under the chain: no q_y > 0 query can ever pick it, insert drops it.
+    bool hides(IntPoint point) const;
     // The summed values of every point maximising qx*x + qy*y; requires qy > 0.
     ValueSum best(double qx, double qy) const;
 
@@ -69,7 +72,10 @@ class UpperChain {
         ValueSum value;
     };
     std::vector<StoredPoint> points() const;
-    void clear() { vertices_->clear(); }
+    void clear() {
+        vertices_->clear();
+        memo_.valid = false;
+    }
 
    private:
     struct Vertex {
@@ -99,7 +105,22 @@ class UpperChain {
     using VertexSet = std::set<Vertex, Order, ArenaAllocator<Vertex>>;
     using Iterator = VertexSet::iterator;
 
+    // The last query and its answer. It stays valid while every key inserted
+    // since scores strictly below the answer's score (checked against one
+    // winner, the witness): such a key wins nothing, and anything it pushes off
+    // the chain scored below it, so the winners and their values are unchanged.
+    struct Memo {
+        bool valid = false;
+        double qx = 0.0;
+        double qy = 0.0;
+        IntPoint witness{0, 0};
+        ValueSum winners;
+    };
+
     static IntPoint point_of(const Vertex& vertex) { return IntPoint{vertex.x, vertex.y}; }
+    void forget_memo_if_reached(IntPoint point);
+    void note_ends();
+    ValueSum search_best(double qx, double qy, IntPoint& witness) const;
     void drop_hidden_neighbours(Iterator inserted);
     void refresh_edges_around(Iterator vertex);
     void refresh_edge(Iterator vertex);
@@ -107,6 +128,11 @@ class UpperChain {
     // The arena must outlive the tree that allocates from it.
     std::unique_ptr<NodeArena> arena_;
     std::unique_ptr<VertexSet> vertices_;
+    mutable Memo memo_;
+    // Copies of the first and last vertex (when not empty): hides() runs for
+    // every key, and reaching the last vertex of a std::set is a call.
+    IntPoint left_end_{0, 0};
+    IntPoint right_end_{0, 0};
 };
 
 // Every key at the largest (or smallest) x seen so far, summed: the answer when q_y == 0.
@@ -122,10 +148,15 @@ struct ExtremeColumn {
 // integer, a plain list scanned with float scores after that.
 class KeyHull {
    public:
-    // keep_upper / keep_lower: which chains queries can need (decided from the weights).
-    KeyHull(bool keep_upper, bool keep_lower);
+    // keep_upper / keep_lower: which chains queries can need; keep_extremes: whether
+    // q_y == 0 can happen, which needs the extreme columns and the sum of all values
+    // (all decided from the weights).
+    KeyHull(bool keep_upper, bool keep_lower, bool keep_extremes = true);
 
     void insert(double key_x, double key_y, double value_x, double value_y);
+    // O(1): inserting this key would change no answer this head can be asked for,
+    // whatever its value; the caller may skip both the insert and the value.
+    bool ignores(double key_x, double key_y) const;
     // The average value of the keys with the highest score q . k.
     void query(double qx, double qy, double out[2]) const;
 
@@ -139,11 +170,23 @@ class KeyHull {
         double y;
         ValueSum value;
     };
+    // The scan's last query: valid while every key appended since scored strictly
+    // below best_score, computed as the scan computes it.
+    struct ScanMemo {
+        bool valid = false;
+        double qx = 0.0;
+        double qy = 0.0;
+        double best_score = 0.0;
+        ValueSum winners;
+    };
     void leave_exact_regime();
+    void append_to_scan(double key_x, double key_y, const ValueSum& value);
     ValueSum scan_best(double qx, double qy) const;
+    ValueSum scan_best_uncached(double qx, double qy, double& best_score) const;
 
     bool keep_upper_;
     bool keep_lower_;
+    bool keep_extremes_;
     bool exact_ = true;
     UpperChain upper_;  // the keys (x, y)
     UpperChain lower_;  // the keys (x, -y): its upper chain is the lower chain of the keys
@@ -151,6 +194,7 @@ class KeyHull {
     ExtremeColumn min_x_;
     ValueSum all_;
     std::vector<ScanPoint> scan_;  // used once a key is not an exact integer
+    mutable ScanMemo scan_memo_;
 };
 
 }  // namespace wf

@@ -17,6 +17,12 @@ model computes the next id from lookups into the past:
   depending on the token (both hull chains and the extreme-x ties); FFN: the
   next id as a sum modulo V-1.
 
+``banks`` adds that many 'latest' heads to layer 0, one per memory bank: a
+token belongs to one bank and is cleared in every other (key y - M), and
+queries its own bank at qaddr but every other bank at address 0, the same
+query at most tokens: idle heads, as a machine with one head per bank of
+linear memory has. Their outputs go to slots nothing reads (compare residuals).
+
 ``recall_values`` adds two positional heads to layer 2 (fetching t-1 and t-2)
 whose values read slots that earlier layers computed (integers of 8, 16 and more
 than 16 bits, and a fraction), t, t2, recency and embedding slots, written to
@@ -51,6 +57,7 @@ def build_model(
     recency_head: bool = False,
     wide: int = 0,
     recall_values: bool = False,
+    banks: int = 0,
 ) -> Model:
     slot = {name: index for index, name in enumerate(SLOT_NAMES)}
     extra_slots = 2 * wide * 3
@@ -58,7 +65,9 @@ def build_model(
     if recall_values:
         slot.update({name: d_model + index for index, name in enumerate(RECALL_SLOT_NAMES)})
         d_model += len(RECALL_SLOT_NAMES)
-    n_heads, d_ffn = 4 + wide, 12
+    bank_base = d_model
+    d_model += 4 * banks  # per bank: its clear flag, its query address, its two outputs
+    n_heads, d_ffn = 4 + wide + banks, 12
     halt_id = vocab_size - 1
     modulus = vocab_size - 1  # next ids stay below the halt id
     tie_scale = 1 << max(0, (max_exact_tokens - 1).bit_length())  # B > every position
@@ -78,6 +87,11 @@ def build_model(
     embed[:, slot["clear"]] = ids % 5 == 4
     embed[:, slot["faddr"]] = 3 * addr + 1
     embed[:, slot["sgn"]] = np.array([1, -1, 0])[ids % 3]
+
+    bank = (ids // 3) % max(banks, 1)
+    for b in range(banks):
+        embed[:, bank_base + 4 * b] = bank != b  # cleared in every bank but its own
+        embed[:, bank_base + 4 * b + 1] = np.where(bank == b, (addr + 5) % addresses, 0)
 
     def empty_layer() -> Layer:
         return Layer(
@@ -188,6 +202,14 @@ def build_model(
                 for name, coef in terms.items():
                     l2.wv[row, slot[name]] = coef
             l2.wo[slot[out[0]], 2 * head], l2.wo[slot[out[1]], 2 * head + 1] = 1, 1
+    for b in range(banks):  # latest uncleared token of bank b at its query address
+        head, first = 4 + wide + b, bank_base + 4 * b
+        l0.wq[2 * head, first + 1], l0.wq[2 * head + 1, slot["one"]] = TEMPERATURE, TEMPERATURE
+        l0.wk[2 * head, slot["addr"]] = 2 * tie_scale
+        l0.wk[2 * head + 1, slot["asq"]], l0.wk[2 * head + 1, slot["t"]] = -tie_scale, 1
+        l0.wk[2 * head + 1, first] = -clear_penalty
+        l0.wv[2 * head, slot["val"]], l0.wv[2 * head + 1, slot["t"]] = 1, 1
+        l0.wo[first + 2, 2 * head], l0.wo[first + 3, 2 * head + 1] = 1, 1
     # ---- wide: more lookups of the same kinds, each into its own unread slots
     for copy in range(wide):
         base = len(SLOT_NAMES) + 6 * copy

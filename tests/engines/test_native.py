@@ -67,14 +67,11 @@ def test_non_integer_keys_fall_back_to_a_scan_and_still_match_dense():
     assert _first_difference(expected.trace, result.trace) is None
 
 
-def test_values_of_past_positions_are_recomputed_exactly():
-    """Positional heads keep no values: they recompute a past position's value from its token,
-    its position (t, t2, recency) and the recorded slots that earlier layers computed."""
-    model = build_model(recall_values=True)
-    dense, fast = DenseEngine(model), native.NativeEngine(model)
-    assert fast.head_kinds()[2][2:4] == ["positional", "positional"]
+def assert_residuals_match_dense(model, fast, steps: int) -> None:
+    """Decode ``steps`` tokens (PROMPT, then greedy) on both engines: the same token and residual at each."""
+    dense = DenseEngine(model)
     token = PROMPT[0]
-    for position in range(1500):
+    for position in range(steps):
         token = PROMPT[position] if position < len(PROMPT) else token
         residual = dense.residual(token)
         expected = int(np.argmax(model.unembed @ residual))
@@ -82,6 +79,15 @@ def test_values_of_past_positions_are_recomputed_exactly():
         # Fractions (means, recency) may differ in the last bits between the two summation orders.
         np.testing.assert_allclose(np.array(fast._native.residual()), residual, rtol=1e-12, atol=1e-12)
         token = expected
+
+
+def test_values_of_past_positions_are_recomputed_exactly():
+    """Positional heads keep no values: they recompute a past position's value from its token,
+    its position (t, t2, recency) and the recorded slots that earlier layers computed."""
+    model = build_model(recall_values=True)
+    fast = native.NativeEngine(model)
+    assert fast.head_kinds()[2][2:4] == ["positional", "positional"]
+    assert_residuals_match_dense(model, fast, 1500)
     stats = fast.stats()
     # ksq, count, mem, prev, cnt, big; count (a mean times t + 1) is the one stored as float64
     assert stats["recorded_slots"] == 6 and stats["wide_slots"] == 1
@@ -356,6 +362,109 @@ def test_recorded_slot_column_reads_back_every_value_exactly(values):
     stored = np.array([column[index] for index in range(len(values))], dtype=np.float64)
     assert stored.view(np.int64).tolist() == np.array(values, dtype=np.float64).view(np.int64).tolist()  # bit for bit
     assert column.form == _narrowest_form(values)
+
+
+CLEARED = -(2**50)  # a clear penalty: far below every live key
+
+
+@st.composite
+def memo_sessions(draw):
+    """Inserts that mostly fall far below the chain, repeated queries from a small pool, and
+    the keys that must invalidate a remembered answer: straight above a winner, the same key
+    as a winner (values summed), on a winning edge, beyond the ends; sometimes a fraction."""
+    pool = draw(st.lists(st.tuples(small, st.integers(1, 4)), min_size=1, max_size=3))
+    points, operations = [], []
+    for _ in range(draw(st.integers(1, 40))):
+        kind = draw(st.sampled_from(["cleared", "cleared", "cleared", "random", "duplicate", "above", "fraction"]))
+        kx, ky = float(draw(small)), float(draw(small))
+        if kind == "cleared":
+            ky = float(CLEARED + draw(st.integers(0, 50)))
+        elif kind in ("duplicate", "above") and points:
+            kx, ky = draw(st.sampled_from(points))[:2]
+            ky += draw(st.integers(1, 3)) if kind == "above" else 0
+        elif kind == "fraction" and draw(st.integers(0, 3)) == 0:
+            kx += 0.5
+        point = (kx, ky, float(draw(st.integers(-50, 50))), float(draw(st.integers(-50, 50))))
+        points.append(point)
+        operations.append(("insert", point))
+        for _ in range(draw(st.integers(0, 3))):
+            qx, qy = draw(st.sampled_from(pool))
+            operations.append(("query", (float(qx), float(qy * draw(st.sampled_from([1, -1]))))))
+    return operations
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=memo_sessions())
+def test_remembered_answers_and_skipped_keys_equal_brute_force(operations):
+    """Three hulls: both chains and the extremes; one chain per sign of q_y, fed only the keys
+    it does not ignore. Every answer, memoised or not, equals the exact argmax of every key."""
+    full = native._engine.Hull()
+    halves = {1: native._engine.Hull(True, False, False), -1: native._engine.Hull(False, True, False)}
+    points = []
+    for kind, item in operations:
+        if kind == "insert":
+            points.append(item)
+            full.insert(*item)
+            for half in halves.values():
+                if not half.ignores(item[0], item[1]):
+                    half.insert(*item)
+        else:
+            qx, qy = item
+            expected = _brute_force(points, qx, qy)
+            assert full.query(qx, qy) == expected, (qx, qy)
+            assert halves[1 if qy > 0 else -1].query(qx, qy) == expected, (qx, qy)
+
+
+def _query_after_each(inserts, query):
+    hull, points, answers = native._engine.Hull(True, False, False), [], []
+    for point in inserts:
+        points.append(point)
+        hull.insert(*point)
+        answers.append(hull.query(*query))
+        assert answers[-1] == _brute_force(points, *query), (point, answers)
+    return hull, answers
+
+
+def test_a_memoised_answer_survives_cleared_keys_and_not_a_new_winner():
+    sentinel, cleared = (0.0, 0.0, 1.0, 0.0), [(float(x), float(CLEARED + x), 9.0, 9.0) for x in range(-3, 4)]
+    hull, answers = _query_after_each(
+        [(-4.0, -20.0, 2.0, 0.0), sentinel, (4.0, -20.0, 3.0, 0.0), *cleared, (1.0, 1.0, 5.0, 0.0),
+         *cleared, (1.0, 3.0, 6.0, 0.0), *cleared],
+        (0.0, 1.0),
+    )
+    assert answers[1:10] == [(1.0, 0.0)] * 9  # the cleared keys change nothing
+    assert answers[10:18] == [(5.0, 0.0)] * 8  # a key that beats the remembered winner
+    assert answers[18:] == [(6.0, 0.0)] * 8    # one straight above the winner replaces it
+    assert all(hull.ignores(x, y) for x, y, _, _ in cleared)
+    assert not hull.ignores(-5.0, float(CLEARED))  # beyond the ends: it becomes an end itself
+
+
+def test_a_memoised_answer_takes_identical_keys_and_ties_on_its_edge():
+    _, answers = _query_after_each(
+        [(0.0, 0.0, 2.0, 0.0), (0.0, 0.0, 4.0, 0.0),                      # the same key: values summed
+         (-2.0, 0.0, 0.0, 6.0), (2.0, 0.0, 0.0, 6.0), (1.0, 0.0, 3.0, 0.0)],  # an edge perpendicular to q
+        (0.0, 1.0),
+    )
+    assert answers == [(2.0, 0.0), (3.0, 0.0), (2.0, 2.0), (1.5, 3.0), (1.8, 2.4)]
+
+
+def test_idle_bank_heads_match_dense_residual_by_residual():
+    """Eight 'latest' heads over memory banks: each token clears its key in seven of them and
+    queries those at address 0, so nearly every key is ignored and nearly every query repeats.
+    The banks' outputs (the winner's value and position) reach the residual stream only."""
+    model = build_model(banks=8)
+    fast = native.NativeEngine(model)
+    assert fast.head_kinds(chains=True)[0][4:] == ["hull-upper"] * 8
+    assert_residuals_match_dense(model, fast, 2000)
+    assert fast.stats()["hull_points"] <= 4 * 16 + 8 * 2 * 16  # per bank: its distinct addresses, cleared and live
+
+
+def test_bank_model_traces_equal_the_python_hull_engine_and_dense():
+    from wasmformer.engines.hull import HullEngine
+
+    model = build_model(banks=8, addresses=24)
+    expected = _assert_same_trace(model, [5, 1, 30, 22, 9], 2500)
+    assert generate(HullEngine(model), [5, 1, 30, 22, 9], max_new_tokens=2500).trace == expected.trace
 
 
 def test_hull_memory_follows_the_distinct_keys_not_the_trace():

@@ -1,10 +1,9 @@
 """memory.fill and memory.copy (bulk memory) on the reference VM against wasmtime, and data.drop.
 
 Each export runs the bulk instruction and returns a digest of the bytes in
-[lo, hi), so a wrong byte anywhere in the range shows. With
-``memory_limit=PAGE`` the machine's window is the whole declared page and the
-bounds checks must agree with wasmtime's exactly; with the default window the
-documented difference holds: a range past the window traps although wasm allows it.
+[lo, hi), so a wrong byte anywhere in the range shows. The bounds checks must
+agree with wasmtime's exactly, also after memory.grow has added a page
+(``BULK_GROWN``: the range is checked against the memory's current size).
 """
 
 import importlib.util
@@ -14,7 +13,6 @@ import pytest
 
 from tests.frontend.frontend_oracle import assert_same, lowered, run_reference, run_wasmtime, _wat_binary
 from wasmformer.frontend import Call, TrapReason
-from wasmformer.frontend.lower import DEFAULT_MEMORY_LIMIT
 from wasmformer.oracles import refvm
 from wasmformer.vm.program import Op
 
@@ -34,13 +32,15 @@ def compile_for_clangs_default_cpu(source: Path) -> bytes:
 PATTERN = "".join(f"\\{byte:02x}" for byte in range(1, 33))  # 32 distinct nonzero bytes
 
 
-def bulk_module(pattern_ends: tuple[int, ...]) -> str:
-    """The test module, with the pattern at 0 and ending at each of ``pattern_ends``."""
+def bulk_module(pattern_ends: tuple[int, ...], grow_first: bool = False) -> str:
+    """The test module, with the pattern at 0 and ending at each of ``pattern_ends``; with ``grow_first``
+    fill and copy first grow the memory by a page (to its maximum: two pages)."""
     data = " ".join(f'(data (i32.const {end - 32}) "{PATTERN}")' for end in pattern_ends)
-    return BULK_TEMPLATE.replace("DATA", f'(data (i32.const 0) "{PATTERN}") {data}')
+    grow = "(drop (memory.grow (i32.const 1)))" if grow_first else ""
+    return BULK_TEMPLATE.replace("DATA", f'(data (i32.const 0) "{PATTERN}") {data}').replace("GROW", grow)
 
 
-BULK_TEMPLATE = """(module (memory 1)
+BULK_TEMPLATE = """(module (memory 1 2)
   DATA
   (func $digest (param $lo i32) (param $hi i32) (result i32)
     (local $h i32)
@@ -52,16 +52,19 @@ BULK_TEMPLATE = """(module (memory 1)
         (br $next)))
     (local.get $h))
   (func (export "fill") (param $d i32) (param $v i32) (param $n i32) (param $lo i32) (param $hi i32) (result i32)
+    GROW
     (memory.fill (local.get $d) (local.get $v) (local.get $n))
     (call $digest (local.get $lo) (local.get $hi)))
   (func (export "copy") (param $d i32) (param $s i32) (param $n i32) (param $lo i32) (param $hi i32) (result i32)
+    GROW
     (memory.copy (local.get $d) (local.get $s) (local.get $n))
     (call $digest (local.get $lo) (local.get $hi)))
   (func (export "dropped") (result i32)
     (data.drop 0)
     (call $digest (i32.const 0) (i32.const 32))))"""
-BULK = bulk_module((PAGE, DEFAULT_MEMORY_LIMIT))  # run with a one-page window
-BULK_WINDOW = bulk_module((DEFAULT_MEMORY_LIMIT,))  # fits the default window
+QUARTER = PAGE // 4
+BULK = bulk_module((PAGE, QUARTER))
+BULK_GROWN = bulk_module((QUARTER, PAGE), grow_first=True)  # two pages when fill or copy runs
 
 END = PAGE - 32  # the pattern at the end of the page
 FILL_CASES = [  # (d, value, n, lo, hi)
@@ -84,12 +87,12 @@ COPY_CASES = [  # (d, s, n, lo, hi)
 
 @pytest.mark.parametrize("args", FILL_CASES, ids=str)
 def test_memory_fill_agrees_with_wasmtime(args):
-    assert_same(BULK, "fill", args, memory_limit=PAGE)
+    assert_same(BULK, "fill", args)
 
 
 @pytest.mark.parametrize("args", COPY_CASES, ids=str)
 def test_memory_copy_agrees_with_wasmtime(args):
-    assert_same(BULK, "copy", args, memory_limit=PAGE)
+    assert_same(BULK, "copy", args)
 
 
 def test_the_cases_cover_traps_and_writes():
@@ -100,24 +103,24 @@ def test_the_cases_cover_traps_and_writes():
     assert len({outcome.output for outcome in outcomes if outcome.trap is None}) >= 25
 
 
-def test_the_window_bounds_bulk_memory_at_the_default_limit():
-    """Past the machine's window (inside wasm's page) bulk memory traps: the documented difference."""
-    limit = DEFAULT_MEMORY_LIMIT
-    assert_same(BULK_WINDOW, "fill", (limit - 4, 9, 4, limit - 32, limit))
-    assert_same(BULK_WINDOW, "copy", (limit - 32, 0, 32, limit - 32, limit))
-    assert_same(BULK_WINDOW, "copy", (0, limit - 32, 32, 0, 40))
-    assert_same(BULK_WINDOW, "fill", (limit, 9, 0, 0, 4))
-    for name, args in (("fill", (limit - 3, 9, 4, 0, 4)), ("fill", (limit + 1, 9, 0, 0, 4)),
-                       ("copy", (limit - 31, 0, 32, 0, 4)), ("copy", (0, limit - 31, 32, 0, 4))):
-        assert run_wasmtime(_wat_binary(BULK_WINDOW), name, args).trap is None
-        assert run_reference(BULK_WINDOW, name, args).trap == TrapReason.OUT_OF_BOUNDS_MEMORY
+GROWN_CASES = [  # across the first page's end, to the grown memory's end, one past it
+    ("fill", (PAGE - 4, 9, 8, PAGE - 8, PAGE + 8)), ("fill", (2 * PAGE - 4, 9, 4, 2 * PAGE - 8, 2 * PAGE)),
+    ("fill", (2 * PAGE - 3, 9, 4, 0, 4)), ("fill", (2 * PAGE + 1, 9, 0, 0, 4)),
+    ("copy", (PAGE + 5, PAGE - 32, 32, PAGE, PAGE + 40)), ("copy", (0, 2 * PAGE - 32, 32, 0, 32)),
+    ("copy", (0, 2 * PAGE - 31, 32, 0, 4)), ("copy", (2 * PAGE - 31, 0, 32, 0, 4)),
+]
+
+
+@pytest.mark.parametrize("name,args", GROWN_CASES, ids=str)
+def test_bulk_memory_bounds_follow_memory_grow(name, args):
+    assert_same(BULK_GROWN, name, args)
 
 
 @pytest.mark.parametrize("name,args", [("fill", (PAGE - 3, 9, 4, 0, 4)), ("copy", (PAGE - 3, 0, 4, 0, 4)),
                                        ("copy", (0, PAGE - 3, 4, 0, 4))])
 def test_an_out_of_bounds_range_traps_before_any_byte_is_written(name, args):
     """The trap comes from the range check (a TRAP op), not from a store that ran off the end."""
-    program = lowered(BULK, calls=[Call(name, args)], memory_limit=PAGE)
+    program = lowered(BULK, calls=[Call(name, args)])
     result = refvm.run(program)
     assert result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY
     assert program.instrs[result.trap_pc].op is Op.TRAP
@@ -125,11 +128,11 @@ def test_an_out_of_bounds_range_traps_before_any_byte_is_written(name, args):
 
 
 def test_data_drop_is_accepted_and_changes_nothing():
-    assert_same(BULK_WINDOW, "dropped")
+    assert_same(BULK, "dropped")
 
 
 def test_bulk_memory_calls_the_helpers_and_reports_them():
-    program = lowered(BULK_WINDOW, calls=[Call("fill", (0, 1, 2, 0, 4)), Call("copy", (0, 1, 2, 0, 4))])
+    program = lowered(BULK, calls=[Call("fill", (0, 1, 2, 0, 4)), Call("copy", (0, 1, 2, 0, 4))])
     assert program.stats["helper_calls"] == {"memory_copy": 1, "memory_fill": 1}
     assert {"memory_fill", "memory_copy", "check_range"} <= set(program.stats["helpers"])
     assert program.stats["rewritten_ops"] == {}
@@ -155,13 +158,13 @@ INIT_CASES = [(0, 0, 5), (10, 7, 13), (0, 19, 1), (0, 20, 0), (0, 21, 0), (0, 15
 
 @pytest.mark.parametrize("args", INIT_CASES)
 def test_memory_init_agrees_with_wasmtime(args):
-    assert_same(SEGMENTS, "init", args, memory_limit=PAGE)
+    assert_same(SEGMENTS, "init", args)
 
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_a_dropped_or_active_segment_has_no_bytes_left(n):
-    assert_same(SEGMENTS, "drop_then_init", (n,), memory_limit=PAGE)
-    assert_same(SEGMENTS, "active", (n,), memory_limit=PAGE)
+    assert_same(SEGMENTS, "drop_then_init", (n,))
+    assert_same(SEGMENTS, "active", (n,))
 
 
 def test_only_segments_that_are_used_get_a_length_global():

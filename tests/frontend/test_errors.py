@@ -58,11 +58,16 @@ def test_wrongly_typed_io_import_refused():
     assert "must have type" in message
 
 
-def test_data_beyond_memory_limit():
-    message = refused('(module (memory 1) (data (i32.const 20000) "x") (func (export "main")))')
-    assert "data segment 0 (20000..20001) lies beyond the memory limit of 16384 bytes" in message
-    load_program('(module (memory 1) (data (i32.const 20000) "x") (func (export "main")))', kind="wat",
-                 memory_limit=65536)
+def test_memory_larger_than_the_machine_is_refused_with_the_figures():
+    message = refused('(module (memory 17) (func (export "main")))')
+    assert "the module's memory starts at 17 pages (1,114,112 bytes), more memory than the machine has: " \
+           "16 pages (1,048,576 bytes)" in message
+    load_program('(module (memory 16) (data (i32.const 1048575) "x") (func (export "main")))', kind="wat")
+
+
+def test_data_outside_the_declared_memory():
+    message = refused('(module (memory 1) (data (i32.const 65536) "x") (func (export "main")))')
+    assert "data segment 0 (65536..65537) lies outside the module's memory of 1 pages" in message
 
 
 def test_no_entry_and_bad_entry():

@@ -4,6 +4,8 @@ import pytest
 
 from wasmformer.frontend import (DEFAULT_MEMORY_LIMIT, FrontendError, Instr, Op, TrapReason, VMProgram,
                                  format_invoke_result, load_program)
+from tests.frontend.frontend_oracle import lowered
+from wasmformer.frontend import Call
 from wasmformer.frontend.binary import Reader
 from wasmformer.oracles import refvm
 from wasmformer.vm.errors import ProgramError
@@ -11,7 +13,8 @@ from wasmformer.vm.errors import ProgramError
 pytest.importorskip("wasmtime")
 
 LOOP_FOREVER = '(module (func (export "main") (loop (br 0))))'
-WINDOW = """(module (memory 1)
+PAGE = 65536
+MEMORY = """(module (memory 1 3)
   (func (export "peek") (param i32) (result i32) (i32.load8_u (local.get 0)))
   (func (export "far") (result i32) (i32.load offset=70000 (i32.const 0)))
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"""
@@ -27,22 +30,30 @@ def test_max_steps_stops_without_halting():
     assert not result.halted and result.steps == 1000 and result.trap is None
 
 
-def test_memory_window_traps_at_the_limit():
-    wat_program = load_program(WINDOW, kind="wat", invoke="peek", args=(DEFAULT_MEMORY_LIMIT - 1,))
-    assert refvm.run(wat_program).trap is None
-    result = refvm.run(load_program(WINDOW, kind="wat", invoke="peek", args=(DEFAULT_MEMORY_LIMIT,)))
-    assert result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY and result.trap_address == DEFAULT_MEMORY_LIMIT
+def test_memory_traps_at_its_end():
+    assert refvm.run(load_program(MEMORY, kind="wat", invoke="peek", args=(PAGE - 1,))).trap is None
+    result = refvm.run(load_program(MEMORY, kind="wat", invoke="peek", args=(PAGE,)))
+    assert result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY and result.trap_address == PAGE
 
 
-def test_static_offset_beyond_window_always_traps():
-    result = refvm.run(load_program(WINDOW, kind="wat", invoke="far", memory_limit=65536))
-    assert result.trap == TrapReason.OUT_OF_BOUNDS_MEMORY
+def test_static_offset_beyond_the_largest_memory_always_traps():
+    program = load_program(MEMORY, kind="wat", invoke="far", memory_limit=PAGE)  # the memory can never grow
+    assert program.growable_pages == 0
+    assert any(instr.op is Op.TRAP for instr in program.instrs)
+    assert refvm.run(program).trap == TrapReason.OUT_OF_BOUNDS_MEMORY
 
 
-def test_memory_grow_fails_except_by_zero():
-    assert refvm.run(load_program(WINDOW, kind="wat", invoke="grow", args=(0,))).output == (1).to_bytes(4, "little")
-    result = refvm.run(load_program(WINDOW, kind="wat", invoke="grow", args=(1,)))
-    assert result.output == b"\xff\xff\xff\xff" and result.failed_grows == 1
+def test_memory_grow_to_the_declared_maximum_then_fails():
+    def grow(*deltas):
+        return refvm.run(lowered(MEMORY, calls=[Call("grow", (delta,)) for delta in deltas]))
+    sizes = grow(0, 1, 0, 1, 1, 0)  # the declared maximum is 3 pages
+    assert [int.from_bytes(sizes.output[i:i + 4], "little", signed=True) for i in range(0, 24, 4)] == [
+        1, 1, 2, 2, -1, 3]
+    assert sizes.failed_grows == 1
+    past_machine = load_program('(module (memory 1) (func (export "main")))', kind="wat")
+    assert past_machine.growable_pages == DEFAULT_MEMORY_LIMIT // PAGE - 1
+    assert past_machine.stats["grow_limited_by_machine"]
+
 
 
 def test_fresh_frames_read_zero_and_getchar_eof():

@@ -1,7 +1,7 @@
 """Deep recursion through the universal model: 10,000 frames, and the limit where the stack runs out.
 
 The machine keys locals by call depth x frame size below 2^14 (docs/machine.md),
-so a program whose frames hold one word recurses 15,063 deep; a deeper call
+so a program whose frames hold one word recurses 15,058 deep; a deeper call
 traps call_stack_exhausted at the same step as the reference VM and the trace
 oracle. Both runs are compared with the oracle token for token.
 """
@@ -37,7 +37,7 @@ def deep(depth: int):
 
 
 def test_the_limit_for_one_word_frames():
-    assert T.call_depth_limit(1) == T.MAX_CALL_DEPTH == 15_063
+    assert T.call_depth_limit(1) == T.MAX_CALL_DEPTH == 15_058
 
 
 @pytest.mark.parametrize("depth,trap", [(10_000, None), (T.MAX_CALL_DEPTH + 5, TrapReason.CALL_STACK_EXHAUSTED)])

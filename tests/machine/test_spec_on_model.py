@@ -64,9 +64,9 @@ def test_quick_scripts_on_the_transformer(on_model):
     assert sum(tally.passed for tally in model.values()) > 500
 
 
-@pytest.mark.parametrize("name", ["int_exprs.wast", "address.wast", "memory.wast", "conversions.wast",
-                                  "float_memory.wast", "global.wast"])
-def test_i64_and_float_bits_scripts_on_the_transformer(on_model, name):
+@pytest.mark.parametrize("name", ["int_exprs.wast", "address.wast", "memory.wast", "memory_init.wast",
+                                  "conversions.wast", "float_memory.wast", "global.wast"])
+def test_i64_memory_and_float_bits_scripts_on_the_transformer(on_model, name):
     compare([path for path in SCRIPTS if path.name == name], on_model)
 
 

@@ -122,3 +122,21 @@ def test_cli_specialize_compile_for_model_and_run(tmp_path, capsys):
     assert main(["compile", str(EXAMPLES_DIR / "hello.c"), "--for-model", str(model_dir), "-o",
                  str(prompt)]) == 1
     assert "specialised for program 'fibonacci'" in capsys.readouterr().err
+
+
+def test_memory_past_the_data_and_grown_pages_read_zero_when_specialised():
+    """The baked initial memory ends at the last data byte: every byte above it, and every byte of a page
+    memory.grow added, reads 0 until stored (as in the universal machine and wasm)."""
+    wat = """(module (memory 1 2) (data (i32.const 100) "\\07")
+      (func (export "f") (result i32)
+        (drop (memory.grow (i32.const 1)))
+        (i32.store8 (i32.const 70001) (i32.const 5))
+        (i32.add (i32.load8_u (i32.const 100))
+                 (i32.mul (i32.const 10) (i32.add (i32.add (i32.load8_u (i32.const 101))
+                                                           (i32.load8_u (i32.const 70000)))
+                                                  (i32.load8_u (i32.const 70001)))))))"""
+    program = load_program(wat, kind="wat", invoke="f")
+    result = specialise(program)
+    run = run_specialised(result.model, program, b"", 10_000)
+    assert trace_tokens(result.model, run) == expected_trace(program).tokens
+    assert int.from_bytes(run.output, "little") == 7 + 10 * 5

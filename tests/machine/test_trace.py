@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wasmformer.frontend import DEFAULT_MEMORY_LIMIT, Instr, Op, TrapReason, VMProgram, load_program
+from wasmformer.frontend import Instr, Op, TrapReason, VMProgram, load_program
 from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.machine.prompt import max_frame_locals
@@ -447,18 +447,43 @@ def wat_module(module: str, name: str) -> str:
 
 INSTRUCTIONS = "tests.frontend.test_instructions_oracle"
 BULK = "tests.frontend.test_bulk_memory_oracle"
+PAGE = 65536  # the modules' memory: one wasm page (BULK_GROWN grows to two)
+# The machine's whole memory: values across bank boundaries (every 16 KiB) and at the last byte of 1 MiB.
+BANKS = """(module (memory 16)
+  (data (i32.const 16382) "\\01\\02\\03\\04")
+  (data (i32.const 1048572) "\\0a\\0b\\0c\\0d")
+  (func (export "word") (param $a i32) (result i32) (i32.load (local.get $a)))
+  (func (export "store_load") (param $a i32) (param $v i32) (result i32)
+    (i32.store (local.get $a) (local.get $v))
+    (i32.add (i32.load (local.get $a)) (i32.load8_u (i32.add (local.get $a) (i32.const 3))))))"""
+# memory.grow to the machine's 16 pages, then one page past them: -1 here, 16 in wasm (a documented limit)
+GROWING = """(module (memory 1)
+  (func (export "grow_to_the_end") (result i32)
+    (local $old i32)
+    (local.set $old (memory.grow (i32.const 15)))
+    (i32.store8 (i32.const 1048575) (i32.const 9))
+    (i32.add (i32.mul (local.get $old) (i32.const 1000))
+             (i32.add (i32.mul (memory.size) (i32.const 10)) (i32.load8_u (i32.const 1048575)))))
+  (func (export "past_the_machine") (result i32)
+    (drop (memory.grow (i32.const 15)))
+    (memory.grow (i32.const 1))))"""
+
 WAT_CASES = [  # (module, WAT source name, export, argument tuples)
+    (__name__, "BANKS", "word", [(16380,), (16383,), (1048572,), (1048573,)]),
+    (__name__, "BANKS", "store_load", [(16382, 0x11223344), (786431, -2), (1048573, 5)]),
+    (__name__, "GROWING", "grow_to_the_end", [()]),
+    (__name__, "GROWING", "past_the_machine", [()]),
     (INSTRUCTIONS, "MEMORY", "load8_s", [(a,) for a in range(14, 24)]),
     (INSTRUCTIONS, "MEMORY", "load16_s", [(a,) for a in range(14, 24)]),
     (INSTRUCTIONS, "MEMORY", "load16_u", [(a,) for a in range(14, 24)]),
-    (INSTRUCTIONS, "MEMORY", "load", [(a,) for a in (14, 22, DEFAULT_MEMORY_LIMIT - 6, DEFAULT_MEMORY_LIMIT - 5, -1)]),
-    (INSTRUCTIONS, "MEMORY", "load8_u", [(DEFAULT_MEMORY_LIMIT - 1,), (DEFAULT_MEMORY_LIMIT,)]),
-    (INSTRUCTIONS, "MEMORY", "store8", [(100, v) for v in (0, 0x1234, -1, 0x80)] + [(DEFAULT_MEMORY_LIMIT - 1, 1)]),
-    (INSTRUCTIONS, "MEMORY", "store16", [(100, v) for v in (0, -1, -0x80000000)] + [(DEFAULT_MEMORY_LIMIT - 2, 1)]),
-    (INSTRUCTIONS, "MEMORY", "store", [(100, v) for v in (0x7F7F7F7F, -1)] + [(DEFAULT_MEMORY_LIMIT - 4, 1)]),
+    (INSTRUCTIONS, "MEMORY", "load", [(a,) for a in (14, 22, PAGE - 6, PAGE - 5, -1)]),
+    (INSTRUCTIONS, "MEMORY", "load8_u", [(PAGE - 1,), (PAGE,)]),
+    (INSTRUCTIONS, "MEMORY", "store8", [(100, v) for v in (0, 0x1234, -1, 0x80)] + [(PAGE - 1, 1)]),
+    (INSTRUCTIONS, "MEMORY", "store16", [(100, v) for v in (0, -1, -0x80000000)] + [(PAGE - 2, 1)]),
+    (INSTRUCTIONS, "MEMORY", "store", [(100, v) for v in (0x7F7F7F7F, -1)] + [(PAGE - 4, 1)]),
     (INSTRUCTIONS, "MEMORY", "size", [()]),
     (INSTRUCTIONS, "MEMORY", "grow0", [()]),
-    ("tests.frontend.test_refvm_and_api", "WINDOW", "grow", [(0,), (1,), (-1,)]),
+    ("tests.frontend.test_refvm_and_api", "MEMORY", "grow", [(0,), (1,), (2,), (-1,)]),
     (INSTRUCTIONS, "CONTROL", "nested", [(0,), (1,)]),
     (INSTRUCTIONS, "CONTROL", "br_value_discards", [(0,), (1,)]),
     (INSTRUCTIONS, "CONTROL", "return_nested", [(0,), (1,)]),
@@ -479,14 +504,14 @@ WAT_CASES = [  # (module, WAT source name, export, argument tuples)
     (INSTRUCTIONS, "CALLS", "forever", [(1,)]),
     ("tests.frontend.test_tables_oracle", "TABLES", "call_b", [(5, i) for i in (-1, 0, 1, 2, 3, 4, 6)]),
     ("tests.frontend.test_tables_oracle", "TABLES", "other_v", [(i,) for i in (0, 1, 2, 3)]),
-    # bulk memory through the helpers: overlapping copies both ways, the window's end, one past it
-    # (the first call of each export, the one also run on the dense engine, is the shortest)
-    (BULK, "BULK_WINDOW", "fill", [(0, 9, 0, 0, 1), (3, 0x1AB, 21, 0, 28),
-                                   (DEFAULT_MEMORY_LIMIT - 5, -1, 5, DEFAULT_MEMORY_LIMIT - 8, DEFAULT_MEMORY_LIMIT),
-                                   (DEFAULT_MEMORY_LIMIT - 4, 7, 1 << 16, 0, 4)]),
-    (BULK, "BULK_WINDOW", "copy", [(1, 0, 1, 0, 1), (5, 0, 22, 0, 28), (0, 5, 22, 0, 28),
-                                   (0, DEFAULT_MEMORY_LIMIT - 32, 32, 0, 32), (0, DEFAULT_MEMORY_LIMIT - 31, 1 << 16, 0, 4)]),
-    (BULK, "SEGMENTS", "init", [(0, 0, 5), (10, 7, 13), (0, 21, 0), (DEFAULT_MEMORY_LIMIT - 6, 0, 6)]),
+    # bulk memory through the helpers after memory.grow: overlapping copies both ways, across the first
+    # page's end, the grown memory's end, one past it (the first call of each export, the one also run on
+    # the dense engine, is the shortest)
+    (BULK, "BULK_GROWN", "fill", [(0, 9, 0, 0, 1), (3, 0x1AB, 21, 0, 28), (PAGE - 3, -1, 6, PAGE - 4, PAGE + 4),
+                                  (2 * PAGE - 5, -1, 5, 2 * PAGE - 8, 2 * PAGE), (2 * PAGE - 4, 7, 1 << 16, 0, 4)]),
+    (BULK, "BULK_GROWN", "copy", [(1, 0, 1, 0, 1), (5, 0, 22, 0, 28), (0, 5, 22, 0, 28),
+                                  (0, 2 * PAGE - 32, 32, 0, 32), (0, 2 * PAGE - 31, 1 << 16, 0, 4)]),
+    (BULK, "SEGMENTS", "init", [(0, 0, 5), (10, 7, 13), (0, 21, 0), (PAGE - 6, 0, 6)]),
     (BULK, "SEGMENTS", "drop_then_init", [(0,), (1,)]),
 ]
 

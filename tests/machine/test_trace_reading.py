@@ -33,8 +33,10 @@ class TraceReader:
 
     def __init__(self, prompt: list[str]):
         self.tokens = list(prompt)
-        self.memory_limit, self.stride, self.call_limit, self.code_base, self.input_start = (
-            self.value_at(T.header_value_position(marker)) for marker in (T.MEMORY, T.FRAME, T.CALLS, T.CODE, T.INPUT))
+        self.memory_limit, self.growable_pages, self.stride, self.call_limit, self.code_base, self.input_start = (
+            self.value_at(T.header_value_position(marker))
+            for marker in (T.MEMORY, T.GROW, T.FRAME, T.CALLS, T.CODE, T.INPUT))
+        self.grown_pages = 0  # from the newest grow record
         self.stack_records: dict[int, int] = {}  # key -> position of the newest record
         self.variable_records: dict[int, int] = {}
         self.memory_records: dict[int, int] = {}
@@ -54,10 +56,11 @@ class TraceReader:
         assert position == self.code_base
         data = self.tokens.index(T.DATA, self.code_base)
         position = data + 1
-        while self.tokens[position] == T.DATA_RECORD:  # d i.LL i.HH i.VV: a memory record at the value byte
-            address = byte_of(self.tokens[position + 1]) | byte_of(self.tokens[position + 2]) << 8
-            self.memory_records[address] = position + 3
-            position += 4
+        while self.tokens[position] == T.DATA_RECORD:  # d A0 A1 A2 V: a memory record at the value byte
+            address_bytes = self.tokens[position + 1:position + 1 + T.DATA_ADDRESS_BYTES]
+            address = int.from_bytes(bytes(byte_of(token) for token in address_bytes), "little")
+            self.memory_records[address] = position + 1 + T.DATA_ADDRESS_BYTES
+            position += 2 + T.DATA_ADDRESS_BYTES
         assert self.tokens[position] == T.INPUT_BYTES and position + 1 == self.input_start
 
     # -- readings --
@@ -87,6 +90,10 @@ class TraceReader:
     def global_value(self, index: int) -> int:
         return self.value_at(self.variable_records[T.global_key(index)])
 
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_limit + T.WASM_PAGE * self.grown_pages
+
     def memory_byte(self, address: int) -> int:
         record = self.memory_records.get(address)
         return 0 if record is None else byte_of(self.tokens[record])
@@ -102,6 +109,8 @@ class TraceReader:
         pc = self.pc
         op_token, immediate = self.instruction(pc)
         op = Op(op_token[len("op."):])
+        if op is Op.MEMORY_GROW and step[0] != "v.ff":  # a grow record: the pages grown after it
+            self.grown_pages = byte_of(step[0]) - immediate + self.stack_slot(self.sp)  # the delta, before the step
         start = len(self.tokens)
         self.tokens += step
         commit = step[-1]
@@ -154,8 +163,8 @@ def assert_readable(vm: VMProgram, input_bytes: bytes = b"", check_memory_every:
         reader.read_step(machine.step())
         if machine.halted:
             break
-        assert (reader.pc, reader.sp, reader.depth, reader.getc_count) == \
-            (machine.pc, len(machine.stack), machine.call_depth, machine.input_cursor)
+        assert (reader.pc, reader.sp, reader.depth, reader.getc_count, reader.memory_bytes) == \
+            (machine.pc, len(machine.stack), machine.call_depth, machine.input_cursor, len(machine.memory))
         if machine.stack:
             assert reader.stack_slot(reader.sp) == machine.stack[-1]
         assert [reader.local(i) for i in range(reader.stride)] == [machine.local(i) for i in range(reader.stride)]
@@ -168,7 +177,7 @@ def assert_readable(vm: VMProgram, input_bytes: bytes = b"", check_memory_every:
 
 
 def assert_same_memory(reader: TraceReader, machine: TraceMachine) -> None:
-    assert bytes(reader.memory_byte(a) for a in range(reader.memory_limit)) == machine.memory
+    assert bytes(reader.memory_byte(a) for a in range(reader.memory_bytes)) == machine.memory
 
 
 def program(*instrs, **fields) -> VMProgram:

@@ -18,7 +18,7 @@ from wasmformer.vm.program import Op
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PURE_DATAPATHS = {Datapath.ADD, Datapath.SUB, Datapath.COMPARE, Datapath.BITWISE, Datapath.SHIFT}
-READING_DATAPATHS = {Datapath.COPY, Datapath.ADD, Datapath.SUB, Datapath.INPUT, Datapath.GROW, Datapath.BRANCH}
+READING_DATAPATHS = {Datapath.COPY, Datapath.ADD, Datapath.SUB, Datapath.INPUT, Datapath.BRANCH}
 
 
 def test_every_op_has_exactly_one_row_and_a_unique_opcode():

@@ -120,7 +120,8 @@ def _make_head(model: Model, layer_index: int, head: int, slots: dict[int, tuple
         return None  # its output is never read
     key = _key_polynomial(layer.wk[2 * head: 2 * head + 2], slots, model.max_exact_tokens)
     if key is None:
-        return HullCache()
+        query_y = _constant_row(layer.wq[2 * head + 1], slots)  # a fixed sign tells which chain can win
+        return HullCache(upper=query_y is None or query_y > 0, lower=query_y is None or query_y < 0)
     if key.is_constant():
         return MeanHead()
     return PositionalHead(key, horizon=model.max_exact_tokens)
@@ -208,6 +209,16 @@ def _key_polynomial(
         coefficients.append((constant, linear, quadratic))
     (c0, l0, q0), (c1, l1, q1) = coefficients
     return KeyPolynomial(constant=(c0, c1), linear=(l0, l1), quadratic=(q0, q1))
+
+
+def _constant_row(row: np.ndarray, slots: dict[int, tuple[int, int, int]]) -> float | None:
+    """The value of ``row @ x`` when it is the same at every token (it reads only constant slots), else None."""
+    total = 0.0
+    for slot in np.flatnonzero(row):
+        if slot not in slots or slots[slot][1:] != (0, 0):
+            return None
+        total += float(row[slot]) * slots[slot][0]
+    return total
 
 
 def _polynomial_slots(model: Model, layer_index: int) -> dict[int, tuple[int, int, int]]:

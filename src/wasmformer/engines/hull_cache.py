@@ -182,23 +182,26 @@ class _UpperChain:
     def __len__(self) -> int:
         return len(self._points)
 
-    def insert(self, x: int, y: int, v1: Exact, v2: Exact) -> None:
+    def insert(self, x: int, y: int, v1: Exact, v2: Exact) -> bool:
+        """Add a point; False when it cannot change any answer (strictly under the chain)."""
         points = self._points
+        if points and points[0].x <= x <= points[-1].x and y < min(points[0].y, points[-1].y):
+            return False  # under the chord of the chain's ends, so under the (concave) chain: no search needed
         index = points.bisect_key_left(x)
         if index < len(points) and points[index].x == x:
             same_x = points[index]
             if y < same_x.y:
-                return  # directly below a chain point: never wins
+                return False  # directly below a chain point: never wins
             if y == same_x.y:
                 same_x.values.add(v1, v2)  # an identical key: merge
-                return
+                return True
             self._remove(index)  # the new point is higher: it replaces the old one
         point = _Point(x, y)
         point.values.add(v1, v2)
         left = points[index - 1] if index > 0 else None
         right = points[index] if index < len(points) else None
         if left is not None and right is not None and _cross(left, point, right) > 0:
-            return  # strictly below the chain: never wins
+            return False  # strictly below the chain: never wins
         while index >= 2:
             before = points[index - 2]
             if _cross(before, left, point) <= 0:
@@ -212,6 +215,7 @@ class _UpperChain:
             self._remove(index)
             right = after
         self._add(point, left, right)
+        return True
 
     def rescale(self, shift: int) -> None:
         """Multiply every coordinate by 2**shift (breakpoints are ratios: they do not change)."""
@@ -258,10 +262,14 @@ class _UpperChain:
 class HullCache:
     """Exact hard-max attention for one 2-D head: ``insert`` keys with values, ``query`` the output."""
 
-    def __init__(self) -> None:
+    def __init__(self, upper: bool = True, lower: bool = True) -> None:
+        """``upper`` / ``lower``: whether queries with qy > 0 / qy < 0 can come (the other chain is not kept)."""
         self._fraction_bits = 0  # stored coordinates are the exact key coordinates times 2**this
-        self._upper = _UpperChain()  # points (x, y), for qy > 0
-        self._lower = _UpperChain()  # points (x, -y): the lower hull mirrored, for qy < 0
+        self._upper = _UpperChain() if upper else None  # points (x, y), for qy > 0
+        self._lower = _UpperChain() if lower else None  # points (x, -y): the lower hull mirrored, for qy < 0
+        # the last query and its answer, valid until the chains or sums change (idle heads repeat queries)
+        self._version = 0
+        self._remembered: tuple[float, float, int, tuple[float, float]] | None = None
         self._everything = ValueSum()  # qx == qy == 0: every key ties
         self._max_x: int | None = None
         self._at_max_x = ValueSum()  # qy == 0, qx > 0: every key with the largest x ties
@@ -270,11 +278,11 @@ class HullCache:
 
     @property
     def upper_size(self) -> int:
-        return len(self._upper)
+        return len(self._upper) if self._upper is not None else 0
 
     @property
     def lower_size(self) -> int:
-        return len(self._lower)
+        return len(self._lower) if self._lower is not None else 0
 
     @property
     def count(self) -> int:
@@ -284,8 +292,10 @@ class HullCache:
     def insert(self, kx: float, ky: float, v1: float, v2: float) -> None:
         x, y = self._scaled(kx, ky)
         v1, v2 = exact(v1), exact(v2)
-        self._upper.insert(x, y, v1, v2)
-        self._lower.insert(x, -y, v1, v2)
+        changed = self._upper is not None and self._upper.insert(x, y, v1, v2)
+        changed = (self._lower is not None and self._lower.insert(x, -y, v1, v2)) or changed
+        if changed or self._remembered is None or self._remembered[1] == 0:  # qy == 0 reads the sums below
+            self._version += 1
         self._everything.add(v1, v2)
         if self._max_x is None or x > self._max_x:
             self._max_x, self._at_max_x = x, ValueSum()
@@ -300,13 +310,22 @@ class HullCache:
         """The average value of the keys with the largest exact score qx·kx + qy·ky."""
         if self._everything.count == 0:
             raise LookupError("query on an empty attention cache")
-        return self._winners(*integer_direction(qx, qy)).mean()
+        remembered = self._remembered
+        if remembered is not None and remembered[:3] == (qx, qy, self._version):
+            return remembered[3]
+        answer = self._winners(*integer_direction(qx, qy)).mean()
+        self._remembered = (qx, qy, self._version, answer)
+        return answer
 
     def _winners(self, qx: int, qy: int) -> ValueSum:
         # qx·x + qy·y = |qy|·(m·x ± y) with m = qx/|qy|: the chain's own objective
         if qy > 0:
+            if self._upper is None:
+                raise LookupError("a query with qy > 0 on a head built without its upper chain")
             return self._upper.best(_Slope(qx, qy))
         if qy < 0:
+            if self._lower is None:
+                raise LookupError("a query with qy < 0 on a head built without its lower chain")
             return self._lower.best(_Slope(qx, -qy))
         if qx > 0:
             return self._at_max_x
@@ -325,8 +344,10 @@ class HullCache:
         """Raise the common scale to 2**bits; it never decreases, so this happens rarely."""
         shift = bits - self._fraction_bits
         self._fraction_bits = bits
-        self._upper.rescale(shift)
-        self._lower.rescale(shift)
+        for chain in (self._upper, self._lower):
+            if chain is not None:
+                chain.rescale(shift)
+        self._version += 1
         if self._max_x is not None:
             self._max_x <<= shift
             self._min_x <<= shift

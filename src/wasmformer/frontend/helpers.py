@@ -30,7 +30,7 @@ def helper_library():
 def lower_helpers(names: list[str], memory_limit: int, memory_pages: int,
                   native_ops: frozenset[Op] = BASIC_OPS) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol],
                                                                  list[str]]:
-    """The helpers ``names`` lowered for a program with that memory window and declared size, on a machine
+    """The helpers ``names`` lowered for a program with that memory reach and initial size, on a machine
     with ``native_ops``; with them, the helpers of the ops they use that the machine lacks."""
     module = helper_library()
     names = sorted(set(names))

@@ -8,7 +8,7 @@
 ;; top bit of x is "x <s 0", so numbers are read most significant bit first.
 ;; Imports from "wasmformer_helpers" become TRAP instructions with that reason.
 ;; The bulk memory helpers (memory_fill, memory_copy) read and write the user
-;; program's memory: the front end lowers them with that program's window, so
+;; program's memory: the front end lowers them with that program's memory, so
 ;; the memory declared here only makes the loads and stores valid wasm.
 (module
   (import "wasmformer_helpers" "trap_divide_by_zero" (func $trap_divide_by_zero))
@@ -282,9 +282,9 @@
     (call $shift_right (local.get $x) (i32.const 16)
                        (i32.sub (i32.const 0) (i32.lt_s (local.get $x) (i32.const 0)))))
 
-  ;; Bulk memory. $limit is the machine's memory window (the lowering pushes it
-  ;; after wasm's three operands): like wasm, the whole range is checked before
-  ;; any byte is written, against the window instead of the declared memory.
+  ;; Bulk memory. $limit is the memory's current size in bytes (the lowering
+  ;; pushes it after wasm's three operands): like wasm, the whole range is
+  ;; checked before any byte is written.
 
   ;; traps unless address + length <= limit (unsigned, without overflow)
   (func $check_range (param $address i32) (param $length i32) (param $limit i32)

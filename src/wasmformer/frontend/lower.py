@@ -27,19 +27,20 @@ from wasmformer.frontend.segments import segment_init_code, segment_lengths
 from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
                                        lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function,
                                        symbol_of_segment, table_functions)
+from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.ops import BASIC_OPS, WORD_BITS, value_to_words
 from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram, origin_key
 
-# The machine addresses memory bytes through attention lookups keyed by address
-# and every byte a program touches costs trace tokens, so it supports only a low
-# window of linear memory: 16 KiB holds the C stack, data and a small heap.
-# (toolchain.py repeats this value; this one is authoritative.)
-DEFAULT_MEMORY_LIMIT = 16384
+# The most linear memory a program may have, initially and after memory.grow:
+# the machine's (machine/tokens.py, docs/machine.md "Memory banks").
+DEFAULT_MEMORY_LIMIT = T.MAX_MEMORY
 
 # Instructions are fetched by prompt position (5 tokens each); 65536 keeps the
 # code part of a prompt within ~330K tokens and every pc within 16 bits.
 MAX_INSTRUCTIONS = 65536
+
+WASM32_MAX_PAGES = 65536  # 4 GiB: a 32-bit memory's largest size
 
 ENTRY_EXPORTS = ("main", "_start")  # the first one exported is the program's entry
 RESULT_BYTES = 4  # an i32 result is output as 4 little-endian bytes
@@ -67,11 +68,12 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
         missing = ", ".join(sorted(op.value for op in BASIC_OPS - native_ops))
         raise FrontendError(f"the native op set must contain every basic op (missing: {missing})")
     check_imports(module, allow_helper_traps=False)
-    pages, window = memory_window(module, memory_limit)
-    program = ModuleUnit(module, "user", native_ops, window, pages, global_slots(module), initial_tables(module))
+    pages, growable, declared_growable = memory_pages(module, memory_limit)
+    reach = (pages + growable) * PAGE_SIZE  # the most memory the program can have
+    program = ModuleUnit(module, "user", native_ops, reach, pages, global_slots(module), initial_tables(module))
     globals_ = global_values(module, program.global_slots)
     program.segment_global_base = len(globals_)
-    memory = initial_memory(module, pages, window)
+    memory = initial_memory(module, pages)
     entry = entry_stub(program, calls)
     lowered = lower_reachable(program, _entry_roots(module, calls))
     unsupported = {function.code.name: function.unsupported for function in lowered.values() if function.unsupported}
@@ -101,7 +103,9 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
         "helper_pcs": [helper_start, len(linked.instrs)],
         "max_frame_locals": max(frame_sizes),
         "memory_pages": pages,
-        "declared_memory_bytes": pages * PAGE_SIZE,
+        "growable_pages": growable,
+        # memory.grow fails past `growable` pages where wasm would still grow (the machine's limit)
+        "grow_limited_by_machine": declared_growable > growable,
         # the types of the results the entry writes to the output (4 little-endian bytes per word): see
         # format_invoke_result
         "output_result_types": [kind for call in calls or () if call.output
@@ -112,24 +116,36 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
                         for position, instruction in positions.items()},
     }
     return VMProgram(instrs=linked.instrs, entry=0, entry_locals=entry.frame_size, globals=globals_,
-                     memory=memory, memory_limit=window, name=name, origins=linked.origins, stats=stats)
+                     memory=memory, memory_limit=pages * PAGE_SIZE, growable_pages=growable, name=name,
+                     origins=linked.origins, stats=stats)
 
 
 # --- imports, memory, globals, table --------------------------------------------------------
 
 
-def memory_window(module: Module, memory_limit: int) -> tuple[int, int]:
-    """(declared pages, addressable bytes): the window is the declared memory, capped by the limit."""
+def memory_pages(module: Module, memory_limit: int) -> tuple[int, int, int]:
+    """(initial pages, pages memory.grow may add on the machine, pages it may add in wasm).
+
+    The machine holds at most ``memory_limit`` bytes: a module that starts
+    with more is refused; memory.grow returns -1 past it (or past the
+    module's declared maximum, as in wasm).
+    """
     if memory_limit < 0:
         raise FrontendError(f"memory_limit must not be negative (got {memory_limit})")
     if len(module.memories) > 1:
         raise FrontendError(f"the module has {len(module.memories)} memories; multiple memories are not supported")
     if not module.memories:
-        return 0, 0
+        return 0, 0, 0
     memory = module.memories[0]
     if memory.is64:
         raise FrontendError("64-bit memories (memory64) are not supported")
-    return memory.minimum, min(memory_limit, memory.minimum * PAGE_SIZE)
+    machine_pages = memory_limit // PAGE_SIZE
+    if memory.minimum > machine_pages:
+        raise FrontendError(f"the module's memory starts at {memory.minimum} pages ({memory.minimum * PAGE_SIZE:,} "
+                            f"bytes), more memory than the machine has: {machine_pages} pages "
+                            f"({machine_pages * PAGE_SIZE:,} bytes)")
+    declared_max = WASM32_MAX_PAGES if memory.maximum is None else min(memory.maximum, WASM32_MAX_PAGES)
+    return memory.minimum, min(declared_max, machine_pages) - memory.minimum, declared_max - memory.minimum
 
 
 def global_values(module: Module, slots: dict[int, tuple[int, int]]) -> list[int]:
@@ -143,7 +159,7 @@ def global_values(module: Module, slots: dict[int, tuple[int, int]]) -> list[int
     return words
 
 
-def initial_memory(module: Module, pages: int, window: int) -> bytes:
+def initial_memory(module: Module, pages: int) -> bytes:
     """Memory from address 0 with the active data segments applied (up to the last segment byte)."""
     memory = bytearray()
     for number, segment in enumerate(module.data):
@@ -154,9 +170,6 @@ def initial_memory(module: Module, pages: int, window: int) -> bytes:
         if end > pages * PAGE_SIZE:
             raise FrontendError(f"data segment {number} ({start}..{end}) lies outside the module's memory of "
                                 f"{pages} pages (instantiation would trap: out of bounds memory access)")
-        if end > window:
-            raise FrontendError(f"data segment {number} ({start}..{end}) lies beyond the memory limit of "
-                                f"{window} bytes that the machine addresses")
         if len(memory) < end:
             memory.extend(bytes(end - len(memory)))
         memory[start:end] = segment.data
@@ -273,7 +286,7 @@ def _call_export(code: Code, program: ModuleUnit, environment: Environment, call
         return 0
     for slot in reversed(range(results)):
         code.emit(Op.LOCAL_SET, slot)
-    if program.memory_limit >= RESULT_SCRATCH_ADDRESS + RESULT_BYTES:
+    if program.memory_pages * PAGE_SIZE >= RESULT_SCRATCH_ADDRESS + RESULT_BYTES:  # memory never shrinks
         _output_through_memory(code, results)
         return results + 1
     _output_through_shifts(code, program, environment, results)

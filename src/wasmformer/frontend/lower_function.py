@@ -43,10 +43,11 @@ VARIABLE_OPS: dict[str, OpSpec] = {row.wasm: row for row in _ROWS
                                    if row.immediate in (Immediate.LOCAL, Immediate.GLOBAL)}
 
 # Bulk memory instructions lowered to a call of a helper subroutine (wasm name -> helper export name).
-# Each pops 3 operands; the lowering pushes the memory window as a 4th argument. memory.init calls its
+# Each pops 3 operands; the lowering pushes the memory's current size in bytes as a 4th argument. memory.init calls its
 # segment's own subroutine the same way (frontend/segments.py); data.drop zeroes the segment's length.
 BULK_MEMORY_HELPERS = {"memory.fill": "memory_fill", "memory.copy": "memory_copy"}
 BULK_MEMORY_OPERANDS = 3
+PAGE_BITS = 16  # a wasm page is 2^16 bytes
 
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
     ("table.", "no reference types"), ("elem.drop", "no reference types"),
@@ -64,8 +65,8 @@ def to_i32(value: int) -> int:
 class Environment:
     """What a function body needs from the whole program while it is lowered."""
     module: Module
-    memory_limit: int  # accesses at or beyond this address trap
-    memory_pages: int  # the fixed memory size reported by memory.size
+    memory_limit: int  # the most bytes the memory can grow to: accesses at or beyond this address always trap
+    memory_pages: int  # the initial memory size in pages: the immediate of memory.size and memory.grow
     function_symbol: Callable[[int], Symbol | Instr]  # an Instr for imports (PUTCHAR, GETCHAR, TRAP)
     global_slot: Callable[[int, Callable], int]  # wasm global -> VM global; refuses via the 2nd argument
     op_target: Callable[[Op], Symbol | None]  # None: native; else the helper that replaces the op
@@ -276,7 +277,7 @@ class _FunctionLowering:
             self.values.append(1)
 
     def _always_out_of_bounds(self, offset: int, width: int, operand_words: int) -> bool:
-        """When every address plus this offset is out of the window, the access always traps: emit that."""
+        """When every address plus this offset is past the largest memory, the access always traps: emit that."""
         if offset + width <= self.env.memory_limit:
             return False
         for _ in range(operand_words):
@@ -435,21 +436,27 @@ class _FunctionLowering:
     def _memory_grow(self, instruction: Instruction) -> None:
         self.code.emit(Op.MEMORY_GROW, self.env.memory_pages)
 
-    def _bulk_memory(self, instruction: Instruction) -> None:
-        """memory.fill (d value n) / memory.copy (d s n): push the window, call the helper of that name.
+    def _push_memory_bytes(self) -> None:
+        """The memory's current size in bytes: memory.size (pages) times 2^16."""
+        self.code.emit(Op.MEMORY_SIZE, self.env.memory_pages)
+        self.code.emit(Op.CONST, PAGE_BITS)
+        self.code.emit(Op.SHL)
 
-        The helpers (helpers.wat) check d + n (and s + n) against the window
+    def _bulk_memory(self, instruction: Instruction) -> None:
+        """memory.fill (d value n) / memory.copy (d s n): push the memory's size, call the helper of that name.
+
+        The helpers (helpers.wat) check d + n (and s + n) against that size
         before writing anything and copy like memmove.
         """
-        self.code.emit(Op.CONST, self.env.memory_limit)
+        self._push_memory_bytes()
         self.code.emit(Op.CALL, self.env.helper_symbol(BULK_MEMORY_HELPERS[instruction.name]))
         self._pop(BULK_MEMORY_OPERANDS)
 
     def _memory_init(self, instruction: Instruction) -> None:
-        """memory.init k (d s n): push the window, call segment k's subroutine (frontend/segments.py)."""
+        """memory.init k (d s n): push the memory's size, call segment k's subroutine (frontend/segments.py)."""
         init, _ = self._data_segment(instruction.args[0])
         self.result.segment_inits.add(instruction.args[0])
-        self.code.emit(Op.CONST, self.env.memory_limit)
+        self._push_memory_bytes()
         self.code.emit(Op.CALL, init)
         self._pop(BULK_MEMORY_OPERANDS)
 

@@ -9,9 +9,9 @@ segment's remaining length is a VM global: its length for a passive segment,
 says); data.drop sets it to 0.
 
 ``memory.init k`` with (d, s, n) on the stack: the lowering pushes the
-memory window and calls the segment's subroutine, which traps
+memory's current size and calls the segment's subroutine, which traps
 OUT_OF_BOUNDS_MEMORY, before writing anything, when s + n exceeds the
-remaining length or d + n the window (unsigned, without overflow), and
+remaining length or d + n that size (unsigned, without overflow), and
 otherwise copies n bytes, lowest address first.
 """
 
@@ -32,7 +32,7 @@ def segment_lengths(module: Module) -> list[int]:
 
 
 def segment_init_code(name: str, data: bytes, length_global: int) -> Code:
-    """The subroutine memory.init of one segment calls: (d, s, n, window) ->."""
+    """The subroutine memory.init of one segment calls: (d, s, n, memory bytes) ->."""
     code = Code(name)
     for local in (WINDOW, COUNT, SOURCE, DESTINATION):
         code.emit(Op.LOCAL_SET, local)

@@ -12,9 +12,9 @@ The module we produce is shaped for the machine:
   lowering sees the smallest opcode set (modules built for clang's default CPU,
   with memory.fill / memory.copy and sign extension, run too: extra_flags
   ``-mcpu=generic``);
-* linear memory laid out low and small: the stack first (growing down from
-  ``stack_size`` to 0), data right after it, the heap after the data and ending
-  below ``DEFAULT_MEMORY_LIMIT``.
+* linear memory laid out low: the stack first (growing down from
+  ``stack_size`` to 0), data right after it, the heap after the data, growing
+  the memory (memory.grow) up to ``DEFAULT_MEMORY_LIMIT``.
 
 Compiled modules are cached under ``<cache root>/c/`` (``disk_cache.cache_root``)
 by a hash of the source's bytes and name, the compiler command's flags, the
@@ -42,15 +42,13 @@ from typing import Iterable
 
 from wasmformer.disk_cache import KeyHasher, cache_root, file_digest, write_file_atomically
 from wasmformer.frontend.errors import FrontendError
+from wasmformer.machine.tokens import MAX_MEMORY
 
-# The machine addresses only this many bytes of linear memory. The authoritative
-# constant is DEFAULT_MEMORY_LIMIT in wasmformer.frontend.lower; it is repeated here
-# (not imported) so that compiling C does not depend on the lowering module.
-DEFAULT_MEMORY_LIMIT = 16384
+# The machine addresses at most this many bytes of linear memory.
+DEFAULT_MEMORY_LIMIT = MAX_MEMORY
 
-# Bytes reserved for the C stack at the bottom of memory. Small, because every
-# byte the program touches costs tokens; enough for the examples' recursion.
-DEFAULT_STACK_SIZE = 4096
+# Bytes reserved for the C stack at the bottom of memory (as wasm-ld's default).
+DEFAULT_STACK_SIZE = 65536
 
 # Instruction-set level handed to clang: the 1.0 "MVP" feature set. Newer default
 # CPUs enable bulk-memory (memset -> memory.fill), sign-ext etc.

@@ -1,7 +1,7 @@
 """One module's lowering context: its functions reachable from some roots, lowered in order.
 
 A ``ModuleUnit`` holds what is decided about a module before its functions
-are lowered (the op set the target executes, the memory window, globals,
+are lowered (the op set the target executes, the memory reach, globals,
 the immutable tables); ``lower_reachable`` lowers every defined function reachable from the
 roots. Both the user's program (frontend/lower.py) and the helper library
 (frontend/helpers.py) go through here, each as a unit of its own, so that
@@ -226,7 +226,7 @@ def helper_program(module: Module, memory_limit: int, memory_pages: int,
                    native_ops: frozenset[Op] = BASIC_OPS) -> ModuleUnit:
     """The ModuleUnit for the helper library: trap imports allowed, the machine's native ops.
 
-    The helpers run on the user program's memory, so they get its window
+    The helpers run on the user program's memory, so they get its reach
     (``memory_limit``) and declared size (``memory_pages``), not their own
     module's placeholder memory. An op the machine lacks in helper code becomes
     a call of that op's helper, like in the user's code (the i32 helpers use

@@ -266,6 +266,7 @@ class Evaluator:
         index = self._indexes[id(head)]
         clear = compile_expr(head.clear if head.clear is not None else Expr())
         query, key = compile_expr(head.query), compile_expr(head.key)
+        key_square = compile_expr(head.key_square) if head.key_square is not None else None
         value_rules = [compile_expr(v) for v in head.values]
 
         def attend(values: Values, token: str, t: int) -> tuple[Number, ...]:
@@ -273,7 +274,11 @@ class Evaluator:
             if cleared not in (0, 1):
                 raise EvaluationError(f"{head.describe()}: clear flag is {cleared} at t={t}, not 0 or 1")
             if not cleared:  # the current token is a candidate too
-                index.add(key(values), t, tuple(rule(values) for rule in value_rules))
+                k = key(values)
+                if key_square is not None and key_square(values) != k * k:  # the weights score with it
+                    raise EvaluationError(f"{head.describe()}: its key square is {key_square(values)} at t={t}, "
+                                          f"not the square of its key {k}")
+                index.add(k, t, tuple(rule(values) for rule in value_rules))
             result = index.query(query(values))
             if result is None:
                 raise EvaluationError(

@@ -223,6 +223,7 @@ class Graph:
         *,
         clear: ExprLike | None = None,
         tie: str = LATEST,
+        key_square: ExprLike | None = None,
     ) -> list[Expr]:
         """Fetch ``values`` (one or two) from the token j <= t whose key best matches ``query``.
 
@@ -232,20 +233,27 @@ class Graph:
         promises keys never repeat among candidates (or accepts an average of
         exact ties). Tokens with ``clear`` == 1 are never chosen while any
         uncleared token exists. The current token is a candidate too.
+
+        ``key_square``: k*k as an expression the caller already has (else a
+        product unit makes it). It must equal k*k at every uncleared token;
+        at cleared ones any value within k*k's bounds will do, since the clear
+        penalty outweighs the whole score. Many heads can then share one square.
         """
         where = f"lookup {name!r}"
         if tie not in (LATEST, UNIQUE):
             raise GraphError(f"{where}: tie must be {LATEST!r} or {UNIQUE!r} (use graph.mean for averages)")
         query = self._require_integer(query, where, "its query")
         key = self._require_integer(key, where, "its key")
-        return self._head(name, query, key, values, clear, tie)
+        if key_square is not None:
+            key_square = self._require_integer(key_square, where, "its key square")
+        return self._head(name, query, key, values, clear, tie, key_square)
 
     def mean(self, name: str, values: Sequence[ExprLike], *, clear: ExprLike | None = None) -> list[Expr]:
         """The mean of each value over the uncleared tokens j <= t (approximate: not an exact integer)."""
         zero = Expr()
         return self._head(name, zero, zero, values, clear, AVERAGE)
 
-    def _head(self, name, query, key, values, clear, tie) -> list[Expr]:
+    def _head(self, name, query, key, values, clear, tie, key_square=None) -> list[Expr]:
         where = f"{tie} lookup {name!r}"
         self._claim(name)
         values = [self._own(v, where) for v in values]
@@ -255,7 +263,7 @@ class Graph:
             clear = self._require_flag(clear, where, "its clear flag")
         head = Attention(name, query, key, values, clear, tie, index=len(self.heads))
         if tie != AVERAGE:
-            head.key_square = self._square(f"{name}.key_square", key)
+            head.key_square = key_square if key_square is not None else self._square(f"{name}.key_square", key)
         self.heads.append(head)
         for slot, value in enumerate(values):
             lo, hi = value.bounds()

@@ -28,10 +28,13 @@ class BakedProgram:
         self.opcodes = [spec(instr.op).opcode for instr in program.instrs] or [0]
         arguments = [packed_argument(pc, instr) for pc, instr in enumerate(program.instrs)] or [0]
         self.immediate_bytes = [[(argument >> (8 * k)) & 0xFF for argument in arguments] for k in range(4)]
-        self.memory = list(program.memory[:program.memory_limit]) or [0]
+        # the initial bytes, then 0: a table reads its last value above its end, and memory past the last
+        # data byte (the heap, pages memory.grow adds) starts as zeros
+        self.memory = list(program.memory[:program.memory_limit]) + [0]
         globals_ = [value & 0xFFFFFFFF for value in program.globals] or [0]
         self.global_bytes = [[(value >> (8 * k)) & 0xFF for value in globals_] for k in range(4)]
         self.memory_limit = program.memory_limit
+        self.growable_pages = program.growable_pages
         frame_locals = max_frame_locals(program)
         self.stride, self.call_limit = T.locals_stride(frame_locals), T.call_depth_limit(frame_locals)
         self.entry = program.entry

@@ -11,7 +11,7 @@ next token:
    into one 0/1 flag per op;
 3. operands: the newest stack records keyed by depth, the newest variable
    record keyed by (call depth, index) or global index, the newest memory
-   record keyed by address;
+   record keyed by its offset in one of 64 banks, the memory's current size;
 4. the byte to emit at this phase of the step, formed by the op's datapath
    (one method each: copy, add, sub, compare, narrow, bitwise, shift,
    multiply, divide, bitcount, input, grow, branch), and the next token.
@@ -49,6 +49,9 @@ MAX_EXACT_TOKENS = 1 << 24
 KEY_CENTER = T.KEY_LIMIT // 2
 BYTE_RANGE = 256
 WORD = 1 << 32
+GLOBAL_SLOT, DATA_SLOT = 1, 2  # slot_marker's values (0: any other token)
+BANK = T.MEMORY_BANK_BYTES
+ADDRESS_KILL = 1 << 34  # above any address term (effective addresses are below 2^33): relu(a - it) is 0
 SIGN = 1 << 31
 BITS = 8
 
@@ -134,9 +137,14 @@ class _Builder:
         return self.g.neurons(name, [(1, self.g.one, total)], bounds=(0, 1))
 
     def record_lookup(self, name: str, query: ExprLike, key: ExprLike, values: list[ExprLike],
-                      clear: ExprLike) -> list[Expr]:
-        """The newest record whose key equals the query (keys centred to keep scores exact)."""
-        return self.g.lookup(name, Expr.of(query) - KEY_CENTER, Expr.of(key) - KEY_CENTER, values, clear=clear)
+                      clear: ExprLike, key_square: ExprLike | None = None) -> list[Expr]:
+        """The newest record whose key equals the query (keys centred to keep scores exact). ``key_square``:
+        the key's square where the caller has one to share (Graph.lookup)."""
+        key = Expr.of(key)
+        if key_square is not None:  # (k - c)^2 = k^2 - 2ck + c^2
+            key_square = Expr.of(key_square) - 2 * KEY_CENTER * key + KEY_CENTER ** 2
+        return self.g.lookup(name, Expr.of(query) - KEY_CENTER, key - KEY_CENTER, values, clear=clear,
+                             key_square=key_square)
 
     def table(self, name: str, x: ExprLike, values: list[int]) -> Expr:
         """values[x] for an integer x in [0, len(values)) (values[0] below, values[-1] above): one unit per
@@ -221,8 +229,9 @@ class _Builder:
         self.not_commit = g.token_table("not_commit", {token: 1 for token in vocab if token not in commit_or_start})
         self.not_transfer = g.token_table("not_transfer", {t: 1 for t in vocab if t not in transfer_or_start})
         self.is_trap_token = g.token_table("is_trap_token", {token: 1 for token in T.TRAPS})
-        self.is_global_marker = g.token_table("is_global_marker", {T.GLOBAL: 1})
-        self.is_data_marker = g.token_table("is_data_marker", {T.DATA_RECORD: 1})
+        # the marker of a 5-token prompt slot that is not an instruction: 1 for a global, 2 for a data record
+        self.slot_marker = g.token_table("slot_marker", {T.GLOBAL: GLOBAL_SLOT, T.DATA_RECORD: DATA_SLOT})
+        self.is_all_ones = g.token_table("is_all_ones", {T.byte_token("v", BYTE_MAX): 1})
         self.opcode_here = g.token_table("opcode", {T.opcode_token(op): spec(op).opcode for op in MACHINE_OPS})
         self.opcode_square_here = g.token_table("opcode_square", {T.opcode_token(op): spec(op).opcode ** 2
                                                                   for op in MACHINE_OPS})
@@ -236,22 +245,24 @@ class _Builder:
         self.is_getc_commit = g.token_table("is_getc_commit", {Commit.GETC.value: 1})
 
     def _previous_tokens(self) -> None:
-        """The bytes of the three tokens before this one, and the markers 3 and 4 back."""
+        """The bytes of the three tokens before this one, and the op or marker 4 back."""
         g = self.g
         self.byte_back1, popcount_back1 = g.lookup("back1", g.t - 1, g.t, [self.byte, self.popcount8], tie=UNIQUE)
         self.pair_popcount = self.popcount8 + popcount_back1  # set bits of this byte and the one before
         (self.byte_back2,) = g.lookup("back2", g.t - 2, g.t, [self.byte], tie=UNIQUE)
-        self.byte_back3, data_marker_back3 = g.lookup("back3", g.t - 3, g.t, [self.byte, self.is_data_marker],
-                                                      tie=UNIQUE)
-        opcode_back4, global_marker_back4 = g.lookup("back4", g.t - 4, g.t, [self.opcode_here, self.is_global_marker],
-                                                     tie=UNIQUE)
+        (self.byte_back3,) = g.lookup("back3", g.t - 3, g.t, [self.byte], tie=UNIQUE)
+        opcode_back4, marker_back4 = g.lookup("back4", g.t - 4, g.t, [self.opcode_here, self.slot_marker], tie=UNIQUE)
+        # markers are 0, 1 or 2: [m == 2] = relu(m - 1) and [m == 1] = m - 2 relu(m - 1)
+        data_marker_back4 = g.relu("data_marker_back4", marker_back4 - 1)
+        global_marker_back4 = marker_back4 - 2 * data_marker_back4
         # The 32-bit value of the four bytes ending here (a slot's value at its last byte).
         self.word_here = g.persist("word_here", self.byte_back3 + 256 * self.byte_back2 + 65536 * self.byte_back1
                                    + (1 << 24) * self.byte)
         self.slot_opcode = opcode_back4
         self.ends_global_slot = self.flag_and("ends_global_slot", global_marker_back4, self.is_prompt_byte)
-        self.ends_data_record = self.flag_and("ends_data_record", data_marker_back3, self.is_prompt_byte)
-        self.data_address = self.byte_back2 + 256 * self.byte_back1  # low byte 2 back, high byte 1 back
+        self.ends_data_record = self.flag_and("ends_data_record", data_marker_back4, self.is_prompt_byte)
+        # d A0 A1 A2 V: at the value byte, the address's bytes are 3, 2 and 1 back
+        self.data_address = self.byte_back3 + 256 * self.byte_back2 + 65536 * self.byte_back1
         self.target_here = 256 * self.byte_back2 + self.byte_back1  # at a transfer commit: ph, pl before it
 
     # -- 1. bookkeeping -----------------------------------------------------------------------
@@ -276,7 +287,8 @@ class _Builder:
         target, steps_at = g.lookup("newest_transfer", 1, 1, [self.target_here, self.commits_through],
                                     clear=self.not_transfer)
         self.pc = self.clamp("pc", target + self.commits_through - steps_at, 0, T.MAX_PC)
-        self.memory_limit, self.stride, self.call_limit, self.input_start = self.view.parameters()
+        self.memory_limit, self.growable_pages, self.stride, self.call_limit, self.input_start = \
+            self.view.parameters()
 
     # -- 2. fetch and decode ---------------------------------------------------------------------
     def _fetch(self) -> None:
@@ -355,9 +367,10 @@ class _Builder:
         address = (self.top.value + self.gate("address.store", is_store, self.second.value - self.top.value)
                    + self.gate("address.store64", stores_i64, self.third.value - self.top.value))
         self.effective_address = address + self.immediate
+        memory_bytes = self._memory_size()
         memory_width = self.by_row(lambda row: row.width, immediate=Immediate.OFFSET)
         memory_op = self.flag_where(immediate=Immediate.OFFSET)
-        beyond = g.step("beyond_memory", self.effective_address + memory_width - self.memory_limit - 1)
+        beyond = g.step("beyond_memory", self.effective_address + memory_width - memory_bytes - 1)
         self.out_of_bounds = self.flag_and("out_of_bounds", beyond, memory_op)
         # loads and sign extensions read byte min(phase, width - 1): above the width, the top byte gives the sign
         self.narrow_width = self.by_row(lambda row: row.width, datapath=Datapath.NARROW)
@@ -366,15 +379,82 @@ class _Builder:
         second_half = self.during_high_word("load_low_word_now", high_first)
         self.byte_index = self.phase + VALUE_BYTES * high_first - 2 * VALUE_BYTES * second_half
         self.narrow_index = self.byte_index - g.relu("past_width", self.byte_index - self.narrow_width + 1)
-        self.memory_query = self.clamp("memory_query", self.effective_address + self.narrow_index, -1,
-                                       T.MAX_MEMORY)
-        self.memory_key = g.placeholder("memory_key", -1, T.MAX_MEMORY)
-        self.holds_memory = g.placeholder("holds_memory", 0, 1)
-        stored, stored_key = self.record_lookup("memory", self.memory_query, self.memory_key,
-                                                [self.byte, self.memory_key],
-                                                clear=self.cleared("memory.cleared", self.holds_memory))
-        memory_found = g.equals("memory_found", stored_key - self.memory_query, 0)
-        self.loaded_byte = self.view.loaded_byte(stored, memory_found)
+        self._memory_banks()
+
+    def _memory_size(self) -> Expr:
+        """The memory's size in bytes now: the initial bytes plus the pages memory.grow has added so far.
+
+        A *grow record* is the first result byte of a memory.grow that
+        succeeded (the old size in pages: never 0xff); it holds the pages
+        grown after it, old size - initial size (the immediate) + delta. The
+        newest one is found by a lookup (the sentinel <s> holds 0).
+        """
+        g = self.g
+        grows = self.flag_and("grow_record", self.op_flag(Op.MEMORY_GROW), self.phase_is[1], 1 - self.is_all_ones)
+        grown_here = self.gate("grown_here", grows, self.byte - self.immediate + self.top.value)
+        (grown,) = g.lookup("memory_grown", 1, 1, [grown_here],
+                            clear=self.cleared("grown.cleared", grows + self.is_start))
+        self.grown_pages = self.clamp("grown_pages", grown, 0, T.MAX_PAGES)
+        return self.memory_limit + T.WASM_PAGE * self.grown_pages
+
+    def _memory_banks(self) -> None:
+        """The byte a load reads: the newest memory record at its address, one lookup per bank of BANK bytes.
+
+        ``address_here`` is a memory record's address at a record token (an
+        ``m.XX`` byte, a prompt data record's value byte), the byte a load
+        reads at a load's tokens, else -1. Bank b's lookup keys its own
+        records by their offset in the bank and clears every other token; its
+        query is the offset for an address in bank b, else -1, the key of the
+        sentinel <s> (its value 0). Each record carries its byte and address
+        as one value, byte + 256 (address + 1), so the banks' answers are
+        summed and the sum says whether the record found has the address
+        asked for (docs/machine.md, "Memory banks").
+        """
+        g = self.g
+        # 1 at a record, 2 at <s>: with the bank flag, 2 means live (one feature: each bank's clear unit reads it)
+        record_weight = g.persist("memory.record_weight", self.is_stored_byte + self.ends_data_record + 2 * self.is_start)
+        stored_address = self.effective_address + self.phase - 1  # the m token at phase p holds byte p - 1
+        is_load = self.is_any("is_load", immediate=Immediate.OFFSET, record=Record.STACK)
+        # Each address is capped at MAX_MEMORY within its units (relu(a) - relu(a - MAX_MEMORY)): past the memory
+        # a load traps before its byte is used. At <s> every term is 0 (its flags, read from prompt positions
+        # that do not exist yet, could be anything): the sentinel's address is -1 in every bank, and every
+        # key and clear flag stays an exact integer even from a malformed prompt.
+        at_start = ADDRESS_KILL * self.is_start
+        load_address = self.effective_address + self.narrow_index + 1
+        capped = [(self.is_stored_byte, stored_address + 1), (self.ends_data_record, self.data_address + 1),
+                  (is_load, load_address)]
+        self.address_here = g.neurons("memory_address", [term for flag, address in capped for term in (
+            (1, flag, address - at_start), (-1, flag, address - T.MAX_MEMORY - at_start))],
+            bounds=(0, T.MAX_MEMORY)) - 1
+        # [address >= b * BANK] for every bank b: the bank is one of them minus the next; the offset follows
+        at_least = [g.step(f"memory.bank_at_least{b}", self.address_here - b * BANK) for b in range(T.MEMORY_BANKS)]
+        at_least.append(Expr())
+        # one feature, so that each bank's units read one slot rather than every bank's step
+        offset = g.neurons("memory.offset", [(1, self.address_here - BANK * sum(at_least[1:], Expr()), g.one)],
+                           bounds=(-1, BANK - 1))
+        # offset^2 shared by every bank's key square: right wherever a key is live (a record in its bank, <s>)
+        offset_square = g.neurons("memory.offset_square", [(1, offset + 1, offset + 1)],
+                                  bounds=(0, BANK * BANK)) - 2 * (offset + 1) + 1
+        record_value = self.byte + BYTE_RANGE * (self.address_here + 1)
+        total = Expr()
+        for bank in range(T.MEMORY_BANKS):
+            in_bank = at_least[bank] - at_least[bank + 1]
+            key = g.neurons(f"memory.bank{bank}.key", [(1, offset + 1, in_bank)], bounds=(0, BANK)) - 1
+            # live: a record in this bank, or <s> (whose address is -1: in no bank); cleared: every other token
+            live = record_weight + in_bank  # 2 when live, else 0 or 1
+            # [live < 2] = relu(2 - live) - relu(1 - live): two units whose only varying input is the gate (a
+            # shape the engines run fastest), and 0 or 1 for any integer live (a malformed prompt included)
+            cleared = g.neurons(f"memory.bank{bank}.cleared", [(1, g.one, 2 - live), (-1, g.one, 1 - live)],
+                                bounds=(0, 1))
+            (found,) = self.record_lookup(f"memory.bank{bank}", key, key, [record_value], clear=cleared,
+                                          key_square=offset_square)
+            total = total + found
+        # the sum minus what a record at this address would carry above its byte: the byte, if that is what
+        # the banks found (one feature: the 64 answers are read once)
+        byte_found = g.persist("memory.byte_found", total - BYTE_RANGE * (self.address_here + 1))
+        found = (g.step("memory_found_above", byte_found) + g.step("memory_found_below", BYTE_MAX - byte_found)
+                 - 1)  # 1 when the byte is in [0, 255], else 0: a relu's argument in loaded_byte
+        self.loaded_byte = self.view.loaded_byte(byte_found, found)
 
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
@@ -412,12 +492,6 @@ class _Builder:
                                            -1, T.MAX_CALL_DEPTH + 1))
         g.define(self.holds_call, self.either("holds_call_here", call_record, self.is_run, self.is_start))
 
-        stored_address = self.effective_address + self.phase - 1  # the m token at phase p holds byte p - 1
-        memory_key = (self.gate("stored_key", self.is_stored_byte, stored_address + 1)
-                      + self.gate("data_key", self.ends_data_record, self.data_address + 1) - 1)
-        g.define(self.memory_key, self.clamp("memory_key_here", memory_key, -1, T.MAX_MEMORY))
-        g.define(self.holds_memory, self.either("holds_memory_here", self.is_stored_byte, self.ends_data_record,
-                                                self.is_start))
 
     # -- 4. the next token ------------------------------------------------------------------------------
     def _emit(self) -> None:
@@ -426,7 +500,6 @@ class _Builder:
         self.top_is_zero = g.equals("top_is_zero", self.top.value, 0)
         self.taken = (self.gate("taken_if_zero", self.is_op[Op.JUMP_IF_ZERO], self.top_is_zero)
                       + self.gate("taken_if_nonzero", self.is_op[Op.JUMP_IF_NONZERO], 1 - self.top_is_zero))
-        self.grows = g.equals("grow_by_zero", self.top.value, 0)
         self.top_bytes, self.second_bytes = self.top.position - 3, self.second.position - 3
         self._operand_positions()
 
@@ -557,10 +630,17 @@ class _Builder:
         return self.gate("out.getchar", 1 - at_end, first) + 255 * at_end
 
     def _grow(self, uses: Expr) -> Expr:
-        """memory.grow: the size in pages (the immediate) for a zero delta, else -1 (the memory never grows)."""
-        grow_ok = self.gate("grow_ok", uses, self.grows)
-        self.view.note_immediate_copy(grow_ok)
-        return self.gate("out.grow", grow_ok, self.source_byte) + 255 * self.gate("grow_fails", uses, 1 - self.grows)
+        """memory.size and memory.grow: the size in pages before growing (the immediate, the initial size,
+        plus the pages grown), or -1 when the delta does not fit in the pages the memory may still grow."""
+        g = self.g
+        delta = self.gate("grow.delta", self.op_flag(Op.MEMORY_GROW), self.top.value)  # memory.size pops nothing
+        fits = g.step("grow.fits", self.growable_pages - self.grown_pages - delta)
+        first_byte = g.select("grow.first_byte", fits, self.immediate + self.grown_pages, BYTE_MAX)
+        # bytes 1-3: 0xff after a first byte 0xff (the size in pages is below 0xff), else 0
+        later_bytes = BYTE_MAX * self.is_all_ones
+        at_first = self.flag_and("grow_first", uses, self.first_phase)
+        return self.gate("out.grow_first", at_first, first_byte) + self.gate("out.grow_later", uses - at_first,
+                                                                             later_bytes)
 
     def _bitwise(self, uses: Expr) -> Expr:
         """and / or / xor: byte ``phase`` of second OP top, bit by bit."""
@@ -874,8 +954,9 @@ class ProgramView:
     def __init__(self, builder: _Builder):
         self.b = builder
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
-        """(memory limit, frame stride, call-depth limit, position of the first input byte)."""
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
+        """(initial memory bytes, pages memory.grow may add, frame stride, call-depth limit, position of the
+        first input byte)."""
         raise NotImplementedError
 
     def fetch(self) -> tuple[Expr, Expr, Expr]:
@@ -890,15 +971,13 @@ class ProgramView:
         """Told whether a global read found a record (a specialised machine reads the initial value if not)."""
 
     def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
-        """The byte a load reads, given the newest stored byte at the address and whether there is one."""
+        """The byte a load reads, given the newest stored byte at the address (meaningful only where
+        ``found``) and whether there is one (``found`` is 1 or at most 0: use it as a relu's argument)."""
         raise NotImplementedError
 
     def source_positions(self) -> dict[Source, Expr]:
         """Positions of the program's own sources (immediate, target, return pc) in the sequence, if any."""
         return {}
-
-    def note_immediate_copy(self, flag: Expr) -> None:
-        """Told of a datapath that copies the immediate under a condition of its own (memory.grow)."""
 
     def direct_bytes(self) -> Expr:
         """Output-byte terms computed from the program itself rather than read from a position."""
@@ -908,7 +987,7 @@ class ProgramView:
 class PromptProgram(ProgramView):
     """The universal machine: the program is in the prompt and every part of it is read by position."""
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
         b, g = self.b, self.b.g
 
         def header(marker: str, hi: int) -> Expr:
@@ -916,7 +995,8 @@ class PromptProgram(ProgramView):
                                 [b.word_here], tie=UNIQUE)
             return b.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
 
-        limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.FRAME, T.KEY_LIMIT), header(T.CALLS, T.MAX_CALL_DEPTH))
+        limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.GROW, T.MAX_PAGES), header(T.FRAME, T.KEY_LIMIT),
+                  header(T.CALLS, T.MAX_CALL_DEPTH))
         self.code_base = header(T.CODE, MAX_EXACT_TOKENS)
         return (*limits, header(T.INPUT, MAX_EXACT_TOKENS))
 
@@ -936,7 +1016,8 @@ class PromptProgram(ProgramView):
         return frame_start
 
     def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
-        return self.b.g.product("loaded_byte", stored, found)  # never stored: the data records hold the rest
+        # never stored: 0 (the data records hold the initial bytes that are not)
+        return self.b.g.neurons("loaded_byte", [(1, stored, found)], bounds=(0, BYTE_MAX))
 
     def source_positions(self) -> dict[Source, Expr]:
         slot_bytes, phase = self.slot_position + 1, self.b.phase
@@ -951,12 +1032,11 @@ class BakedTables(ProgramView):
     def __init__(self, builder: _Builder, baked: BakedProgram):
         super().__init__(builder)
         self.baked = baked
-        self.immediate_copies = Expr()
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
         baked = self.baked  # constants of the weights
-        return (Expr.of(baked.memory_limit), Expr.of(baked.stride), Expr.of(baked.call_limit),
-                Expr.of(SPECIALISED_INPUT_START))
+        return (Expr.of(baked.memory_limit), Expr.of(baked.growable_pages), Expr.of(baked.stride),
+                Expr.of(baked.call_limit), Expr.of(SPECIALISED_INPUT_START))
 
     def fetch(self) -> tuple[Expr, Expr, Expr]:
         b = self.b
@@ -979,16 +1059,13 @@ class BakedTables(ProgramView):
 
     def loaded_byte(self, stored: Expr, found: Expr) -> Expr:
         b = self.b  # never stored: the initial memory, baked
-        initial = b.table("initial_memory", b.memory_query, self.baked.memory)
-        return b.g.select("loaded_byte", found, stored, initial)
-
-    def note_immediate_copy(self, flag: Expr) -> None:
-        self.immediate_copies = self.immediate_copies + flag
+        initial = b.table("initial_memory", b.address_here, self.baked.memory)
+        return b.g.neurons("loaded_byte", [(1, stored - initial, found), (1, initial, b.g.one)], bounds=(0, BYTE_MAX))
 
     def direct_bytes(self) -> Expr:
         """The immediate, target and return bytes from the instruction tables, and a global's initial value."""
         b, g, phase, immediate = self.b, self.b.g, self.b.phase, self.immediate_bytes
-        copies_immediate = b.flag_where(datapath=Datapath.COPY, source=Source.IMMEDIATE) + self.immediate_copies
+        copies_immediate = b.flag_where(datapath=Datapath.COPY, source=Source.IMMEDIATE)
         immediate_here = switch(g, "baked.immediate", phase, dict(enumerate(immediate)))
         target_here = switch(g, "baked.target", phase, {0: immediate[1], 1: immediate[0]})
         return_here = switch(g, "baked.return", phase, {0: self.return_bytes[0], 1: self.return_bytes[1]})

@@ -11,7 +11,7 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
 from wasmformer.vm.errors import ProgramError
 from wasmformer.vm.ops import Immediate, spec
-from wasmformer.vm.program import Instr, Op, VMProgram
+from wasmformer.vm.program import WASM_PAGE, Instr, Op, VMProgram
 
 MAX_INPUT_BYTES = 1 << 16
 RETURN_PC_SHIFT = 16  # a call's immediate carries its return pc in its two high bytes
@@ -43,8 +43,11 @@ def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
     if len(program.globals) > T.MAX_GLOBALS:
         raise ProgramError(f"the program has {len(program.globals)} globals; at most {T.MAX_GLOBALS} are supported")
     if program.memory_limit > T.MAX_MEMORY:
-        raise ProgramError(f"the program addresses {program.memory_limit} bytes of memory; "
-                            f"at most {T.MAX_MEMORY} are supported")
+        raise ProgramError(f"the program starts with {program.memory_limit:,} bytes of memory; the machine "
+                            f"addresses at most {T.MAX_MEMORY:,} ({T.MAX_PAGES} pages of {WASM_PAGE:,} bytes)")
+    if program.memory_limit + program.growable_pages * WASM_PAGE > T.MAX_MEMORY or program.growable_pages < 0:
+        raise ProgramError(f"memory.grow may add {program.growable_pages} pages to {program.memory_limit:,} bytes; "
+                            f"the machine addresses at most {T.MAX_MEMORY:,} bytes")
     check_input(input_bytes)
     if T.call_depth_limit(max_frame_locals(program)) < 1:
         raise ProgramError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
@@ -74,12 +77,13 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     data: list[str] = []
     for address, value in enumerate(program.memory[:program.memory_limit]):
         if value:
-            data += [T.DATA_RECORD] + [T.byte_token("i", b) for b in (*_bytes(address, 2), value)]
+            data += [T.DATA_RECORD] + [T.byte_token("i", b) for b in (*_bytes(address, T.DATA_ADDRESS_BYTES), value)]
     input_start = code_base + len(code) + 1 + len(data) + 1
     header = [T.START]
     header += slot_tokens(T.ZERO, 0)
     header += slot_tokens(T.ONES, 0xFFFFFFFF)
     header += slot_tokens(T.MEMORY, program.memory_limit)
+    header += slot_tokens(T.GROW, program.growable_pages)
     header += slot_tokens(T.FRAME, stride)
     header += slot_tokens(T.CALLS, T.call_depth_limit(frame_locals))
     header += slot_tokens(T.CODE, code_base)
@@ -91,3 +95,74 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     assert len(prompt) == input_start
     prompt += [T.byte_token("i", b) for b in input_bytes]
     return prompt + [T.byte_token("ph", entry_high), T.byte_token("pl", entry_low), T.RUN]
+
+
+def layout_error(tokens: list[str]) -> str | None:
+    """Why ``tokens`` is not a well-formed universal prompt (the layout encode_prompt writes), or None.
+
+    The machine finds every field by position, so a prompt whose slots are
+    shifted or whose header disagrees with its own layout would run nonsense;
+    it is refused instead, naming the first token that is out of place.
+    """
+    reader = _LayoutReader(tokens)
+    try:
+        reader.read()
+    except _LayoutMismatch as mismatch:
+        return str(mismatch)
+    return None
+
+
+class _LayoutMismatch(Exception):
+    pass
+
+
+class _LayoutReader:
+    """Walks a universal prompt token by token, as docs/token-language.md lays it out."""
+
+    def __init__(self, tokens: list[str]):
+        self.tokens, self.position = tokens, 0
+
+    def expect(self, what: str, accepts) -> str:
+        token = self.tokens[self.position] if self.position < len(self.tokens) else None
+        if token is None or not accepts(token):
+            found = "the end of the prompt" if token is None else repr(token)
+            raise _LayoutMismatch(f"token {self.position} is {found}, expected {what}")
+        self.position += 1
+        return token
+
+    def byte(self, family: str = "i") -> int:
+        prefix = family + "."
+        token = self.expect(f"a {family}.XX byte", lambda t: t.startswith(prefix) and len(t) == len(prefix) + 2)
+        return int(token[len(prefix):], 16)
+
+    def slot(self, marker: str, accepts=None) -> tuple[str, int]:
+        name = self.expect(repr(marker), accepts or (lambda t: t == marker))
+        return name, int.from_bytes(bytes(self.byte() for _ in range(4)), "little")
+
+    def read(self) -> None:
+        self.expect(repr(T.START), lambda t: t == T.START)
+        header = {marker: self.slot(marker)[1] for marker in T.HEADER_SLOTS}
+        while self.position < len(self.tokens) and self.tokens[self.position] == T.GLOBAL:
+            self.slot(T.GLOBAL)
+        self.agrees(T.CODE, header[T.CODE])
+        while self.position < len(self.tokens) and self.tokens[self.position].startswith("op."):
+            self.slot("an op token", lambda t: t.startswith("op."))
+        self.expect(repr(T.DATA), lambda t: t == T.DATA)
+        while self.position < len(self.tokens) and self.tokens[self.position] == T.DATA_RECORD:
+            self.position += 1
+            for _ in range(T.DATA_ADDRESS_BYTES + 1):
+                self.byte()
+        self.expect(repr(T.INPUT_BYTES), lambda t: t == T.INPUT_BYTES)
+        self.agrees(T.INPUT, header[T.INPUT])
+        while self.position < len(self.tokens) and self.tokens[self.position].startswith("i."):
+            self.byte()
+        self.byte("ph"), self.byte("pl")
+        self.expect(repr(T.RUN), lambda t: t == T.RUN)
+        if self.position != len(self.tokens):
+            raise _LayoutMismatch(f"token {self.position} is {self.tokens[self.position]!r} after {T.RUN!r}, "
+                                  f"which ends the prompt")
+
+    def agrees(self, marker: str, value: int) -> None:
+        if value != self.position:
+            raise _LayoutMismatch(f"the header's {marker} slot says {value}, but that part starts at token "
+                                  f"{self.position}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from wasmformer.engines.base import EngineError
 from wasmformer.machine import tokens as T
+from wasmformer.machine.prompt import layout_error
 from wasmformer.model import BUILT_FOR_KEY, Model
 
 UNIVERSAL, SPECIALISED = "universal", "specialised"
@@ -91,6 +92,9 @@ def check_prompt(model_for: dict | None, tokens: list[str], header: dict | None,
                  else f"it has {len(tokens)} tokens")
         raise PromptMismatchError(f"{origin}: not a {kind} prompt ({found}, expected {KIND_MARKER[kind]!r}), "
                                   f"but {model_says}")
+    problem = layout_error(tokens) if kind == UNIVERSAL else None
+    if problem is not None:
+        raise PromptMismatchError(f"{origin}: not a well-formed universal prompt: {problem}")
 
 
 def _model_phrase(model_for: dict, model_name: str) -> str:

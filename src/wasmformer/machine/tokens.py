@@ -8,21 +8,21 @@ next token with one linear expression (base + byte) instead of a table.
 from __future__ import annotations
 
 from wasmformer.vm.ops import COMMIT_STACK_DELTA, OP_TABLE, Commit
-from wasmformer.vm.program import Op, TrapReason
+from wasmformer.vm.program import WASM_PAGE, Op, TrapReason
 
 # The name of the universal machine's graph (config.json's "graph" of the model built from it).
 UNIVERSAL_GRAPH_NAME = "wasm-machine"
 
 # -- markers and fixed prompt positions -------------------------------------------------------
-START, ZERO, ONES, MEMORY, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<frame>"
+START, ZERO, ONES, MEMORY, GROW, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<grow>", "<frame>"
 CALLS, CODE, INPUT = "<calls>", "<code>", "<input>"
 GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN = "g", "<data>", "d", "<input_bytes>", "<run>"
 HALT = "halt"
-MARKERS = (START, ZERO, ONES, MEMORY, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
+MARKERS = (START, ZERO, ONES, MEMORY, GROW, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
 
 SLOT = 5  # a marker or op token, then four value bytes
 # The header: <s>, then one slot per parameter. A slot's value is read at its last byte.
-HEADER_SLOTS = (ZERO, ONES, MEMORY, FRAME, CALLS, CODE, INPUT)
+HEADER_SLOTS = (ZERO, ONES, MEMORY, GROW, FRAME, CALLS, CODE, INPUT)
 ZERO_FIRST_BYTE = 2  # positions 2..5 hold four zero bytes
 ONES_FIRST_BYTE = 7  # positions 7..10 hold four 0xff bytes (the fill of a negative number)
 
@@ -44,8 +44,14 @@ MAX_GLOBALS = 256
 LOCAL_KEY_BASE = global_key(MAX_GLOBALS)  # locals' keys start above every global's
 
 # -- limits that keep every lookup key small (the precision budget, docs/token-language.md) ---
-KEY_LIMIT = 1 << 14  # stack slots, variable keys and memory addresses stay below this
-MAX_MEMORY = KEY_LIMIT  # addressable bytes of linear memory
+KEY_LIMIT = 1 << 14  # stack slots, variable keys and offsets within a memory bank stay below this
+# Linear memory is split into banks of KEY_LIMIT bytes, one latest-record lookup each (docs/machine.md:
+# a single lookup over every address would need keys beyond the precision budget).
+MEMORY_BANK_BYTES = KEY_LIMIT
+MEMORY_BANKS = 64
+MAX_MEMORY = MEMORY_BANKS * MEMORY_BANK_BYTES  # addressable bytes of linear memory: 1 MiB
+MAX_PAGES = MAX_MEMORY // WASM_PAGE  # 16 pages of 64 KiB
+DATA_ADDRESS_BYTES = 3  # a prompt data record's address: enough for MAX_MEMORY
 STACK_LIMIT = KEY_LIMIT - 1  # deepest operand stack (slot indices 1..STACK_LIMIT)
 # The deepest call nesting: the locals of a frame of one word at this depth still have keys below KEY_LIMIT
 # (call_depth_limit gives the limit for larger frames). The reference VM applies the same limits.

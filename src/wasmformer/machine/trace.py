@@ -26,7 +26,7 @@ from wasmformer.machine.prompt import check_program, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
 from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, apply, quotient_magnitude,
                                value_to_words, words_to_values)
-from wasmformer.vm.program import Op, TrapReason, VMProgram
+from wasmformer.vm.program import WASM_PAGE, Op, TrapReason, VMProgram, grown_pages
 
 # Token strings, built once: one table per byte family.
 V, VC, M, O, PH, PL, Q = ([T.byte_token(family, b) for b in range(256)]
@@ -232,9 +232,9 @@ def _pure(row: OpSpec) -> OpFunction:
 
 
 def _effective_address(machine: TraceMachine, offset: int, width: int) -> int:
-    """Pop the address; trap when any of the ``width`` bytes at address + offset is past memory_limit."""
+    """Pop the address; trap when any of the ``width`` bytes at address + offset is past the memory's end."""
     address = machine.pop() + offset
-    if address + width > machine.program.memory_limit:
+    if address + width > len(machine.memory):
         raise Trap(TrapReason.OUT_OF_BOUNDS_MEMORY)
     return address
 
@@ -267,8 +267,13 @@ def _store(row: OpSpec) -> OpFunction:
 
 
 def _memory_grow(machine: TraceMachine, arg: int) -> list[str]:
+    """The size before (the immediate is the initial size in pages), or -1 past the growable pages."""
     delta = machine.pop()
-    result = arg & MASK32 if delta == 0 else MASK32  # the memory never grows: -1 for any nonzero delta
+    grown = grown_pages(machine.program, machine.memory)
+    result = MASK32
+    if grown + delta <= machine.program.growable_pages:
+        result = arg + grown
+        machine.memory.extend(bytes(delta * WASM_PAGE))
     machine.stack.append(result)
     return value_tokens(result) + ["c.keep"]
 
@@ -354,7 +359,7 @@ _STATEFUL: dict[Op, OpFunction] = {
     Op.CONST: _push_op(lambda machine, arg: arg),
     Op.LOCAL_GET: _push_op(lambda machine, arg: machine.local(arg)),
     Op.GLOBAL_GET: _push_op(lambda machine, arg: machine.globals[arg]),
-    Op.MEMORY_SIZE: _push_op(lambda machine, arg: arg),  # the immediate: the declared size in pages
+    Op.MEMORY_SIZE: _push_op(lambda machine, arg: arg + grown_pages(machine.program, machine.memory)),
     Op.GETCHAR: _getchar,
     Op.MEMORY_GROW: _memory_grow,
     Op.LOCAL_SET: _local_set,

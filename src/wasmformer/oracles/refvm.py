@@ -20,7 +20,7 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import check_input, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
 from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed, value_to_words, words_to_values
-from wasmformer.vm.program import Op, TrapReason, VMProgram
+from wasmformer.vm.program import WASM_PAGE, Op, TrapReason, VMProgram, grown_pages
 
 # Deepest call nesting and operand stack: the machine keys locals by call depth
 # and stack slots by index, and bounded keys keep its lookups exact; runaway
@@ -128,7 +128,7 @@ def _pure(row: OpSpec):
 
 def _effective_address(state: _State, offset: int, width: int) -> int:
     address = state.pop() + offset
-    if address + width > state.program.memory_limit:
+    if address + width > len(state.memory):  # the memory as grown so far
         raise Trap(TrapReason.OUT_OF_BOUNDS_MEMORY, address)
     return address
 
@@ -155,13 +155,15 @@ def _store(row: OpSpec):
 
 
 def _memory_size(state: _State, arg: int) -> None:
-    state.push(arg)  # the immediate is the memory's size in pages (it never grows)
+    state.push(arg + grown_pages(state.program, state.memory))  # the immediate: the initial size in pages
 
 
 def _memory_grow(state: _State, arg: int) -> None:
     delta = state.pop()
-    if delta == 0:
-        state.push(arg)
+    grown = grown_pages(state.program, state.memory)
+    if grown + delta <= state.program.growable_pages:
+        state.push(arg + grown)
+        state.memory.extend(bytes(delta * WASM_PAGE))
     else:
         state.failed_grows += 1
         state.push(FAILED_GROW)

@@ -103,7 +103,7 @@ class Datapath(enum.Enum):
     BITWISE = "bitwise"  # through the bits of two bytes
     SHIFT = "shift"  # through the bits of a two-byte window of the shifted value
     INPUT = "input"  # the next input byte, or -1 at the end of the input
-    GROW = "grow"  # memory.grow: the size for a zero delta, else -1
+    GROW = "grow"  # memory.size / memory.grow: the size in pages (before growing), or -1 when it cannot grow
     MULTIPLY = "multiply"  # a byte of second * top: column products and carries, reduced mod 256
     DIVIDE = "divide"  # quotient bytes found most significant first (scratch q.XX), then the result bytes
     BITCOUNT = "bitcount"  # clz / ctz / popcnt: a count in byte 0, from per-byte counts of the top
@@ -357,10 +357,8 @@ OP_TABLE: tuple[OpSpec, ...] = (
     _store(Op.STORE8, 38, "i32.store8", 1),
     _store(Op.STORE16, 39, "i32.store16", 2),
     _store(Op.STORE, 40, "i32.store", 4),
-    OpSpec(Op.MEMORY_SIZE, 41, None, Immediate.PAGES, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY,
-           Source.IMMEDIATE),
-    OpSpec(Op.MEMORY_GROW, 42, None, Immediate.PAGES, 1, 1, Commit.KEEP, _V, _STACK, Datapath.GROW,
-           Source.IMMEDIATE),
+    OpSpec(Op.MEMORY_SIZE, 41, None, Immediate.PAGES, 0, 1, Commit.PUSH, _V, _STACK, Datapath.GROW),
+    OpSpec(Op.MEMORY_GROW, 42, None, Immediate.PAGES, 1, 1, Commit.KEEP, _V, _STACK, Datapath.GROW),
     # variables
     OpSpec(Op.LOCAL_GET, 43, "local.get", Immediate.LOCAL, 0, 1, Commit.PUSH, _V, _STACK, Datapath.COPY,
            Source.VARIABLE),

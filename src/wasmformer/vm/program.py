@@ -165,13 +165,17 @@ _SHOWS_ARG = {Op.CONST, Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_GET,
               Op.JUMP, Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO, Op.CALL, Op.TRAP}
 
 
+WASM_PAGE = 65536  # bytes in a WebAssembly memory page: memory.size and memory.grow count these
+
+
 @dataclass
 class VMProgram:
     """A whole program ready for the machine.
 
     ``memory`` is the initial content of linear memory from address 0 (data
     segments applied, zeros elsewhere); ``memory_limit`` is the number of
-    addressable bytes. Execution starts at pc ``entry`` with an empty stack and
+    addressable bytes at the start; ``memory.grow`` may add up to
+    ``growable_pages`` pages of WASM_PAGE bytes above it. Execution starts at pc ``entry`` with an empty stack and
     a frame of ``entry_locals`` zeroed locals.
     """
 
@@ -182,6 +186,7 @@ class VMProgram:
     memory: bytes
     memory_limit: int
     name: str = "program"
+    growable_pages: int = 0
     # pc -> (function name, index of the wasm instruction it came from), for messages
     origins: dict[int, tuple[str, int]] = field(default_factory=dict)
     # what lowering added: {"rewritten_ops": {...}, "helper_instructions": n, ...}
@@ -193,6 +198,11 @@ class VMProgram:
         function, position = self.origins.get(pc, ("?", -1))
         name = self.stats.get("unsupported", {}).get(origin_key(function, position), "an unsupported instruction")
         return f"{name} in function {function} (instruction {position})"
+
+
+def grown_pages(program: VMProgram, memory: bytearray) -> int:
+    """How many pages memory.grow has added to a program's memory (for the reference VMs)."""
+    return (len(memory) - program.memory_limit) // WASM_PAGE
 
 
 def origin_key(function: str, position: int) -> str:

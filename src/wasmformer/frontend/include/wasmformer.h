@@ -13,9 +13,9 @@
  * Rules the code below keeps, and that programs should keep too:
  *   - 32-bit integers only: no long long, float or double (the machine has no
  *     i64 or floating-point instructions). `long` is 32 bits on wasm32.
- *   - memory is small: the machine addresses only the first
- *     WASMFORMER_MEMORY_LIMIT bytes. The stack sits at the bottom, static data
- *     after it, and the heap (malloc) after the data, ending below the limit.
+ *   - memory is at most WASMFORMER_MEMORY_LIMIT bytes (1 MiB). The stack sits
+ *     at the bottom, static data after it, and the heap (malloc) after the
+ *     data, growing the memory with memory.grow as it needs, up to the limit.
  *   - the program is one C file; this header defines functions with external
  *     linkage (memset, memcpy, ...) because the compiler may emit calls to them.
  */
@@ -28,9 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes of linear memory the machine can address (DEFAULT_MEMORY_LIMIT in
- * wasmformer.frontend.lower). The heap never grows past it. */
-#define WASMFORMER_MEMORY_LIMIT 16384
+/* Bytes of linear memory the machine can address (MAX_MEMORY in
+ * wasmformer.machine.tokens). The heap never grows past it. */
+#define WASMFORMER_MEMORY_LIMIT 1048576u
+/* A WebAssembly page: memory.size and memory.grow count these. */
+#define WASMFORMER_PAGE 65536u
 
 #define EOF (-1)
 
@@ -346,14 +348,23 @@ extern unsigned char __heap_base;
 /* Address of the next free heap byte; 0 until the first malloc. */
 static uintptr_t wasmformer_heap_next;
 
-/* Bump allocator: hands out blocks upward from __heap_base and returns NULL
- * once a block would cross WASMFORMER_MEMORY_LIMIT. free() releases nothing. */
+/* Bump allocator: hands out blocks upward from __heap_base, growing the memory
+ * when a block ends past it, and returns NULL once a block would cross
+ * WASMFORMER_MEMORY_LIMIT or memory.grow fails. free() releases nothing, so
+ * every block is memory never handed out before: still zero. */
 static void *malloc(size_t size) {
     uintptr_t start = wasmformer_heap_next ? wasmformer_heap_next : (uintptr_t)&__heap_base;
     start = (start + WASMFORMER_HEAP_ALIGN - 1) & ~(uintptr_t)(WASMFORMER_HEAP_ALIGN - 1);
     if (start > WASMFORMER_MEMORY_LIMIT || size > WASMFORMER_MEMORY_LIMIT - start)
         return NULL;
-    wasmformer_heap_next = start + size;
+    uintptr_t end = start + size;
+    uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * WASMFORMER_PAGE;
+    if (end > have) {
+        uintptr_t pages = (end - have + WASMFORMER_PAGE - 1) / WASMFORMER_PAGE;
+        if (__builtin_wasm_memory_grow(0, pages) == (size_t)-1)
+            return NULL;
+    }
+    wasmformer_heap_next = end;
     return (void *)start;
 }
 
@@ -362,13 +373,9 @@ static void free(void *block) {
 }
 
 static void *calloc(size_t count, size_t size) {
-    /* Both factors below the limit keep the product far from 32-bit overflow. */
-    if (count > WASMFORMER_MEMORY_LIMIT || size > WASMFORMER_MEMORY_LIMIT)
+    if (size && count > WASMFORMER_MEMORY_LIMIT / size)
         return NULL;
-    void *block = malloc(count * size);
-    if (block)
-        memset(block, 0, count * size);
-    return block;
+    return malloc(count * size); /* fresh memory: already zero (see malloc) */
 }
 
 #endif /* WASMFORMER_H */
