@@ -149,3 +149,12 @@ def test_layout_check_accepts_what_encode_writes_and_names_the_first_misplaced_t
     assert "the header's <code> slot says" in layout_error(wrong_base)
     assert layout_error(tokens + ["i.00"]) == f"token {len(tokens)} is 'i.00' after '<run>', which ends the prompt"
     assert layout_error(tokens[:-1]) == f"token {len(tokens) - 1} is the end of the prompt, expected '<run>'"
+
+
+def test_layout_check_refuses_a_byte_token_that_is_not_hex():
+    from wasmformer.machine.prompt import layout_error
+
+    tokens = encode_prompt(_program(), b"")
+    position = T.header_value_position(T.CODE)
+    broken = tokens[:position] + ["i.0("] + tokens[position + 1:]
+    assert layout_error(broken) == f"token {position} is 'i.0(', expected a i.XX byte"

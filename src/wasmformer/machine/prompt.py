@@ -112,6 +112,9 @@ def layout_error(tokens: list[str]) -> str | None:
     return None
 
 
+HEX_BYTES = {f"{value:02x}": value for value in range(256)}  # the XX of byte tokens (tokens.byte_token)
+
+
 class _LayoutMismatch(Exception):
     pass
 
@@ -132,8 +135,8 @@ class _LayoutReader:
 
     def byte(self, family: str = "i") -> int:
         prefix = family + "."
-        token = self.expect(f"a {family}.XX byte", lambda t: t.startswith(prefix) and len(t) == len(prefix) + 2)
-        return int(token[len(prefix):], 16)
+        token = self.expect(f"a {family}.XX byte", lambda t: t.startswith(prefix) and t[len(prefix):] in HEX_BYTES)
+        return HEX_BYTES[token[len(prefix):]]
 
     def slot(self, marker: str, accepts=None) -> tuple[str, int]:
         name = self.expect(repr(marker), accepts or (lambda t: t == marker))
