@@ -26,7 +26,7 @@ from wasmformer.machine.prompt import check_program, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
 from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, apply, quotient_magnitude,
                                value_to_words, words_to_values)
-from wasmformer.vm.program import WASM_PAGE, Op, TrapReason, VMProgram, grown_pages
+from wasmformer.vm.program import Op, TrapReason, VMProgram, grow_memory, grown_pages
 
 # Token strings, built once: one table per byte family.
 V, VC, M, O, PH, PL, Q = ([T.byte_token(family, b) for b in range(256)]
@@ -268,12 +268,8 @@ def _store(row: OpSpec) -> OpFunction:
 
 def _memory_grow(machine: TraceMachine, arg: int) -> list[str]:
     """The size before (the immediate is the initial size in pages), or -1 past the growable pages."""
-    delta = machine.pop()
-    grown = grown_pages(machine.program, machine.memory)
-    result = MASK32
-    if grown + delta <= machine.program.growable_pages:
-        result = arg + grown
-        machine.memory.extend(bytes(delta * WASM_PAGE))
+    size_before = grow_memory(machine.program, machine.memory, arg, machine.pop())
+    result = MASK32 if size_before is None else size_before
     machine.stack.append(result)
     return value_tokens(result) + ["c.keep"]
 

@@ -20,7 +20,7 @@ from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import check_input, max_frame_locals
 from wasmformer.vm.errors import ProgramError, Trap
 from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed, value_to_words, words_to_values
-from wasmformer.vm.program import WASM_PAGE, Op, TrapReason, VMProgram, grown_pages
+from wasmformer.vm.program import Op, TrapReason, VMProgram, grow_memory, grown_pages
 
 # Deepest call nesting and operand stack: the machine keys locals by call depth
 # and stack slots by index, and bounded keys keep its lookups exact; runaway
@@ -159,14 +159,10 @@ def _memory_size(state: _State, arg: int) -> None:
 
 
 def _memory_grow(state: _State, arg: int) -> None:
-    delta = state.pop()
-    grown = grown_pages(state.program, state.memory)
-    if grown + delta <= state.program.growable_pages:
-        state.push(arg + grown)
-        state.memory.extend(bytes(delta * WASM_PAGE))
-    else:
+    size_before = grow_memory(state.program, state.memory, arg, state.pop())
+    if size_before is None:
         state.failed_grows += 1
-        state.push(FAILED_GROW)
+    state.push(FAILED_GROW if size_before is None else size_before)
 
 
 def _local_get(state: _State, arg: int) -> None:

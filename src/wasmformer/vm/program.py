@@ -205,6 +205,16 @@ def grown_pages(program: VMProgram, memory: bytearray) -> int:
     return (len(memory) - program.memory_limit) // WASM_PAGE
 
 
+def grow_memory(program: VMProgram, memory: bytearray, initial_pages: int, delta: int) -> int | None:
+    """memory.grow for the reference VMs: extend ``memory`` by ``delta`` zero pages and return the size in
+    pages before, or None (wasm's -1) when the pages grown would pass ``program.growable_pages``."""
+    grown = grown_pages(program, memory)
+    if grown + delta > program.growable_pages:
+        return None
+    memory.extend(bytes(delta * WASM_PAGE))
+    return initial_pages + grown
+
+
 def origin_key(function: str, position: int) -> str:
     """How stats name a wasm instruction: ``function#position``."""
     return f"{function}#{position}"
