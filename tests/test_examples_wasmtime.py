@@ -31,9 +31,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 # Runs whose program is another example's C file, fed a different input.
 SHARED_SOURCES = {"sudoku_hard": "sudoku"}
 
-# The transformer runs every example except these in the test suite, so their
-# runs must stay short (wasm instructions, as wasmtime fuel).
-LONG_RUNS = {"sudoku_hard"}
+# The test suite runs every example through the transformer, so runs stay short (wasm instructions, as
+# wasmtime fuel), except these deliberately long ones.
+LONG_RUNS = {"sudoku_hard", "deep_recursion"}
 SHORT_RUN_INSTRUCTION_BUDGET = 150_000
 
 RUN_NAMES = sorted(path.stem for path in EXAMPLES_DIR.glob("*.expected"))
@@ -71,7 +71,7 @@ def test_every_example_has_an_expected_output():
     sources = {path.stem for path in EXAMPLES_DIR.glob("*.c")}
     assert sources <= set(RUN_NAMES)
     assert {"hello", "long_addition", "collatz", "fibonacci", "sudoku", "sudoku_hard", "hungarian", "hash_prng",
-            "hash64", "big_memory"} <= set(RUN_NAMES)
+            "hash64", "big_memory", "deep_recursion"} <= set(RUN_NAMES)
 
 
 @pytest.mark.parametrize("run_name", RUN_NAMES)
@@ -390,6 +390,22 @@ def test_big_memory_matches_python():
     first = output_of("big_memory").splitlines()[0]
     assert first == (f"found {found} of {keys_count}, absent {absent} of {keys_count}, {probes} extra probes, "
                      f"checksum {checksum}")
+
+
+def test_deep_recursion_matches_python():
+    """examples/deep_recursion.c's two recursions, unrolled into loops in Python."""
+    mix = 1
+    for n in range(1, 10_001):
+        mix = (mix * 31 + n) % 1_000_003
+    step, twists = 5, []
+    for n in range(2_000, 0, -1):  # on the way down: each frame's twist and the step it passes on
+        twisted = n * step % 7919
+        twists.append((n, twisted))
+        step = twisted + 1
+    weave = step
+    for n, twisted in reversed(twists):  # on the way back up
+        weave = (weave ^ twisted) + n % 3
+    assert output_of("deep_recursion") == f"mix(10000) = {mix}\nweave(2000) = {weave}\n"
 
 
 @pytest.mark.parametrize("run_name", ["sudoku", "sudoku_hard"])

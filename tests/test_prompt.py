@@ -49,7 +49,6 @@ def test_header_slots_sit_at_fixed_positions():
     assert stride == 7  # local_set 6
     assert _header(tokens, T.MEMORY) == MEMORY_LIMIT
     assert _header(tokens, T.FRAME) == stride
-    assert _header(tokens, T.CALLS) == T.call_depth_limit(stride)
     code_base = _header(tokens, T.CODE)
     assert code_base == T.GLOBALS_START + T.SLOT * len(GLOBALS) and tokens[code_base] == "op.const"
     input_start = _header(tokens, T.INPUT)
@@ -143,7 +142,7 @@ def test_layout_check_accepts_what_encode_writes_and_names_the_first_misplaced_t
     tokens = encode_prompt(_program(), b"\x00\xff")
     assert layout_error(tokens) is None
     shifted = tokens[:22] + [tokens[22]] + tokens[22:]  # one byte of a header slot twice: every slot shifts
-    assert layout_error(shifted) == f"token {T.header_value_position(T.FRAME) + 1} is 'i.00', expected '<calls>'"
+    assert layout_error(shifted) == f"token {T.header_value_position(T.FRAME) + 1} is 'i.00', expected '<code>'"
     code_base = T.header_value_position(T.CODE)
     wrong_base = tokens[:code_base] + ["i.ff"] + tokens[code_base + 1:]
     assert "the header's <code> slot says" in layout_error(wrong_base)

@@ -8,7 +8,9 @@ from tests.frontend.frontend_oracle import lowered
 from wasmformer.frontend import Call
 from wasmformer.frontend.binary import Reader
 from wasmformer.oracles import refvm
+from wasmformer.machine import tokens as T
 from wasmformer.vm.errors import ProgramError
+from wasmformer.vm.ops import is_call
 
 pytest.importorskip("wasmtime")
 
@@ -71,7 +73,8 @@ def test_traps_are_results_not_exceptions():
 def test_call_depth_limit():
     vm = program([(Op.CALL, 0)])
     result = refvm.run(vm)
-    assert result.trap == TrapReason.CALL_STACK_EXHAUSTED and result.steps == refvm.MAX_CALL_DEPTH + 1  # a frame of few locals: the depth limit is the reference VM's own
+    # a frame of one word: the depth limit, not the local words, stops it (the machine's limits: tokens.py)
+    assert result.trap == TrapReason.CALL_STACK_EXHAUSTED and result.steps == T.MAX_CALL_DEPTH + 1
 
 
 def test_input_limit():
@@ -81,15 +84,16 @@ def test_input_limit():
 
 def test_entry_stub_layout_and_stats():
     vm = load_program('(module (func (export "main") (result i32) (i32.const 3)))', kind="wat")
-    assert [str(i) for i in vm.instrs[:3]] == ["call 3", "drop", "halt"]
-    assert vm.instrs[3] == Instr(Op.CONST, 3) and vm.instrs[-1] == Instr(Op.RETURN)
+    # main uses no locals: it is called and returns as a frame of the smallest class
+    assert [str(i) for i in vm.instrs[:3]] == ["call1 3", "drop", "halt"]
+    assert vm.instrs[3] == Instr(Op.CONST, 3) and vm.instrs[-1] == Instr(Op.RETURN1)
     assert vm.stats["helper_instructions"] == 0 and vm.origins[3] == ("main", 0)
 
 
 def test_prologue_pops_params_in_reverse():
     vm = load_program('(module (func (export "f") (param i32 i32) (result i32) (i32.sub (local.get 0) (local.get 1))))',
                       kind="wat", invoke="f", args=(10, 3))
-    call = next(i for i in vm.instrs if i.op == Op.CALL)
+    call = next(i for i in vm.instrs if is_call(i.op))
     assert vm.instrs[call.arg:call.arg + 2] == [Instr(Op.LOCAL_SET, 1), Instr(Op.LOCAL_SET, 0)]
     assert format_invoke_result(refvm.run(vm).output, ["i32"]) == "7\n"
 

@@ -29,6 +29,7 @@ from wasmformer.machine.prompt import max_frame_locals
 from wasmformer.machine.trace import TraceMachine, decode_output, expected_trace
 from wasmformer.oracles import refvm
 from wasmformer.vm.errors import ProgramError
+from wasmformer.vm.ops import FRAME_CLASSES, STRIDE_FRAME, call_op, return_op, spec
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
@@ -192,7 +193,7 @@ def every_op_steps() -> list[tuple[int, list[str]]]:
 def test_every_op_writes_the_tokens_of_the_spec_table():
     vm = every_op_program()
     tables = (set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
-              | {Op.EXTEND_I32_S} | set(WIDE_LOADS) | {Op.STORE64})
+              | {Op.EXTEND_I32_S} | set(WIDE_LOADS) | {Op.STORE64} | set(CLASSED_CALLS))
     assert {instr.op for instr in vm.instrs} | tables == MACHINE_OPS
     assert step_tokens(vm, b"z") == every_op_steps()
 
@@ -373,14 +374,30 @@ def test_out_of_bounds_at_the_memory_limit(op, width, offset):
             assert trace.tokens[-2:] == ["trap.out_of_bounds_memory", "halt"] and trace.steps == len(value) + 2
 
 
-@pytest.mark.parametrize("frame_locals", [1, 3, 1000])
-def test_call_depth_limit_comes_from_the_frame_size(frame_locals):
-    vm = program((Op.LOCAL_GET, frame_locals - 1), (Op.DROP,), (Op.CALL, 0))
-    limit = T.call_depth_limit(max_frame_locals(vm))
+# the calls and returns of small frame classes, beside the plain ones
+CLASSED_CALLS = [op for op in MACHINE_OPS if spec(op).frame not in (None, STRIDE_FRAME)]
+
+
+@pytest.mark.parametrize("call, frame_locals", [(Op.CALL, 1), (Op.CALL, 3), (Op.CALL, 1000), (Op.CALL1, 1),
+                                                (Op.CALL2, 2), (Op.CALL4, 3), (Op.CALL8, 8)])
+def test_call_limit_comes_from_the_words_frames_reserve(call, frame_locals):
+    """Each call reserves its class's words (a plain call the stride: the largest frame), the entry frame the
+    stride; the call that would pass LOCAL_WORDS or MAX_CALL_DEPTH traps instead."""
+    vm = program((Op.LOCAL_GET, frame_locals - 1), (Op.DROP,), (call, 0))
+    stride = max_frame_locals(vm)
+    words = stride if spec(call).frame == STRIDE_FRAME else spec(call).frame
+    limit = min(T.MAX_CALL_DEPTH, (T.LOCAL_WORDS - stride) // words)
     trace = assert_agrees_with_refvm(vm)
-    assert TraceMachine(vm, b"").call_depth_limit == limit
-    assert trace.tokens.count("c.call") == limit and trace.steps == 3 * (limit + 1)
+    assert trace.tokens.count(spec(call).commit.value) == limit and trace.steps == 3 * (limit + 1)
     assert trace.tokens[-2:] == ["trap.call_stack_exhausted", "halt"]
+
+
+@pytest.mark.parametrize("frame", FRAME_CLASSES)
+def test_a_classed_call_and_return_name_their_class(frame):
+    vm = program((call_op(frame), 3), (Op.PUTCHAR,), (Op.HALT,), (Op.LOCAL_GET, frame - 1), (return_op(frame),))
+    assert step_tokens(vm) == [(0, f"ph.00 pl.03 c.call{frame}".split()), (3, "v.00 v.00 v.00 v.00 c.push".split()),
+                               (4, f"ph.00 pl.01 c.return{frame}".split()), (1, ["o.00", "c.pop"]),
+                               (2, ["halt"])]
 
 
 @pytest.mark.parametrize("push", [(Op.CONST, 1), (Op.GETCHAR,), (Op.MEMORY_SIZE, 1), (Op.LOCAL_GET, 0),

@@ -17,10 +17,12 @@ from wasmformer.frontend import Instr, Op, VMProgram, load_program
 from wasmformer.machine import tokens as T
 from wasmformer.machine.prompt import encode_prompt
 from wasmformer.machine.trace import TraceMachine
+from wasmformer.vm.ops import STRIDE_FRAME, Source, spec
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 VARIABLE_WRITERS = (Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_SET)
+RETURNS = tuple(op for op in Op if spec(op).source is Source.RETURN_PC)
 STORE_WIDTHS = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4}
 
 
@@ -33,9 +35,9 @@ class TraceReader:
 
     def __init__(self, prompt: list[str]):
         self.tokens = list(prompt)
-        self.memory_limit, self.growable_pages, self.stride, self.call_limit, self.code_base, self.input_start = (
+        self.memory_limit, self.growable_pages, self.stride, self.code_base, self.input_start = (
             self.value_at(T.header_value_position(marker))
-            for marker in (T.MEMORY, T.GROW, T.FRAME, T.CALLS, T.CODE, T.INPUT))
+            for marker in (T.MEMORY, T.GROW, T.FRAME, T.CODE, T.INPUT))
         self.grown_pages = 0  # from the newest grow record
         self.stack_records: dict[int, int] = {}  # key -> position of the newest record
         self.variable_records: dict[int, int] = {}
@@ -47,6 +49,7 @@ class TraceReader:
         self.call_records[0] = (run, -1)
         self.newest_transfer, self.commits_since_transfer = run, 0
         self.sp = self.depth = self.getc_count = 0
+        self.words_in_use = self.stride  # the entry frame's
 
     def read_prompt_records(self) -> None:
         position, index = T.GLOBALS_START, 0
@@ -83,7 +86,7 @@ class TraceReader:
         return self.value_at(self.stack_records[slot])
 
     def local(self, index: int) -> int:
-        record = self.variable_records.get(T.local_key(self.depth, self.stride, index))
+        record = self.variable_records.get(T.local_key(self.words_in_use, index))
         frame_start = self.call_records[self.depth][0]
         return 0 if record is None or record < frame_start else self.value_at(record)
 
@@ -120,7 +123,7 @@ class TraceReader:
         sp_after = self.sp + T.STACK_DELTA.get(commit, 0)
         scratch = sum(token.startswith("q.") for token in step)  # a division's quotient bytes precede its value
         if op in VARIABLE_WRITERS:
-            key = T.global_key(immediate) if op is Op.GLOBAL_SET else T.local_key(self.depth, self.stride, immediate)
+            key = T.global_key(immediate) if op is Op.GLOBAL_SET else T.local_key(self.words_in_use, immediate)
             self.variable_records[key] = start + 3
         elif step[scratch].startswith(("v.", "vc.")):
             self.stack_records[sp_after] = start + scratch + 3
@@ -131,22 +134,27 @@ class TraceReader:
         if op is Op.GETCHAR:
             expected = self.input_byte()
             assert self.value_at(start + 3) == (0xFFFFFFFF if expected is None else expected)
-        if op is Op.RETURN:
+        if op in RETURNS:
             call_pc = self.call_records[self.depth][1]
             assert self.pc_of_transfer(start + 2) == self.instruction(call_pc)[1] >> 16  # copied from the prompt
         self.commit(commit, start + len(step) - 1, pc)
         self.sp = sp_after
+
+    def frame_words(self, frame: int) -> int:
+        return self.stride if frame == STRIDE_FRAME else frame
 
     def pc_of_transfer(self, commit_position: int) -> int:
         return byte_of(self.tokens[commit_position - 2]) << 8 | byte_of(self.tokens[commit_position - 1])
 
     def commit(self, commit: str, position: int, pc: int) -> None:
         self.getc_count += commit == "c.getc"
-        if commit == "c.call":
+        if commit in T.CALL_COMMITS:
             self.depth += 1
+            self.words_in_use += self.frame_words(T.CALL_COMMITS[commit])
             self.call_records[self.depth] = (position - 1, pc)  # the step's pl.LL token
-        elif commit == "c.return":
+        elif commit in T.RETURN_COMMITS:
             self.depth -= 1
+            self.words_in_use -= self.frame_words(T.RETURN_COMMITS[commit])
         if commit in T.TRANSFER_COMMITS:
             self.newest_transfer, self.commits_since_transfer = position, 0
         else:
@@ -157,14 +165,15 @@ def assert_readable(vm: VMProgram, input_bytes: bytes = b"", check_memory_every:
     """Run the interpreter; after each step the reader's readings equal its state."""
     prompt = encode_prompt(vm, input_bytes)
     reader, machine = TraceReader(prompt), TraceMachine(vm, input_bytes)
-    assert (reader.memory_limit, reader.call_limit) == (vm.memory_limit, machine.call_depth_limit)
+    assert (reader.memory_limit, reader.stride) == (vm.memory_limit, machine.frame_space.stride)
     while True:
         assert reader.instruction(machine.pc)[0] == T.opcode_token(vm.instrs[machine.pc].op)
         reader.read_step(machine.step())
         if machine.halted:
             break
-        assert (reader.pc, reader.sp, reader.depth, reader.getc_count, reader.memory_bytes) == \
-            (machine.pc, len(machine.stack), machine.call_depth, machine.input_cursor, len(machine.memory))
+        assert (reader.pc, reader.sp, reader.depth, reader.getc_count, reader.memory_bytes, reader.words_in_use) == \
+            (machine.pc, len(machine.stack), machine.call_depth, machine.input_cursor, len(machine.memory),
+             machine.frame_space.words_in_use)
         if machine.stack:
             assert reader.stack_slot(reader.sp) == machine.stack[-1]
         assert [reader.local(i) for i in range(reader.stride)] == [machine.local(i) for i in range(reader.stride)]

@@ -3,13 +3,17 @@
 Lowering produces one ``Code`` per function (and per dispatcher, per helper).
 A jump target is a ``Label`` placed inside the same ``Code``; a call target is
 a ``Symbol`` naming another ``Code``. ``link`` lays the pieces out one after
-another and turns both into absolute pcs.
+another and turns both into absolute pcs. It also gives every call and return
+its frame class (vm/ops.py FRAME_CLASSES): a piece's frame is the local words
+its code uses, so a call of it and its returns name the smallest class that
+holds them, and the machine reserves only that many words per frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wasmformer.vm.ops import Immediate, call_op, frame_class, return_op, spec
 from wasmformer.vm.program import Instr, Op
 
 
@@ -41,6 +45,10 @@ class Code:
     def __len__(self) -> int:
         return len(self.items)
 
+    def frame_words(self) -> int:
+        """The local words this code uses (one past the highest local index)."""
+        return max((arg + 1 for op, arg in self.items if spec(op).immediate is Immediate.LOCAL), default=0)
+
     def labels_at(self, position: int) -> bool:
         """Whether some label points at ``position`` (a jump may enter there)."""
         return any(at == position for at in self.labels.values())
@@ -62,15 +70,27 @@ def link(pieces: list[tuple[Symbol, Code]], aliases: dict[Symbol, Symbol] | None
         pc += len(code)
     for alias, target in (aliases or {}).items():
         starts[alias] = starts[target]
+    frames = {symbol: frame_class(code.frame_words()) for symbol, code in pieces}
+    frames.update({alias: frames[target] for alias, target in (aliases or {}).items()})
     instrs: list[Instr] = []
     origins: dict[int, tuple[str, int]] = {}
     for symbol, code in pieces:
         base = starts[symbol]
         for offset, ((op, arg), origin) in enumerate(zip(code.items, code.origins)):
+            op = _with_frame_class(op, arg, frames[symbol], frames)
             instrs.append(Instr(op, _resolve(arg, base, code, starts)))
             if origin is not None:
                 origins[base + offset] = origin
     return Linked(instrs, origins, starts)
+
+
+def _with_frame_class(op: Op, arg: object, own_frame: int, frames: dict[Symbol, int]) -> Op:
+    """A plain call of a piece becomes the call of the piece's class, a plain return its own piece's."""
+    if op is Op.CALL and isinstance(arg, Symbol):
+        return call_op(frames[arg])
+    if op is Op.RETURN:
+        return return_op(own_frame)
+    return op
 
 
 def _resolve(arg: object, base: int, code: Code, starts: dict[Symbol, int]) -> int:

@@ -300,7 +300,7 @@ class Graph:
         return self.token_table(name, table)
 
     def count_before(self, name: str, indicators: Sequence[ExprLike]) -> list[Expr]:
-        """Exact counts: for each 0/1 indicator, how many tokens j < t had it set.
+        """Exact counts: for each 0/1 indicator (one or two), how many tokens j < t had it set.
 
         A mean head gives mean_j<=t(x_j); one unit multiplies by t+1; subtracting
         the current token's x_t leaves the count over earlier tokens, an
@@ -309,17 +309,29 @@ class Graph:
         """
         where = f"count {name!r}"
         flags = [self._require_flag(x, where, "an indicator") for x in indicators]
-        means = self.mean(f"{name}.mean", flags)
-        counts = []
-        for index, (flag, mean) in enumerate(zip(flags, means)):
-            label = f"{name}.{index}" if len(flags) > 1 else name
+        return self._snapped_sums(name, flags, 0)
+
+    def balance_before(self, name: str, pairs: Sequence[tuple[ExprLike, ExprLike]]) -> list[Expr]:
+        """Exact running balances: for each pair (one or two) of 0/1 indicators (up, down), the sum over tokens
+        j < t of up_j - down_j, as count_before does it. The caller promises every balance stays in [0, t]
+        (calls minus returns, say): the snap can only name a position."""
+        where = f"balance {name!r}"
+        differences = [self._require_flag(up, where, "an indicator") - self._require_flag(down, where, "an indicator")
+                       for up, down in pairs]
+        return self._snapped_sums(name, differences, -self.max_exact_tokens)
+
+    def _snapped_sums(self, name: str, indicators: list[Expr], lowest: int) -> list[Expr]:
+        means = self.mean(f"{name}.mean", indicators)
+        sums = []
+        for index, (indicator, mean) in enumerate(zip(indicators, means)):
+            label = f"{name}.{index}" if len(indicators) > 1 else name
             scaled = self.neurons(
-                f"{label}.scaled", [(1, mean, self.t + 1)], bounds=(0, self.max_exact_tokens), exact=False
+                f"{label}.scaled", [(1, mean, self.t + 1)], bounds=(lowest, self.max_exact_tokens), exact=False
             )
-            approximate = scaled - flag
+            approximate = scaled - indicator
             snapped = self._head(f"{label}.snap", approximate, self.t, [self.t], None, UNIQUE)
-            counts.append(snapped[0])
-        return counts
+            sums.append(snapped[0])
+        return sums
 
     # -- output -----------------------------------------------------------------
     def set_logits(self, logits: dict[str, ExprLike]) -> None:

@@ -36,7 +36,7 @@ class BakedProgram:
         self.memory_limit = program.memory_limit
         self.growable_pages = program.growable_pages
         frame_locals = max_frame_locals(program)
-        self.stride, self.call_limit = T.locals_stride(frame_locals), T.call_depth_limit(frame_locals)
+        self.stride = T.locals_stride(frame_locals)
         self.entry = program.entry
         units = self.table_units()
         if units > MAX_TABLE_UNITS:

@@ -36,8 +36,8 @@ from wasmformer.graph.patterns import floor_quotient, switch
 from wasmformer.machine import tokens as T
 from wasmformer.machine.baked import SPECIALISED_INPUT_START, BakedProgram
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.ops import (OP_TABLE, QUOTIENT_BYTES, VALUE_BYTES, WIDE_WORDS, Body, Commit, Datapath, Immediate,
-                               Record, Source, ops_where, spec, stack_effect)
+from wasmformer.vm.ops import (FRAME_CLASSES, OP_TABLE, QUOTIENT_BYTES, STRIDE_FRAME, VALUE_BYTES, WIDE_WORDS, Body,
+                               Commit, Datapath, Immediate, Record, Source, ops_where, spec, stack_effect)
 from wasmformer.vm.program import Op, TrapReason, VMProgram
 
 # The exactness horizon. Every latest-lookup key lies in [-1, KEY_LIMIT = 2**14]
@@ -51,6 +51,7 @@ BYTE_RANGE = 256
 WORD = 1 << 32
 GLOBAL_SLOT, DATA_SLOT = 1, 2  # slot_marker's values (0: any other token)
 BANK = T.MEMORY_BANK_BYTES
+FRAMES = (STRIDE_FRAME, *FRAME_CLASSES)
 ADDRESS_KILL = 1 << 34  # above any address term (effective addresses are below 2^33): relu(a - it) is 0
 SIGN = 1 << 31
 BITS = 8
@@ -240,8 +241,14 @@ class _Builder:
         self.pops_two = g.token_table("pops_two", {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -2})
         self.pops_three = g.token_table("pops_three",
                                         {token: 1 for token, delta in T.STACK_DELTA.items() if delta == -3})
-        self.is_call_commit = g.token_table("is_call_commit", {Commit.CALL.value: 1})
-        self.is_return_commit = g.token_table("is_return_commit", {Commit.RETURN.value: 1})
+        # per frame class (vm/ops.py FRAME_CLASSES): the commits of calls entering and returns leaving one
+        self.calls_of = {frame: g.token_table(f"is_call_commit.{frame}", {token: 1 for token, of in T.CALL_COMMITS.items()
+                                                                          if of == frame})
+                         for frame in FRAMES}
+        self.returns_of = {frame: g.token_table(f"is_return_commit.{frame}",
+                                                {token: 1 for token, of in T.RETURN_COMMITS.items() if of == frame})
+                           for frame in FRAMES}
+        self.is_call_commit = g.token_table("is_call_commit", {token: 1 for token in T.CALL_COMMITS})
         self.is_getc_commit = g.token_table("is_getc_commit", {Commit.GETC.value: 1})
 
     def _previous_tokens(self) -> None:
@@ -270,14 +277,13 @@ class _Builder:
         g = self.g
         commits, pushes = g.count_before("commits", [self.is_commit, self.pushes])
         pops_one, pops_two = g.count_before("pops", [self.pops_one, self.pops_two])
-        calls, returns = g.count_before("calls", [self.is_call_commit, self.is_return_commit])
         getcs, pops_three = g.count_before("getcs", [self.is_getc_commit, self.pops_three])
         self.commits_through = commits + self.is_commit
         sp = (pushes + self.pushes - pops_one - self.pops_one - 2 * (pops_two + self.pops_two)
               - 3 * (pops_three + self.pops_three))
         self.sp = self.clamp("sp", sp, -2, T.KEY_LIMIT)
-        depth = calls + self.is_call_commit - returns - self.is_return_commit
-        self.depth = self.clamp("call_depth", depth, 0, T.MAX_CALL_DEPTH)
+        self.memory_limit, self.growable_pages, self.stride, self.input_start = self.view.parameters()
+        self._frames()
         self.cursor = getcs + self.is_getc_commit  # getchar steps committed so far
 
         (commit_at,) = g.lookup("newest_commit", 1, 1, [g.t], clear=self.not_commit)
@@ -287,8 +293,20 @@ class _Builder:
         target, steps_at = g.lookup("newest_transfer", 1, 1, [self.target_here, self.commits_through],
                                     clear=self.not_transfer)
         self.pc = self.clamp("pc", target + self.commits_through - steps_at, 0, T.MAX_PC)
-        self.memory_limit, self.growable_pages, self.stride, self.call_limit, self.input_start = \
-            self.view.parameters()
+
+    def _frames(self) -> None:
+        """The call depth and the local words the live frames reserve, from the call and return commits: for
+        each frame class, how many frames of it are live (calls of it minus returns from it, this token's
+        commit included). A frame reserves its class's words; the entry frame and a plain call's the stride."""
+        g = self.g
+        pairs = [(self.calls_of[frame], self.returns_of[frame]) for frame in FRAMES]
+        before = [balance for start in range(0, len(pairs), 2)
+                  for balance in g.balance_before(f"frames{start // 2}", pairs[start:start + 2])]
+        live = {frame: balance + up - down for frame, balance, (up, down) in zip(FRAMES, before, pairs)}
+        self.depth = self.clamp("call_depth", sum(live.values(), Expr()), 0, T.MAX_CALL_DEPTH)
+        stride_words = g.product("stride_frame_words", live[STRIDE_FRAME] + 1, self.stride)
+        words = stride_words + sum((frame * live[frame] for frame in FRAME_CLASSES), Expr())
+        self.words_in_use = self.clamp("local_words_in_use", words, 0, T.VARIABLE_KEYS)
 
     # -- 2. fetch and decode ---------------------------------------------------------------------
     def _fetch(self) -> None:
@@ -333,20 +351,25 @@ class _Builder:
         self.top_operand = self._stack_slot("top_operand", self.sp - wide + self.wide_high_word)
 
     def _variables(self) -> None:
-        """Locals keyed by (call depth, index), globals by their prompt slot; the frame from the call record."""
+        """Globals keyed by their prompt slot, locals by the words in use (tokens.local_key), in banks as memory
+        is; the frame from the call record."""
         g = self.g
-        frame_base = g.product("frame_base", self.depth, self.stride)
-        self.local_key = T.LOCAL_KEY_BASE + frame_base + self.small_immediate
+        self.local_key = T.local_key(self.words_in_use, self.small_immediate)
         self.global_key = T.global_key(0) + T.SLOT * self.small_immediate
         reads_local = self.flag_where(source=Source.VARIABLE, immediate=Immediate.LOCAL)
         reads_global = self.flag_where(source=Source.VARIABLE, immediate=Immediate.GLOBAL)
         query = self.clamp("variable_query", self.gate("local_query", reads_local, self.local_key)
                            + self.gate("global_query", reads_global, self.global_key) - 1 + reads_local
-                           + reads_global, -1, T.KEY_LIMIT)
-        self.variable_key = g.placeholder("variable_key", -1, T.KEY_LIMIT)
+                           + reads_global, -1, T.VARIABLE_KEYS - 1)
+        self.variable_key = g.placeholder("variable_key", -1, T.VARIABLE_KEYS - 1)
         self.holds_variable = g.placeholder("holds_variable", 0, 1)
-        variable_at, found_key = self.record_lookup("variable", query, self.variable_key, [g.t, self.variable_key],
-                                                    clear=self.cleared("variable.cleared", self.holds_variable))
+        # one address per token: a record's key where it holds one (and -1 at <s>), else the key asked for
+        address = g.neurons("variable_address", [(1, self.holds_variable, self.variable_key + 1),
+                                                 (1, g.one, query + 1 - ADDRESS_KILL * self.holds_variable)],
+                            bounds=(0, T.VARIABLE_KEYS)) - 1
+        variable_at, key_found = self.banked_lookup("variable", address, self.holds_variable + self.is_start,
+                                                    T.VARIABLE_BANKS, [g.t, self.variable_key + 1])
+        found_key = key_found - 1
 
         # the current frame began at the newest call record for this depth
         self.call_key = g.placeholder("call_key", -1, T.MAX_CALL_DEPTH + 1)
@@ -398,17 +421,14 @@ class _Builder:
         return self.memory_limit + T.WASM_PAGE * self.grown_pages
 
     def _memory_banks(self) -> None:
-        """The byte a load reads: the newest memory record at its address, one lookup per bank of BANK bytes.
+        """The byte a load reads: the newest memory record at its address (``banked_lookup``).
 
         ``address_here`` is a memory record's address at a record token (an
         ``m.XX`` byte, a prompt data record's value byte), the byte a load
-        reads at a load's tokens, else -1. Bank b's lookup keys its own
-        records by their offset in the bank and clears every other token; its
-        query is the offset for an address in bank b, else -1, the key of the
-        sentinel <s> (its value 0). Each record carries its byte and address
-        as one value, byte + 256 (address + 1), so the banks' answers are
-        summed and the sum says whether the record found has the address
-        asked for (docs/machine.md, "Memory banks").
+        reads at a load's tokens, else -1. Each record carries its byte and
+        address as one value, byte + 256 (address + 1), so the sum over banks
+        says whether the record found has the address asked for
+        (docs/machine.md, "Memory banks").
         """
         g = self.g
         # 1 at a record, 2 at <s>: with the bank flag, 2 means live (one feature: each bank's clear unit reads it)
@@ -426,35 +446,51 @@ class _Builder:
         self.address_here = g.neurons("memory_address", [term for flag, address in capped for term in (
             (1, flag, address - at_start), (-1, flag, address - T.MAX_MEMORY - at_start))],
             bounds=(0, T.MAX_MEMORY)) - 1
-        # [address >= b * BANK] for every bank b: the bank is one of them minus the next; the offset follows
-        at_least = [g.step(f"memory.bank_at_least{b}", self.address_here - b * BANK) for b in range(T.MEMORY_BANKS)]
-        at_least.append(Expr())
-        # one feature, so that each bank's units read one slot rather than every bank's step
-        offset = g.neurons("memory.offset", [(1, self.address_here - BANK * sum(at_least[1:], Expr()), g.one)],
-                           bounds=(-1, BANK - 1))
-        # offset^2 shared by every bank's key square: right wherever a key is live (a record in its bank, <s>)
-        offset_square = g.neurons("memory.offset_square", [(1, offset + 1, offset + 1)],
-                                  bounds=(0, BANK * BANK)) - 2 * (offset + 1) + 1
-        record_value = self.byte + BYTE_RANGE * (self.address_here + 1)
-        total = Expr()
-        for bank in range(T.MEMORY_BANKS):
-            in_bank = at_least[bank] - at_least[bank + 1]
-            key = g.neurons(f"memory.bank{bank}.key", [(1, offset + 1, in_bank)], bounds=(0, BANK)) - 1
-            # live: a record in this bank, or <s> (whose address is -1: in no bank); cleared: every other token
-            live = record_weight + in_bank  # 2 when live, else 0 or 1
-            # [live < 2] = relu(2 - live) - relu(1 - live): two units whose only varying input is the gate (a
-            # shape the engines run fastest), and 0 or 1 for any integer live (a malformed prompt included)
-            cleared = g.neurons(f"memory.bank{bank}.cleared", [(1, g.one, 2 - live), (-1, g.one, 1 - live)],
-                                bounds=(0, 1))
-            (found,) = self.record_lookup(f"memory.bank{bank}", key, key, [record_value], clear=cleared,
-                                          key_square=offset_square)
-            total = total + found
+        (total,) = self.banked_lookup("memory", self.address_here, record_weight, T.MEMORY_BANKS,
+                                      [self.byte + BYTE_RANGE * (self.address_here + 1)])
         # the sum minus what a record at this address would carry above its byte: the byte, if that is what
         # the banks found (one feature: the 64 answers are read once)
         byte_found = g.persist("memory.byte_found", total - BYTE_RANGE * (self.address_here + 1))
         found = (g.step("memory_found_above", byte_found) + g.step("memory_found_below", BYTE_MAX - byte_found)
                  - 1)  # 1 when the byte is in [0, 255], else 0: a relu's argument in loaded_byte
         self.loaded_byte = self.view.loaded_byte(byte_found, found)
+
+    def banked_lookup(self, name: str, address: Expr, record_weight: ExprLike, banks: int,
+                      values: list[ExprLike]) -> list[Expr]:
+        """The newest record at ``address``, for addresses up to banks * BANK: one record lookup per bank.
+
+        ``address`` is a record's address at a record token, the address asked
+        for at a reading token, else -1 (and -1 at <s>); ``record_weight`` is 1
+        at a record token, 2 at <s>, else 0. Bank b keys its own records by
+        their offset in the bank and clears every other token; its query is the
+        offset for an address in bank b, else -1, the key of the sentinel <s>.
+        ``values`` must be 0 at <s>: every bank but the address's answers with
+        <s>, so the sums over banks are the values of the record found.
+        """
+        g = self.g
+        # [address >= b * BANK] for every bank b: the bank is one of them minus the next; the offset follows
+        at_least = [g.step(f"{name}.bank_at_least{b}", address - b * BANK) for b in range(banks)]
+        at_least.append(Expr())
+        # one feature, so that each bank's units read one slot rather than every bank's step
+        offset = g.neurons(f"{name}.offset", [(1, address - BANK * sum(at_least[1:], Expr()), g.one)],
+                           bounds=(-1, BANK - 1))
+        # offset^2 shared by every bank's key square: right wherever a key is live (a record in its bank, <s>)
+        offset_square = g.neurons(f"{name}.offset_square", [(1, offset + 1, offset + 1)],
+                                  bounds=(0, BANK * BANK)) - 2 * (offset + 1) + 1
+        totals = [Expr() for _ in values]
+        for bank in range(banks):
+            in_bank = at_least[bank] - at_least[bank + 1]
+            key = g.neurons(f"{name}.bank{bank}.key", [(1, offset + 1, in_bank)], bounds=(0, BANK)) - 1
+            # live: a record in this bank, or <s> (whose address is -1: in no bank); cleared: every other token
+            live = record_weight + in_bank  # 2 when live, else 0 or 1
+            # [live < 2] = relu(2 - live) - relu(1 - live): two units whose only varying input is the gate (a
+            # shape the engines run fastest), and 0 or 1 for any integer live (a malformed prompt included)
+            cleared = g.neurons(f"{name}.bank{bank}.cleared", [(1, g.one, 2 - live), (-1, g.one, 1 - live)],
+                                bounds=(0, 1))
+            found = self.record_lookup(f"{name}.bank{bank}", key, key, values, clear=cleared,
+                                       key_square=offset_square)
+            totals = [total + value for total, value in zip(totals, found)]
+        return totals
 
     # -- records this token writes ------------------------------------------------------------------
     def _records(self) -> None:
@@ -482,7 +518,7 @@ class _Builder:
         variable_key = (self.gate("local_key_if_write", local_write, self.local_key + 1)
                         + self.gate("global_key_if_write", global_write, self.global_key + 1)
                         + self.gate("global_slot_key", self.ends_global_slot, g.t + 1) - 1)
-        g.define(self.variable_key, self.clamp("variable_key_here", variable_key, -1, T.KEY_LIMIT))
+        g.define(self.variable_key, self.clamp("variable_key_here", variable_key, -1, T.VARIABLE_KEYS - 1))
         g.define(self.holds_variable, self.either("holds_variable_here", local_write, global_write,
                                                   self.ends_global_slot, self.is_start))
 
@@ -936,10 +972,14 @@ class _Builder:
         g.set_next_token_id(g.select("next_id", g.step("halts", halts - 1), ids[T.HALT], next_id))
 
     def _exhausted(self) -> Expr:
-        """1 when this step's call or push would pass the call-depth or stack limit."""
+        """1 when this step's call or push would pass the call-depth, local-words or stack limit."""
         g = self.g
-        too_deep = self.flag_and("call_too_deep", self.flag_where(record=Record.CALL),
-                                 g.step("depth_at_limit", self.depth - self.call_limit))
+        calls = ops_where(record=Record.CALL)
+        frame_words = (self.by_op({op: spec(op).frame for op in calls if spec(op).frame != STRIDE_FRAME})
+                       + self.gate("stride_call_words", self.is_op[Op.CALL], self.stride))
+        beyond = self.either("call_beyond_limits", g.step("depth_at_limit", self.depth - T.MAX_CALL_DEPTH),
+                             g.step("locals_full", self.words_in_use + frame_words - T.LOCAL_WORDS - 1))
+        too_deep = self.flag_and("call_too_deep", self.op_flag(*calls), beyond)
         grows_stack = self.op_flag(*(op for op in MACHINE_OPS if stack_effect(op) > 0))
         too_high = self.flag_and("stack_full", grows_stack, g.step("stack_at_limit", self.sp - T.STACK_LIMIT))
         return g.persist("exhausted", too_deep + too_high)
@@ -954,9 +994,8 @@ class ProgramView:
     def __init__(self, builder: _Builder):
         self.b = builder
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
-        """(initial memory bytes, pages memory.grow may add, frame stride, call-depth limit, position of the
-        first input byte)."""
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
+        """(initial memory bytes, pages memory.grow may add, frame stride, position of the first input byte)."""
         raise NotImplementedError
 
     def fetch(self) -> tuple[Expr, Expr, Expr]:
@@ -987,7 +1026,7 @@ class ProgramView:
 class PromptProgram(ProgramView):
     """The universal machine: the program is in the prompt and every part of it is read by position."""
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
         b, g = self.b, self.b.g
 
         def header(marker: str, hi: int) -> Expr:
@@ -995,8 +1034,7 @@ class PromptProgram(ProgramView):
                                 [b.word_here], tie=UNIQUE)
             return b.clamp(f"{marker.strip('<>')}_param", value, 0, hi)
 
-        limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.GROW, T.MAX_PAGES), header(T.FRAME, T.KEY_LIMIT),
-                  header(T.CALLS, T.MAX_CALL_DEPTH))
+        limits = (header(T.MEMORY, T.MAX_MEMORY), header(T.GROW, T.MAX_PAGES), header(T.FRAME, T.LOCAL_WORDS))
         self.code_base = header(T.CODE, MAX_EXACT_TOKENS)
         return (*limits, header(T.INPUT, MAX_EXACT_TOKENS))
 
@@ -1033,10 +1071,10 @@ class BakedTables(ProgramView):
         super().__init__(builder)
         self.baked = baked
 
-    def parameters(self) -> tuple[Expr, Expr, Expr, Expr, Expr]:
+    def parameters(self) -> tuple[Expr, Expr, Expr, Expr]:
         baked = self.baked  # constants of the weights
         return (Expr.of(baked.memory_limit), Expr.of(baked.growable_pages), Expr.of(baked.stride),
-                Expr.of(baked.call_limit), Expr.of(SPECIALISED_INPUT_START))
+                Expr.of(SPECIALISED_INPUT_START))
 
     def fetch(self) -> tuple[Expr, Expr, Expr]:
         b = self.b

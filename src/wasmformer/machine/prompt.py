@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.vm.errors import ProgramError
-from wasmformer.vm.ops import Immediate, spec
-from wasmformer.vm.program import WASM_PAGE, Instr, Op, VMProgram
+from wasmformer.vm.errors import ProgramError, Trap
+from wasmformer.vm.ops import STRIDE_FRAME, Immediate, is_call, spec
+from wasmformer.vm.program import WASM_PAGE, Instr, Op, TrapReason, VMProgram
 
 MAX_INPUT_BYTES = 1 << 16
 RETURN_PC_SHIFT = 16  # a call's immediate carries its return pc in its two high bytes
@@ -49,8 +49,9 @@ def check_program(program: VMProgram, input_bytes: bytes = b"") -> None:
         raise ProgramError(f"memory.grow may add {program.growable_pages} pages to {program.memory_limit:,} bytes; "
                             f"the machine addresses at most {T.MAX_MEMORY:,} bytes")
     check_input(input_bytes)
-    if T.call_depth_limit(max_frame_locals(program)) < 1:
-        raise ProgramError(f"a function has {max_frame_locals(program)} locals; too many for the machine")
+    if max_frame_locals(program) > T.MAX_FRAME_WORDS:
+        raise ProgramError(f"a function has {max_frame_locals(program)} locals; too many for the machine (at most "
+                            f"{T.MAX_FRAME_WORDS} words per frame)")
 
 
 def max_frame_locals(program: VMProgram) -> int:
@@ -58,10 +59,36 @@ def max_frame_locals(program: VMProgram) -> int:
     return max([program.entry_locals, program.stats.get("max_frame_locals", 0), *used])
 
 
+class FrameSpace:
+    """The machine's limits on calls, for the reference VMs: how deep calls nest and how many local words the
+    live frames reserve together (machine/tokens.py). ``enter`` raises the trap a call past them takes."""
+
+    def __init__(self, program: VMProgram):
+        self.stride = T.locals_stride(max_frame_locals(program))
+        self.reserved = [self.stride]  # the entry frame reserves the stride
+        self.words_in_use = self.stride
+
+    def words(self, op: Op) -> int:
+        frame = spec(op).frame
+        return self.stride if frame == STRIDE_FRAME else frame
+
+    def enter(self, call: Op) -> None:
+        words = self.words(call)
+        if len(self.reserved) > T.MAX_CALL_DEPTH or self.words_in_use + words > T.LOCAL_WORDS:
+            raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
+        self.reserved.append(words)
+        self.words_in_use += words
+
+    def leave(self, ret: Op) -> None:
+        """A return gives back its own class's words (the machine counts the tokens, not the frames)."""
+        self.reserved.pop()
+        self.words_in_use -= self.words(ret)
+
+
 def packed_argument(pc: int, instr: Instr) -> int:
     """The immediate as the prompt holds it: a call's carries its return pc (pc + 1) above the target."""
     argument = instr.arg & 0xFFFFFFFF
-    if instr.op is Op.CALL:  # so that `return` finds where to go in the call's own record
+    if is_call(instr.op):  # so that `return` finds where to go in the call's own record
         argument = (instr.arg & 0xFFFF) | ((pc + 1) << RETURN_PC_SHIFT)
     return argument
 
@@ -85,7 +112,6 @@ def encode_prompt(program: VMProgram, input_bytes: bytes = b"") -> list[str]:
     header += slot_tokens(T.MEMORY, program.memory_limit)
     header += slot_tokens(T.GROW, program.growable_pages)
     header += slot_tokens(T.FRAME, stride)
-    header += slot_tokens(T.CALLS, T.call_depth_limit(frame_locals))
     header += slot_tokens(T.CODE, code_base)
     header += slot_tokens(T.INPUT, input_start)
     for value in program.globals:

@@ -7,7 +7,9 @@ next token with one linear expression (base + byte) instead of a table.
 
 from __future__ import annotations
 
+from wasmformer.vm.ops import CALL_COMMITS as OPS_CALL_COMMITS
 from wasmformer.vm.ops import COMMIT_STACK_DELTA, OP_TABLE, Commit
+from wasmformer.vm.ops import RETURN_COMMITS as OPS_RETURN_COMMITS
 from wasmformer.vm.program import WASM_PAGE, Op, TrapReason
 
 # The name of the universal machine's graph (config.json's "graph" of the model built from it).
@@ -15,14 +17,14 @@ UNIVERSAL_GRAPH_NAME = "wasm-machine"
 
 # -- markers and fixed prompt positions -------------------------------------------------------
 START, ZERO, ONES, MEMORY, GROW, FRAME = "<s>", "<zero>", "<ones>", "<mem>", "<grow>", "<frame>"
-CALLS, CODE, INPUT = "<calls>", "<code>", "<input>"
+CODE, INPUT = "<code>", "<input>"
 GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN = "g", "<data>", "d", "<input_bytes>", "<run>"
 HALT = "halt"
-MARKERS = (START, ZERO, ONES, MEMORY, GROW, FRAME, CALLS, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
+MARKERS = (START, ZERO, ONES, MEMORY, GROW, FRAME, CODE, INPUT, GLOBAL, DATA, DATA_RECORD, INPUT_BYTES, RUN, HALT)
 
 SLOT = 5  # a marker or op token, then four value bytes
 # The header: <s>, then one slot per parameter. A slot's value is read at its last byte.
-HEADER_SLOTS = (ZERO, ONES, MEMORY, GROW, FRAME, CALLS, CODE, INPUT)
+HEADER_SLOTS = (ZERO, ONES, MEMORY, GROW, FRAME, CODE, INPUT)
 ZERO_FIRST_BYTE = 2  # positions 2..5 hold four zero bytes
 ONES_FIRST_BYTE = 7  # positions 7..10 hold four 0xff bytes (the fill of a negative number)
 
@@ -53,29 +55,35 @@ MAX_MEMORY = MEMORY_BANKS * MEMORY_BANK_BYTES  # addressable bytes of linear mem
 MAX_PAGES = MAX_MEMORY // WASM_PAGE  # 16 pages of 64 KiB
 DATA_ADDRESS_BYTES = 3  # a prompt data record's address: enough for MAX_MEMORY
 STACK_LIMIT = KEY_LIMIT - 1  # deepest operand stack (slot indices 1..STACK_LIMIT)
-# The deepest call nesting: the locals of a frame of one word at this depth still have keys below KEY_LIMIT
-# (call_depth_limit gives the limit for larger frames). The reference VM applies the same limits.
-MAX_CALL_DEPTH = KEY_LIMIT - LOCAL_KEY_BASE - 1
+# Variables (globals, then every frame's locals) are keyed in VARIABLE_BANKS banks of KEY_LIMIT keys, one
+# lookup each, as memory is. A frame reserves the words of its class (vm/ops.py FRAME_CLASSES, or the
+# program's stride); the words in use are counted from the call and return tokens, and a call that would pass
+# LOCAL_WORDS traps (call stack exhausted). The reference VMs apply the same limits (FrameSpace).
+VARIABLE_BANKS = 4
+VARIABLE_KEYS = VARIABLE_BANKS * KEY_LIMIT
+LOCAL_WORDS = VARIABLE_KEYS - LOCAL_KEY_BASE  # local words of every live frame together
+MAX_FRAME_WORDS = KEY_LIMIT  # local words of one frame (a local's index is read below KEY_LIMIT)
+# The deepest call nesting: frames are found by a lookup keyed by depth + 1, which stays below KEY_LIMIT.
+MAX_CALL_DEPTH = KEY_LIMIT - 2
 MAX_PC = 1 << 16  # jump targets are written as two bytes
 
 
 def locals_stride(max_frame_locals: int) -> int:
+    """The words a plain call's frame reserves (and the entry frame): the program's largest frame."""
     return max(1, max_frame_locals)
 
 
-def call_depth_limit(max_frame_locals: int) -> int:
-    """Deepest call nesting whose locals' keys stay below KEY_LIMIT."""
-    stride = locals_stride(max_frame_locals)
-    return min(MAX_CALL_DEPTH, (KEY_LIMIT - LOCAL_KEY_BASE) // stride - 1)
-
-
-def local_key(depth: int, stride: int, index: int) -> int:
-    return LOCAL_KEY_BASE + depth * stride + index
+def local_key(words_in_use: int, index: int) -> int:
+    """Variable key of local ``index`` of the newest frame: frames stack up from LOCAL_KEY_BASE and a frame's
+    locals count down from the top of the words in use, so the key needs no frame size."""
+    return LOCAL_KEY_BASE + words_in_use - 1 - index
 
 
 # -- generated tokens ---------------------------------------------------------------------------
 COMMITS = tuple(commit.value for commit in Commit)
-TRANSFER_COMMITS = (Commit.JUMP.value, Commit.BRANCH.value, Commit.CALL.value, Commit.RETURN.value, RUN)
+CALL_COMMITS = {commit.value: frame for frame, commit in OPS_CALL_COMMITS.items()}  # token -> frame class
+RETURN_COMMITS = {commit.value: frame for frame, commit in OPS_RETURN_COMMITS.items()}
+TRANSFER_COMMITS = (Commit.JUMP.value, Commit.BRANCH.value, *CALL_COMMITS, *RETURN_COMMITS, RUN)
 STACK_DELTA = {commit.value: delta for commit, delta in COMMIT_STACK_DELTA.items() if delta}
 TRAPS = tuple(f"trap.{reason.name.lower()}" for reason in TrapReason)
 

@@ -22,10 +22,10 @@ from typing import Callable, Iterable
 
 from wasmformer.machine import tokens as T
 from wasmformer.machine.instruction_set import MACHINE_OPS
-from wasmformer.machine.prompt import check_program, max_frame_locals
+from wasmformer.machine.prompt import FrameSpace, check_program
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, apply, quotient_magnitude,
-                               value_to_words, words_to_values)
+from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediate, OpSpec, Record, Source, apply,
+                               quotient_magnitude, spec, value_to_words, words_to_values)
 from wasmformer.vm.program import Op, TrapReason, VMProgram, grow_memory, grown_pages
 
 # Token strings, built once: one table per byte family.
@@ -60,7 +60,7 @@ class TraceMachine:
     locals: list[int] = field(default_factory=list)  # the current frame's; missing entries read 0
     pc: int = 0
     input_cursor: int = 0
-    call_depth_limit: int = field(init=False)
+    frame_space: FrameSpace = field(init=False)
     halted: bool = False
     trap: TrapReason | None = None
     steps: int = 0
@@ -74,7 +74,7 @@ class TraceMachine:
         self.memory[:len(initial)] = initial
         self.globals = [value & MASK32 for value in self.program.globals]
         self.pc = self.program.entry
-        self.call_depth_limit = T.call_depth_limit(max_frame_locals(self.program))
+        self.frame_space = FrameSpace(self.program)
         self._code = [(OPS[instr.op], instr.arg) for instr in self.program.instrs]
 
     @property
@@ -319,21 +319,25 @@ def _branch_if(taken_when_zero: bool) -> OpFunction:
     return op
 
 
-def _call(machine: TraceMachine, arg: int) -> list[str]:
-    if machine.call_depth >= machine.call_depth_limit:
-        raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
-    target = arg & 0xFFFF  # the prompt packs the return pc above it; the program's arg is the target
-    machine.frames.append((machine.pc, machine.locals))
-    machine.locals = []  # a fresh frame: every local reads 0
-    machine.pc = target
-    return target_tokens(target, "c.call")
+def _call(op: Op) -> OpFunction:
+    def call(machine: TraceMachine, arg: int) -> list[str]:
+        machine.frame_space.enter(op)
+        target = arg & 0xFFFF  # the prompt packs the return pc above it; the program's arg is the target
+        machine.frames.append((machine.pc, machine.locals))
+        machine.locals = []  # a fresh frame: every local reads 0
+        machine.pc = target
+        return target_tokens(target, spec(op).commit.value)
+    return call
 
 
-def _return(machine: TraceMachine, arg: int) -> list[str]:
-    if not machine.frames:
-        raise ProgramError(f"RETURN at pc {machine.pc - 1} with no caller (a malformed program)")
-    machine.pc, machine.locals = machine.frames.pop()
-    return target_tokens(machine.pc, "c.return")
+def _return(op: Op) -> OpFunction:
+    def ret(machine: TraceMachine, arg: int) -> list[str]:
+        if not machine.frames:
+            raise ProgramError(f"RETURN at pc {machine.pc - 1} with no caller (a malformed program)")
+        machine.frame_space.leave(op)
+        machine.pc, machine.locals = machine.frames.pop()
+        return target_tokens(machine.pc, spec(op).commit.value)
+    return ret
 
 
 def _putchar(machine: TraceMachine, arg: int) -> list[str]:
@@ -366,8 +370,8 @@ _STATEFUL: dict[Op, OpFunction] = {
     Op.JUMP: _jump,
     Op.JUMP_IF_ZERO: _branch_if(taken_when_zero=True),
     Op.JUMP_IF_NONZERO: _branch_if(taken_when_zero=False),
-    Op.CALL: _call,
-    Op.RETURN: _return,
+    **{row.op: _call(row.op) for row in OP_TABLE if row.record is Record.CALL},
+    **{row.op: _return(row.op) for row in OP_TABLE if row.source is Source.RETURN_PC},
     Op.PUTCHAR: _putchar,
     Op.HALT: _halt,
     Op.TRAP: _trap,

@@ -17,16 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wasmformer.machine import tokens as T
-from wasmformer.machine.prompt import check_input, max_frame_locals
+from wasmformer.machine.prompt import FrameSpace, check_input
 from wasmformer.vm.errors import ProgramError, Trap
-from wasmformer.vm.ops import MASK32, OP_TABLE, Immediate, OpSpec, apply, signed, value_to_words, words_to_values
+from wasmformer.vm.ops import (MASK32, OP_TABLE, Immediate, OpSpec, Record, Source, apply, signed, value_to_words,
+                               words_to_values)
 from wasmformer.vm.program import Op, TrapReason, VMProgram, grow_memory, grown_pages
 
-# Deepest call nesting and operand stack: the machine keys locals by call depth
-# and stack slots by index, and bounded keys keep its lookups exact; runaway
-# recursion becomes a clean trap (assert_exhaustion in the spec tests). The
-# limits are the machine's (machine/tokens.py), so both trap at the same step.
-MAX_CALL_DEPTH = T.MAX_CALL_DEPTH
+# Deepest call nesting, local words and operand stack: the machine keys frames by call depth, locals by the
+# words in use and stack slots by index, and bounded keys keep its lookups exact; runaway recursion becomes a
+# clean trap (assert_exhaustion in the spec tests). The limits are the machine's (machine/tokens.py,
+# prompt.FrameSpace), so both trap at the same step.
 FAILED_GROW = MASK32  # memory.grow returns -1 when it cannot grow
 
 
@@ -57,7 +57,7 @@ class _State:
     output: bytearray = field(default_factory=bytearray)
     halted: bool = False
     failed_grows: int = 0
-    call_depth_limit: int = MAX_CALL_DEPTH
+    frame_space: FrameSpace | None = None
 
     def pop(self) -> int:
         return self.stack.pop()
@@ -84,7 +84,7 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
     state = _State(program, memory, [g & MASK32 for g in program.globals], bytes(input_bytes))
     state.pc = program.entry
     state.locals = [0] * program.entry_locals
-    state.call_depth_limit = T.call_depth_limit(max_frame_locals(program))
+    state.frame_space = FrameSpace(program)
     helper_start, helper_end = program.stats.get("helper_pcs", (0, 0))
     code = [(OPS[instr.op], instr.arg) for instr in program.instrs]  # decoded once, not per step
     step_limit = float("inf") if max_steps is None else max_steps
@@ -210,18 +210,22 @@ def _jump_if_nonzero(state: _State, arg: int) -> None:
         state.pc = arg
 
 
-def _call(state: _State, arg: int) -> None:
-    if len(state.frames) >= state.call_depth_limit:
-        raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
-    state.frames.append((state.pc, state.locals))
-    state.locals = []  # a fresh frame: every local reads as zero
-    state.pc = arg
+def _call(op: Op):
+    def call(state: _State, arg: int) -> None:
+        state.frame_space.enter(op)
+        state.frames.append((state.pc, state.locals))
+        state.locals = []  # a fresh frame: every local reads as zero
+        state.pc = arg
+    return call
 
 
-def _return(state: _State, arg: int) -> None:
-    if not state.frames:
-        raise ProgramError(f"RETURN at pc {state.pc - 1} with no caller (a malformed program)")
-    state.pc, state.locals = state.frames.pop()
+def _return(op: Op):
+    def ret(state: _State, arg: int) -> None:
+        if not state.frames:
+            raise ProgramError(f"RETURN at pc {state.pc - 1} with no caller (a malformed program)")
+        state.frame_space.leave(op)
+        state.pc, state.locals = state.frames.pop()
+    return ret
 
 
 def _putchar(state: _State, arg: int) -> None:
@@ -264,8 +268,8 @@ _STATEFUL = {
     Op.JUMP: _jump,
     Op.JUMP_IF_ZERO: _jump_if_zero,
     Op.JUMP_IF_NONZERO: _jump_if_nonzero,
-    Op.CALL: _call,
-    Op.RETURN: _return,
+    **{row.op: _call(row.op) for row in OP_TABLE if row.record is Record.CALL},
+    **{row.op: _return(row.op) for row in OP_TABLE if row.source is Source.RETURN_PC},
     Op.PUTCHAR: _putchar,
     Op.GETCHAR: _getchar,
     Op.HALT: _halt,

@@ -65,12 +65,32 @@ class Commit(enum.Enum):
     POP3 = "c.pop3"  # three values less (an i64 comparison: two i64s in, an i32 out)
     JUMP = "c.jump"
     BRANCH = "c.branch"  # a conditional jump taken (one value less); not taken: c.pop
-    CALL = "c.call"
+    # A call or return names the frame class it enters or leaves, so that the machine can count the local
+    # words in use from the tokens alone (docs/machine.md, "Frames").
+    CALL = "c.call"  # a frame of the program's stride (the largest frame)
     RETURN = "c.return"
+    CALL1 = "c.call1"
+    CALL2 = "c.call2"
+    CALL4 = "c.call4"
+    CALL8 = "c.call8"
+    RETURN1 = "c.return1"
+    RETURN2 = "c.return2"
+    RETURN4 = "c.return4"
+    RETURN8 = "c.return8"
 
+
+# A frame reserves this many local words: a function whose locals fit in a class is called and returns with
+# that class's ops; larger ones reserve the program's stride. Small classes let a small recursive function
+# nest deeply whatever the size of the largest function in the program.
+FRAME_CLASSES = (1, 2, 4, 8)
+STRIDE_FRAME = 0  # the frame column of the plain call and return: the program's stride
+CALL_COMMITS = {STRIDE_FRAME: Commit.CALL, 1: Commit.CALL1, 2: Commit.CALL2, 4: Commit.CALL4, 8: Commit.CALL8}
+RETURN_COMMITS = {STRIDE_FRAME: Commit.RETURN, 1: Commit.RETURN1, 2: Commit.RETURN2, 4: Commit.RETURN4,
+                  8: Commit.RETURN8}
 
 COMMIT_STACK_DELTA = {Commit.PUSH: 1, Commit.GETC: 1, Commit.KEEP: 0, Commit.POP: -1, Commit.POP2: -2, Commit.POP3: -3,
-                      Commit.JUMP: 0, Commit.BRANCH: -1, Commit.CALL: 0, Commit.RETURN: 0}
+                      Commit.JUMP: 0, Commit.BRANCH: -1, **{commit: 0 for commit in CALL_COMMITS.values()},
+                      **{commit: 0 for commit in RETURN_COMMITS.values()}}
 
 
 class Body(enum.Enum):
@@ -145,6 +165,8 @@ class OpSpec:
     value: Callable[..., int] | None = None  # the result of a pure op from its operands
     helper: str | None = None  # the helpers.wat export that computes it with basic ops
     wide: bool = False  # the operands are i64s (two words each); the result is ``pushes`` words
+    frame: int | None = None  # a call or return: the local words of the frame it enters or leaves (STRIDE_FRAME:
+    # the program's stride)
 
     @property
     def operand_words(self) -> int:
@@ -299,6 +321,18 @@ def _unary64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
                   value=value, helper=op.value, wide=True)
 
 
+def _call(op: Op, opcode: int, frame: int) -> OpSpec:
+    """A call: the target's two bytes (the call record), then the commit naming the frame class."""
+    return OpSpec(op, opcode, None, Immediate.TARGET, 0, 0, CALL_COMMITS[frame], Body.TARGET, Record.CALL,
+                  Datapath.COPY, Source.TARGET, frame=frame)
+
+
+def _return(op: Op, opcode: int, frame: int) -> OpSpec:
+    """A return: the return pc's two bytes from the frame's call record, then the commit naming the class."""
+    return OpSpec(op, opcode, None, _N, 0, 0, RETURN_COMMITS[frame], Body.TARGET, Record.NONE, Datapath.COPY,
+                  Source.RETURN_PC, frame=frame)
+
+
 def _compare64(op: Op, opcode: int, datapath: Datapath | None, value) -> OpSpec:
     """An i64 comparison: two i64s (four words) in, an i32 out (commit c.pop3)."""
     return OpSpec(op, opcode, f"i64.{op.value.removesuffix('64')}", _N, 4, 1, Commit.POP3, _V, _STACK, datapath,
@@ -380,10 +414,8 @@ OP_TABLE: tuple[OpSpec, ...] = (
            Datapath.BRANCH, Source.TARGET),
     OpSpec(Op.JUMP_IF_NONZERO, 52, None, Immediate.TARGET, 1, 0, Commit.POP, Body.TARGET, Record.NONE,
            Datapath.BRANCH, Source.TARGET),
-    OpSpec(Op.CALL, 53, None, Immediate.TARGET, 0, 0, Commit.CALL, Body.TARGET, Record.CALL, Datapath.COPY,
-           Source.TARGET),
-    OpSpec(Op.RETURN, 54, None, _N, 0, 0, Commit.RETURN, Body.TARGET, Record.NONE, Datapath.COPY,
-           Source.RETURN_PC),
+    _call(Op.CALL, 53, STRIDE_FRAME),
+    _return(Op.RETURN, 54, STRIDE_FRAME),
     # input, output and the end of the run
     OpSpec(Op.PUTCHAR, 55, None, _N, 1, 0, Commit.POP, Body.OUTPUT, Record.NONE, Datapath.COPY, Source.TOP),
     OpSpec(Op.GETCHAR, 56, None, _N, 0, 1, Commit.GETC, _V, _STACK, Datapath.INPUT, Source.INPUT),
@@ -432,6 +464,10 @@ OP_TABLE: tuple[OpSpec, ...] = (
     # address low high ->: 8 stored bytes, the value's word for each phase (commit c.pop3)
     OpSpec(Op.STORE64, 95, "i64.store", _OFF, 3, 0, Commit.POP3, Body.STORED, Record.MEMORY, Datapath.COPY,
            Source.TOP_WORD, width=8, wide=True),
+    # calls and returns of small frames (FRAME_CLASSES), chosen by the front end from the callee's locals
+    _call(Op.CALL1, 96, 1), _call(Op.CALL2, 97, 2), _call(Op.CALL4, 98, 4), _call(Op.CALL8, 99, 8),
+    _return(Op.RETURN1, 100, 1), _return(Op.RETURN2, 101, 2), _return(Op.RETURN4, 102, 4),
+    _return(Op.RETURN8, 103, 8),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}
@@ -444,6 +480,25 @@ def spec(op: Op) -> OpSpec:
 def ops_where(**facts) -> tuple[Op, ...]:
     """The ops whose rows have every given fact, in table order: ``ops_where(datapath=Datapath.SHIFT)``."""
     return tuple(row.op for row in OP_TABLE if all(getattr(row, name) == value for name, value in facts.items()))
+
+
+def call_op(frame: int) -> Op:
+    """The call op of a frame class (STRIDE_FRAME: the plain call)."""
+    return next(row.op for row in OP_TABLE if row.record is Record.CALL and row.frame == frame)
+
+
+def return_op(frame: int) -> Op:
+    return next(row.op for row in OP_TABLE if row.source is Source.RETURN_PC and row.frame == frame)
+
+
+def frame_class(words: int) -> int:
+    """The frame class of a function with ``words`` local words: the smallest class that holds them, else
+    STRIDE_FRAME."""
+    return next((size for size in FRAME_CLASSES if words <= size), STRIDE_FRAME)
+
+
+def is_call(op: Op) -> bool:
+    return SPECS[op].record is Record.CALL
 
 
 def stack_effect(op: Op) -> int:

@@ -73,7 +73,7 @@ class Op(enum.Enum):
     JUMP = "jump"
     JUMP_IF_ZERO = "jump_if_zero"
     JUMP_IF_NONZERO = "jump_if_nonzero"
-    CALL = "call"
+    CALL = "call"  # a call whose frame reserves the program's stride of local words (the largest frame)
     RETURN = "return"
     # input/output and the end of the run
     PUTCHAR = "putchar"  # pops a value, outputs its low byte
@@ -119,6 +119,15 @@ class Op(enum.Enum):
     LOAD32_S64 = "load32_s64"
     LOAD32_U64 = "load32_u64"
     STORE64 = "store64"
+    # calls and returns of functions whose frames reserve a fixed small number of words (ops.FRAME_CLASSES)
+    CALL1 = "call1"
+    CALL2 = "call2"
+    CALL4 = "call4"
+    CALL8 = "call8"
+    RETURN1 = "return1"
+    RETURN2 = "return2"
+    RETURN4 = "return4"
+    RETURN8 = "return8"
 
 
 class TrapReason(enum.IntEnum):
@@ -162,7 +171,8 @@ class Instr:
 
 
 _SHOWS_ARG = {Op.CONST, Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_GET, Op.GLOBAL_SET,
-              Op.JUMP, Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO, Op.CALL, Op.TRAP}
+              Op.JUMP, Op.JUMP_IF_ZERO, Op.JUMP_IF_NONZERO, Op.CALL, Op.CALL1, Op.CALL2, Op.CALL4,
+              Op.CALL8, Op.TRAP}
 
 
 WASM_PAGE = 65536  # bytes in a WebAssembly memory page: memory.size and memory.grow count these
