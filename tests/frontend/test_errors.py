@@ -59,10 +59,10 @@ def test_wrongly_typed_io_import_refused():
 
 
 def test_memory_larger_than_the_machine_is_refused_with_the_figures():
-    message = refused('(module (memory 17) (func (export "main")))')
-    assert "the module's memory starts at 17 pages (1,114,112 bytes), more memory than the machine has: " \
-           "16 pages (1,048,576 bytes)" in message
-    load_program('(module (memory 16) (data (i32.const 1048575) "x") (func (export "main")))', kind="wat")
+    message = refused('(module (memory 19) (func (export "main")))')
+    assert "the module's memory starts at 19 pages (1,245,184 bytes), more memory than the machine has: " \
+           "18 pages (1,179,648 bytes)" in message
+    load_program('(module (memory 18) (data (i32.const 1179647) "x") (func (export "main")))', kind="wat")
 
 
 def test_data_outside_the_declared_memory():

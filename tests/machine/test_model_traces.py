@@ -133,3 +133,47 @@ def test_c_bulk_memory_program_on_the_model(universal):
     run = run_program(universal, program, bulk.C_INPUT, max_new_tokens=len(expected.tokens) + 16)
     assert trace_tokens(universal, run) == expected.tokens
     assert run.output == frontend_oracle.run_wasmtime(wasm, input_bytes=bulk.C_INPUT).output
+
+
+MEGABYTE_OF_ARRAYS = r"""
+#include <wasmformer.h>
+/* 1 MiB of static arrays beside the 64 KiB C stack: written at both ends and in every 64 KiB, read back.
+ * Reached through volatile pointers, so that the compiler cannot fold the arrays away. */
+#define BYTES (512 * 1024)
+#define WORDS (128 * 1024)
+static unsigned char first[BYTES];
+static unsigned int second[WORDS];
+static unsigned char *volatile bytes = first;
+static unsigned int *volatile words = second;
+
+int main(void) {
+    unsigned sum = 0;
+    for (unsigned i = 0; i < BYTES; i += 65536) bytes[i] = (unsigned char)(i >> 16) + 1;
+    bytes[BYTES - 1] = 200;
+    for (unsigned i = 0; i < WORDS; i += 16384) words[i] = i * 3 + 1;
+    words[WORDS - 1] = 0xabcdef;
+    for (unsigned i = 0; i < BYTES; i += 65536) sum += bytes[i];
+    for (unsigned i = 0; i < WORDS; i += 16384) sum += words[i];
+    printf("%u %u %u %u %u\n", sum, bytes[BYTES - 1], words[WORDS - 1], (unsigned)(bytes + BYTES),
+           (unsigned)(words + WORDS));
+    return 0;
+}
+"""
+
+
+@pytest.mark.oracle
+def test_a_megabyte_of_static_arrays_on_the_model(universal, tmp_path):
+    """Item 3 of the memory issue: 1 MiB of static arrays runs, beside the 64 KiB stack, as wasmtime runs it."""
+    pytest.importorskip("ziglang")
+    from tests.frontend import frontend_oracle
+    from wasmformer.frontend.toolchain import compile_c
+
+    source = tmp_path / "megabyte.c"
+    source.write_text(MEGABYTE_OF_ARRAYS)
+    wasm = compile_c(source)
+    program = load_program(wasm, kind="wasm")
+    assert program.memory_limit > 1024 * 1024 + 65536  # the arrays and the stack, in the initial pages
+    expected = expected_trace(program)
+    run = run_program(universal, program, max_new_tokens=len(expected.tokens) + 16)
+    assert trace_tokens(universal, run) == expected.tokens
+    assert run.output == frontend_oracle.run_wasmtime(wasm).output

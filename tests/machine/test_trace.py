@@ -465,29 +465,29 @@ def wat_module(module: str, name: str) -> str:
 INSTRUCTIONS = "tests.frontend.test_instructions_oracle"
 BULK = "tests.frontend.test_bulk_memory_oracle"
 PAGE = 65536  # the modules' memory: one wasm page (BULK_GROWN grows to two)
-# The machine's whole memory: values across bank boundaries (every 16 KiB) and at the last byte of 1 MiB.
-BANKS = """(module (memory 16)
+# The machine's whole memory: values across bank boundaries (every 16 KiB) and at its last byte (1,152 KiB).
+BANKS = """(module (memory 18)
   (data (i32.const 16382) "\\01\\02\\03\\04")
-  (data (i32.const 1048572) "\\0a\\0b\\0c\\0d")
+  (data (i32.const 1179644) "\\0a\\0b\\0c\\0d")
   (func (export "word") (param $a i32) (result i32) (i32.load (local.get $a)))
   (func (export "store_load") (param $a i32) (param $v i32) (result i32)
     (i32.store (local.get $a) (local.get $v))
     (i32.add (i32.load (local.get $a)) (i32.load8_u (i32.add (local.get $a) (i32.const 3))))))"""
-# memory.grow to the machine's 16 pages, then one page past them: -1 here, 16 in wasm (a documented limit)
+# memory.grow to the machine's 18 pages, then one page past them: -1 here, 18 in wasm (a documented limit)
 GROWING = """(module (memory 1)
   (func (export "grow_to_the_end") (result i32)
     (local $old i32)
-    (local.set $old (memory.grow (i32.const 15)))
-    (i32.store8 (i32.const 1048575) (i32.const 9))
+    (local.set $old (memory.grow (i32.const 17)))
+    (i32.store8 (i32.const 1179647) (i32.const 9))
     (i32.add (i32.mul (local.get $old) (i32.const 1000))
-             (i32.add (i32.mul (memory.size) (i32.const 10)) (i32.load8_u (i32.const 1048575)))))
+             (i32.add (i32.mul (memory.size) (i32.const 10)) (i32.load8_u (i32.const 1179647)))))
   (func (export "past_the_machine") (result i32)
-    (drop (memory.grow (i32.const 15)))
+    (drop (memory.grow (i32.const 17)))
     (memory.grow (i32.const 1))))"""
 
 WAT_CASES = [  # (module, WAT source name, export, argument tuples)
-    (__name__, "BANKS", "word", [(16380,), (16383,), (1048572,), (1048573,)]),
-    (__name__, "BANKS", "store_load", [(16382, 0x11223344), (786431, -2), (1048573, 5)]),
+    (__name__, "BANKS", "word", [(16380,), (16383,), (1048572,), (1179644,), (1179645,)]),
+    (__name__, "BANKS", "store_load", [(16382, 0x11223344), (786431, -2), (1179645, 5)]),
     (__name__, "GROWING", "grow_to_the_end", [()]),
     (__name__, "GROWING", "past_the_machine", [()]),
     (INSTRUCTIONS, "MEMORY", "load8_s", [(a,) for a in range(14, 24)]),

@@ -50,9 +50,10 @@ KEY_LIMIT = 1 << 14  # stack slots, variable keys and offsets within a memory ba
 # Linear memory is split into banks of KEY_LIMIT bytes, one latest-record lookup each (docs/machine.md:
 # a single lookup over every address would need keys beyond the precision budget).
 MEMORY_BANK_BYTES = KEY_LIMIT
-MEMORY_BANKS = 64
-MAX_MEMORY = MEMORY_BANKS * MEMORY_BANK_BYTES  # addressable bytes of linear memory: 1 MiB
-MAX_PAGES = MAX_MEMORY // WASM_PAGE  # 16 pages of 64 KiB
+# 72 banks: 1 MiB of static data fits beside a C stack of 64 KiB (docs/machine.md, "Memory banks")
+MEMORY_BANKS = 72
+MAX_MEMORY = MEMORY_BANKS * MEMORY_BANK_BYTES  # addressable bytes of linear memory: 1,152 KiB
+MAX_PAGES = MAX_MEMORY // WASM_PAGE  # 18 pages of 64 KiB
 DATA_ADDRESS_BYTES = 3  # a prompt data record's address: enough for MAX_MEMORY
 STACK_LIMIT = KEY_LIMIT - 1  # deepest operand stack (slot indices 1..STACK_LIMIT)
 # Variables (globals, then every frame's locals) are keyed in VARIABLE_BANKS banks of KEY_LIMIT keys, one

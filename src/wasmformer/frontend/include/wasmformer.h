@@ -13,7 +13,7 @@
  * Rules the code below keeps, and that programs should keep too:
  *   - 32-bit integers only: no long long, float or double (the machine has no
  *     i64 or floating-point instructions). `long` is 32 bits on wasm32.
- *   - memory is at most WASMFORMER_MEMORY_LIMIT bytes (1 MiB). The stack sits
+ *   - memory is at most WASMFORMER_MEMORY_LIMIT bytes (1,152 KiB). The stack sits
  *     at the bottom, static data after it, and the heap (malloc) after the
  *     data, growing the memory with memory.grow as it needs, up to the limit.
  *   - the program is one C file; this header defines functions with external
@@ -30,7 +30,7 @@
 
 /* Bytes of linear memory the machine can address (MAX_MEMORY in
  * wasmformer.machine.tokens). The heap never grows past it. */
-#define WASMFORMER_MEMORY_LIMIT 1048576u
+#define WASMFORMER_MEMORY_LIMIT 1179648u
 /* A WebAssembly page: memory.size and memory.grow count these. */
 #define WASMFORMER_PAGE 65536u
 
