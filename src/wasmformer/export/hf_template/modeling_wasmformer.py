@@ -6,8 +6,9 @@ wasmformer_decoder.py (float64 throughout) for ``AutoModelForCausalLM`` with
 ``model.generate(input_ids, do_sample=False, max_new_tokens=N)`` decodes
 greedily, one forward step per generated token.
 
-Exactness: the model computes in float64 only (loading it in another dtype
-is refused at the first forward). ``generate`` converts the last logits to
+Exactness: the model computes in float64 only. The decoder creates its
+parameters in float64 whatever dtype ``from_pretrained`` is given, and a
+model cast to another dtype afterwards is refused at the first forward. ``generate`` converts the last logits to
 float32 before choosing the argmax, which could merge two large logits; so
 ``forward`` returns the logits minus their row maximum, a shift that changes
 neither the softmax nor the argmax: the winner is exactly 0, every other
