@@ -1,7 +1,5 @@
 """The ONNX export: the forward pass as one ONNX graph (a decoding step with the KV cache in and out), and a runner.
 
-Heads and FFN units that add exactly zero are left out (export.common.live_layer).
-
 The graph is written with ``onnx.helper`` directly, node by node from
 docs/model-format.md, so exporting needs neither torch nor a tracer, and every
 operation is one whose float64 ("double") kernel onnxruntime's CPU provider
@@ -14,7 +12,9 @@ the positions so far, 0 at the start). Outputs: ``logits`` [n, V],
 ``next_token`` int64 [n] (the argmax of each row, lowest id on a tie) and
 ``present_key.l`` / ``present_value.l`` with P + n positions. The position t
 of the first new token is P, read from the shape of ``past_key.0``.
-``OnnxDecoder`` runs such a file with onnxruntime and decodes greedily.
+Heads and FFN units that add exactly zero are left out
+(export.common.live_layer). ``OnnxDecoder`` runs such a file with
+onnxruntime and decodes greedily.
 """
 
 from __future__ import annotations
