@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wasmformer.export.common import live_layer, load_representable, require_module
+from wasmformer.export.common import decoder_state_dict, live_layer, load_representable, require_module
 
-__all__ = ["load", "from_model"]
+__all__ = ["from_model", "load"]
 
 
 def load(model_dir: str | Path, prune: bool = True):
@@ -39,17 +39,6 @@ def from_model(model, prune: bool = True):
     layers = [live_layer(layer, prune) for layer in model.layers]
     decoder = WasmformerDecoder(len(model.vocab), model.d_model, [layer.heads for layer in layers],
                                 [layer.units for layer in layers], model.positional, model.max_exact_tokens)
-    decoder.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in state_dict(model, layers).items()})
+    weights = decoder_state_dict(model, layers)
+    decoder.load_state_dict({name: torch.from_numpy(array.copy()) for name, array in weights.items()})
     return decoder.eval()
-
-
-def state_dict(model, layers) -> dict:
-    """The decoder's parameters by name, as float64 numpy arrays (nn.Linear weights are [out, in], as stored)."""
-    named = {"embed.weight": model.embed, "unembed.weight": model.unembed}
-    for index, layer in enumerate(layers):
-        named.update({f"blocks.{index}.{part}.{name}.weight": getattr(layer, name) for part, name in LAYER_WEIGHTS})
-    return named
-
-
-LAYER_WEIGHTS = (("attn", "wq"), ("attn", "wk"), ("attn", "wv"), ("attn", "wo"),
-                 ("ffn", "w_gate"), ("ffn", "w_up"), ("ffn", "w_down"))

@@ -86,3 +86,22 @@ def test_a_missing_model_directory_and_an_unknown_format(tmp_path, capsys):
     assert status == EXIT_ERROR and "no such model directory" in one_error_line(err)
     status, err = run_export(capsys, "--format", "tflite", tmp_path, "-o", tmp_path / "out")
     assert status == EXIT_ERROR and "invalid choice" in one_error_line(err)
+
+
+def test_wasmformer_torch_without_torch_names_the_extra(counter_case, monkeypatch):
+    import wasmformer.torch
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ExportError, match=r"pip install 'wasmformer\[torch\]'"):
+        wasmformer.torch.load(counter_case.directory)
+
+
+def test_wasmformer_torch_does_not_shadow_pytorch():
+    """Inside the package, ``import torch`` is still PyTorch (absolute imports), and the module imports it lazily."""
+    import importlib
+
+    module = importlib.import_module("wasmformer.torch")
+    assert module.__name__ == "wasmformer.torch" and callable(module.load)
+    assert "torch" not in vars(module)  # imported inside from_model only: loading the module needs no PyTorch
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'wasmformer[torch]')")
+    assert torch.__name__ == "torch" and hasattr(torch, "nn")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'wasmformer[hf]')")
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install 'wasmformer[hf]')")
+transformers = pytest.importorskip("transformers",
+                                   reason="transformers is not installed (pip install 'wasmformer[hf]')")
 
 from wasmformer.cli import EXIT_OK, main  # noqa: E402
 from tests.exports.conftest import example_case  # noqa: E402

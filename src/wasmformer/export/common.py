@@ -106,6 +106,20 @@ def live_layer(layer, prune: bool = True) -> LiveLayer:
                      layer.w_gate[units], layer.w_up[units], layer.w_down[:, units])
 
 
+# The parameters of each block of export/decoder.py's WasmformerDecoder: (submodule, LiveLayer field).
+DECODER_LAYER_WEIGHTS = (("attn", "wq"), ("attn", "wk"), ("attn", "wv"), ("attn", "wo"),
+                         ("ffn", "w_gate"), ("ffn", "w_up"), ("ffn", "w_down"))
+
+
+def decoder_state_dict(model: Model, layers: list[LiveLayer]) -> dict[str, np.ndarray]:
+    """WasmformerDecoder's parameters by name as float64 arrays (nn.Linear weights are [out, in], as stored)."""
+    named = {"embed.weight": model.embed, "unembed.weight": model.unembed}
+    for index, layer in enumerate(layers):
+        named.update({f"blocks.{index}.{part}.{name}.weight": getattr(layer, name)
+                      for part, name in DECODER_LAYER_WEIGHTS})
+    return named
+
+
 def check_positions_countable(model: Model, model_dir: str | Path) -> None:
     """The exports count positions by the length of the layer-0 KV cache, so they need a layer with a head."""
     if not model.layers or model.n_heads == 0:

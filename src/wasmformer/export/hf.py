@@ -1,4 +1,4 @@
-"""The Hugging Face export: a directory that ``AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)`` loads.
+"""The Hugging Face export: a directory for ``AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)``.
 
 Written files: config.json (with ``auto_map``), generation_config.json (plain
 greedy decoding that stops at the halt token), the remote code
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wasmformer.export.common import ExportError, live_layer, load_representable, require_module
+from wasmformer.export.common import (ExportError, decoder_state_dict, live_layer, load_representable,
+                                      require_module)
 from wasmformer.model import Model
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "hf_template"
@@ -83,10 +84,8 @@ def generation_config(model: Model) -> dict:
 def _write_weights(model: Model, layers, output: Path) -> None:
     from safetensors.numpy import save_file
 
-    from wasmformer.torch import state_dict
-
     tensors = {WEIGHT_PREFIX + name: np.ascontiguousarray(array, dtype=np.float64)
-               for name, array in state_dict(model, layers).items()}
+               for name, array in decoder_state_dict(model, layers).items()}
     save_file(tensors, str(output / "model.safetensors"), metadata={"format": "pt"})
 
 
