@@ -105,3 +105,13 @@ def test_wasmformer_torch_does_not_shadow_pytorch():
     assert "torch" not in vars(module)  # imported inside from_model only: loading the module needs no PyTorch
     torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'wasmformer[torch]')")
     assert torch.__name__ == "torch" and hasattr(torch, "nn")
+
+
+def test_onnx_refuses_a_model_whose_weights_read_the_recency_slot(counter_case, tmp_path, capsys):
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'wasmformer[onnx]')")
+    model = load_model(counter_case.directory)
+    model.layers[0].wk[0, model.positional["recency"]] = 0.5
+    save_model(model, tmp_path / "reads_recency")
+    status, err = run_export(capsys, "--format", "onnx", tmp_path / "reads_recency", "-o", tmp_path / "out.onnx")
+    assert status == EXIT_ERROR
+    assert "weights read r(t)" in one_error_line(err) and not (tmp_path / "out.onnx").exists()

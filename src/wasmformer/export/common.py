@@ -128,6 +128,13 @@ def check_positions_countable(model: Model, model_dir: str | Path) -> None:
                           "(at least one layer with one head is needed)")
 
 
+def reads_slot(model: Model, slot: int) -> bool:
+    """Whether any weight that multiplies the residual stream (queries, keys, values, FFN, logits) reads ``slot``."""
+    readers = [model.unembed] + [getattr(layer, name) for layer in model.layers
+                                 for name in ("wq", "wk", "wv", "w_gate", "w_up")]
+    return any(bool(np.any(matrix[:, slot])) for matrix in readers)
+
+
 def load_representable(model_dir: str | Path) -> Model:
     """``load_exportable`` plus the checks every target shares."""
     model = load_exportable(model_dir)
