@@ -13,6 +13,7 @@ transformers = pytest.importorskip("transformers",
                                    reason="transformers is not installed (pip install 'wasmformer[hf]')")
 
 from wasmformer.cli import EXIT_OK, main  # noqa: E402
+from wasmformer.export.hf import WRITTEN_FILES  # noqa: E402
 from tests.exports.conftest import example_case  # noqa: E402
 
 HELLO_PREFIX = 200  # generated tokens of hello compared in `make test` (its first output byte is token 168)
@@ -52,7 +53,9 @@ def counter_hf(counter_case, tmp_path_factory):
 
 def test_config_maps_the_auto_classes_and_float64(counter_hf):
     model, _ = counter_hf
-    config = json.loads((Path(model.name_or_path) / "config.json").read_text())
+    directory = Path(model.name_or_path)
+    assert {path.name for path in directory.iterdir()} == set(WRITTEN_FILES)
+    config = json.loads((directory / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_wasmformer.WasmformerForCausalLM"
     assert config["dtype"] == "float64"
     assert {parameter.dtype for parameter in model.parameters()} == {torch.float64}

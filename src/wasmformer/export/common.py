@@ -1,4 +1,4 @@
-"""What every export shares: reading a model it can represent exactly (or refusing, saying why), the read heads.
+"""What every export shares: reading a model it can represent exactly (or refusing, saying why), its live layers.
 
 An export is only worth having if it computes the very tokens of the
 definition (docs/model-format.md). So before writing anything, each target

@@ -53,6 +53,7 @@ def export_hf(model_dir: str | Path, output: str | Path) -> Path:
 
 
 def hf_config(model: Model, layers) -> dict:
+    """config.json: what WasmformerConfig reads, the auto classes, and the token language for tools."""
     return {
         "architectures": [MODEL_CLASS],
         "model_type": "wasmformer",
