@@ -1,4 +1,5 @@
-# Two entry points for users and CI: `make demo` and `make test`.
+# Two entry points for users and CI: `make demo` and `make test` (neither needs torch, onnx or transformers;
+# `make test-all` installs them and runs the slow tests too).
 # Both create .venv on first use, install the package with its test extras and
 # try to build the native engine (a failed native build leaves the Python engines working).
 PYTHON ?= python3
@@ -26,7 +27,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider -n auto --maxprocesses 4
 
+# the optional exports too: torch first, pinned (any other spec pulls a CUDA build), then the other extras
 test-all: $(STAMP)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,onnx,hf]'
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4
 
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect.
+"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect | export.
 
 Only the program's output goes to stdout (for ``bench``, its table); progress,
 statistics and errors go to stderr. User mistakes end with a one-line message
@@ -101,10 +101,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wasmformer.engines.base import EngineError
     from wasmformer.graph.expr import GraphError
     from wasmformer.model import ModelFormatError
+    from wasmformer.export.common import ExportError
     from wasmformer.runner import ExamplesUnavailableError
     from wasmformer.vm.errors import ProgramError
 
-    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ExamplesUnavailableError, OSError)
+    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ExamplesUnavailableError, ExportError,
+            OSError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -176,6 +178,17 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="describe a model directory (sizes, layers, heads)")
     inspect.add_argument("model", type=Path)
     inspect.set_defaults(handler=_cmd_inspect)
+
+    from wasmformer.export import EXPORT_FORMATS
+
+    export = commands.add_parser("export", help="write a model for another runtime (ONNX, Hugging Face)")
+    export.add_argument("model", type=Path, metavar="MODEL_DIR", help="the wasmformer/1 model directory to export")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                        help="onnx: one .onnx file; hf: a Hugging Face model directory")
+    export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                        help="the .onnx file (onnx) or the directory (hf) to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing file or non-empty directory")
+    export.set_defaults(handler=_cmd_export)
     return parser
 
 
@@ -578,4 +591,24 @@ def _cmd_inspect(args) -> int:
           f"nonzero={model.nonzero_weights():,} max_exact_tokens={model.max_exact_tokens:,}")
     for head in model.extra.get("heads", []):
         print(f"  layer {head.get('layer')} head {head.get('head')}: {head.get('tie')} {head.get('name')}")
+    return EXIT_OK
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+
+def _cmd_export(args) -> int:
+    from wasmformer.export import export_model
+
+    if not args.model.exists():
+        raise CliError(f"{args.model}: no such model directory")
+    if args.format == "hf":
+        _check_output_directory(args.output, args.force)
+    elif args.output.is_dir():
+        raise CliError(f"{args.output} is a directory; --format onnx writes one file")
+    elif args.output.exists() and not args.force:
+        raise CliError(f"{args.output} already exists (--force overwrites it)")
+    started = time.perf_counter()
+    export_model(args.model, args.format, args.output)
+    _say(f"{args.output}: exported {args.model} as {args.format} ({time.perf_counter() - started:.1f} s)")
     return EXIT_OK
