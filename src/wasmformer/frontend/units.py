@@ -24,6 +24,8 @@ IO_MODULE = "wasmformer"
 IO_IMPORTS = {  # name -> (required signature, the VM instruction that replaces the call)
     "putchar": (FuncType(("i32",), ()), Instr(Op.PUTCHAR)),
     "getchar": (FuncType((), ("i32",)), Instr(Op.GETCHAR)),
+    "putchar_err": (FuncType(("i32",), ()), Instr(Op.PUTCHAR_ERR)),
+    "exit": (FuncType(("i32",), ()), Instr(Op.EXIT)),
 }
 # Only the helper library (helpers.wat) may import these: a call becomes TRAP <reason>.
 HELPER_TRAP_MODULE = "wasmformer_helpers"

@@ -80,6 +80,8 @@ class Body(enum.Enum):
     # a DIVIDE step writes its quotient's four bytes (q.XX, most significant first) before them
     STORED = "stored"  # the ``width`` bytes a store writes (m.XX)
     OUTPUT = "output"  # one output byte (o.XX)
+    ERROR_OUTPUT = "error output"  # one byte of the error stream (e.XX)
+    EXIT_STATUS = "exit status"  # the exit status's low byte (x.XX); `halt` follows it
     TARGET = "target"  # the two bytes of the next pc (ph.XX pl.XX): a transfer of control
 
 
@@ -432,6 +434,10 @@ OP_TABLE: tuple[OpSpec, ...] = (
     # address low high ->: 8 stored bytes, the value's word for each phase (commit c.pop3)
     OpSpec(Op.STORE64, 95, "i64.store", _OFF, 3, 0, Commit.POP3, Body.STORED, Record.MEMORY, Datapath.COPY,
            Source.TOP_WORD, width=8, wide=True),
+    # the error stream and the exit status (the WASI helpers write stderr and proc_exit with these)
+    OpSpec(Op.PUTCHAR_ERR, 96, None, _N, 1, 0, Commit.POP, Body.ERROR_OUTPUT, Record.NONE, Datapath.COPY,
+           Source.TOP),
+    OpSpec(Op.EXIT, 97, None, _N, 1, 0, None, Body.EXIT_STATUS, Record.NONE, Datapath.COPY, Source.TOP),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}

@@ -119,6 +119,9 @@ class Op(enum.Enum):
     LOAD32_S64 = "load32_s64"
     LOAD32_U64 = "load32_u64"
     STORE64 = "store64"
+    # the program's second output stream and its exit status (the WASI helpers' primitives)
+    PUTCHAR_ERR = "putchar_err"  # pops a value, writes its low byte to the error stream (stderr)
+    EXIT = "exit"  # pops the exit status and ends the run (its low byte is the status)
 
 
 class TrapReason(enum.IntEnum):
