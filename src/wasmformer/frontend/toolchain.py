@@ -6,15 +6,24 @@ wasm32 target and ``wasm-ld`` can be chosen with ``clang=``.
 
 The module we produce is shaped for the machine:
 
-* no libc, no entry point; ``main`` is exported under exactly that name with type
-  ``() -> i32`` (see ``MAIN_EXPORT_DEFINE``);
+* a WASI command (target ``wasm32-wasi``) linked against the wasi-libc that
+  ziglang ships (musl's stdio, stdlib, string, ctype...; built by zig on first
+  use and kept in zig's cache under ``<cache root>/zig``): its entry is the
+  libc's ``_start``, which calls ``main`` (with ``argc``/``argv`` when it takes
+  them) and ``exit``; the libc reaches the outside world only through WASI
+  preview1 imports, which the front end turns into the machine's I/O
+  (frontend/wasi.wat);
 * MVP instruction set only (no bulk-memory, sign-ext, multivalue...), so the
-  lowering sees the smallest opcode set (modules built for clang's default CPU,
-  with memory.fill / memory.copy and sign extension, run too: extra_flags
-  ``-mcpu=generic``);
+  lowering sees the smallest opcode set, and the libc is built for it too
+  (modules built for clang's default CPU, with memory.fill / memory.copy and
+  sign extension, run too: extra_flags ``-mcpu=generic``);
+* ``-Os`` (``DEFAULT_OPT``): the smallest code, so the shortest prompt; -O2
+  inlines and unrolls the libc's printf into a prompt several times longer for
+  a few percent fewer generated tokens (docs/frontend.md, "The C library");
 * linear memory laid out low: the stack first (growing down from
-  ``stack_size`` to 0), data right after it, the heap after the data, growing
-  the memory (memory.grow) up to ``DEFAULT_MEMORY_LIMIT``.
+  ``stack_size`` to 0), data right after it, the heap (the libc's malloc)
+  after the data, growing the memory (memory.grow) up to
+  ``DEFAULT_MEMORY_LIMIT``.
 
 Compiled modules are cached under ``<cache root>/c/`` (``disk_cache.cache_root``)
 by a hash of the source's bytes and name, the compiler command's flags, the
@@ -54,23 +63,23 @@ DEFAULT_STACK_SIZE = 65536
 # CPUs enable bulk-memory (memset -> memory.fill), sign-ext etc.
 WASM_CPU = "mvp"
 
-WASM_TARGET = "wasm32-freestanding"
+WASM_TARGET = "wasm32-wasi"
 
-# The runtime header wasmformer.h lives here (shipped as package data).
+DEFAULT_OPT = "-Os"
+
+# The machine-specific header wasmformer.h lives here (shipped as package data).
 INCLUDE_DIR = Path(__file__).parent / "include"
 
-# clang for wasm32 renames `int main(void)` to `__main_void` and adds a
-# `main(argc, argv)` wrapper for a libc start-up that we do not have. Renaming the
-# user's main and exporting it under the name "main" gives the machine exactly one
-# entry point of type () -> i32.
-MAIN_EXPORT_DEFINE = 'main=__attribute__((export_name("main"))) wasmformer_main'
+# zig builds wasi-libc for the target on first use (about 20 s) and keeps it in its global cache: here, under
+# the cache root, so later compiles take a fraction of a second.
+ZIG_CACHE_DIR = "zig"
 
 COMPILE_TIMEOUT_SECONDS = 120
 
 # The compiled-module cache: a directory under the cache root, and the version of
 # its entries' layout (bump it when the entry format or the key changes meaning).
 C_CACHE_DIR = "c"
-C_CACHE_FORMAT = "wasmformer-c-cache/2"
+C_CACHE_FORMAT = "wasmformer-c-cache/3"
 # The dependency list clang writes with -MD -MF, in the compile's temp dir.
 DEPENDENCY_FILE = "module.d"
 
@@ -78,7 +87,7 @@ DEPENDENCY_FILE = "module.d"
 def compile_c(
     source: str | Path,
     *,
-    opt: str = "-O2",
+    opt: str = DEFAULT_OPT,
     clang: str | None = None,
     extra_flags: Iterable[str] = (),
     stack_size: int = DEFAULT_STACK_SIZE,
@@ -142,9 +151,8 @@ def _compiler_command(clang: str | None) -> list[str]:
 
 
 def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[str]) -> list[str]:
-    target = "--target=wasm32-unknown-unknown" if system_clang else f"--target={WASM_TARGET}"
     flags = [
-        target,
+        f"--target={WASM_TARGET}",
         f"-mcpu={WASM_CPU}",
         opt,
         "-g0",  # no DWARF; the "name" section stays for readable function names
@@ -156,11 +164,8 @@ def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[
         # zero-fills of whole structs/arrays of 8+ bytes still become i64 moves.
         "-mllvm",
         "-combiner-store-merging=0",
-        "-nostdlib",
         "-I",
         str(INCLUDE_DIR),
-        f"-D{MAIN_EXPORT_DEFINE}",
-        "-Wl,--no-entry",
         f"-Wl,-z,stack-size={stack_size}",
     ]
     # wasm-ld places data first unless told otherwise; zig's own wasm linker always
@@ -190,9 +195,15 @@ def _run_compiler(command: list[str], compile_dir: Path | None, work: Path) -> N
 
 
 def _compiler_env(work: Path) -> dict[str, str]:
-    """Point zig's caches into the temp dir: nothing is left behind, and a read-only HOME works."""
+    """zig's local cache in the temp dir; its global cache (the built wasi-libc) under the cache root, or in the
+    temp dir when that cannot be created (then every compile builds the libc again)."""
     env = dict(os.environ)
-    env["ZIG_GLOBAL_CACHE_DIR"] = str(work / "zig-global-cache")
+    global_cache = cache_root() / ZIG_CACHE_DIR
+    try:
+        global_cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        global_cache = work / "zig-global-cache"
+    env["ZIG_GLOBAL_CACHE_DIR"] = str(global_cache)
     env["ZIG_LOCAL_CACHE_DIR"] = str(work / "zig-local-cache")
     return env
 
