@@ -164,6 +164,8 @@ def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[
         # zero-fills of whole structs/arrays of 8+ bytes still become i64 moves.
         "-mllvm",
         "-combiner-store-merging=0",
+        # zig cc defines NDEBUG when optimising; a C compiler does not: assert() stays on, as with cc -Os
+        "-UNDEBUG",
         "-I",
         str(INCLUDE_DIR),
         f"-Wl,-z,stack-size={stack_size}",
