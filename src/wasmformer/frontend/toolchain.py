@@ -112,10 +112,36 @@ def compile_c(
         command = _compiler_command(clang) + flags + ["-MD", "-MF", str(dependency_file)]
         command += ["-o", str(wasm_file), str(c_file)]
         _run_compiler(command, compile_dir, work)
-        wasm = wasm_file.read_bytes()
+        wasm = strip_debug_sections(wasm_file.read_bytes())
         if entry is not None:
             _remember(entry, wasm, dependency_file, compile_dir or Path.cwd(), c_file)
         return wasm
+
+
+DEBUG_SECTION_PREFIX = b".debug"
+CUSTOM_SECTION = 0
+WASM_HEADER_BYTES = 8  # magic and version
+
+
+def strip_debug_sections(wasm: bytes) -> bytes:
+    """The module without its DWARF custom sections (``.debug_*``): the code and the name section stay."""
+    from wasmformer.frontend.binary import Reader
+
+    kept = bytearray(wasm[:WASM_HEADER_BYTES])
+    reader = Reader(wasm, WASM_HEADER_BYTES)
+    while not reader.at_end():
+        start = reader.pos
+        section_id = reader.byte()
+        size = reader.u32()
+        end = reader.pos + size
+        if section_id == CUSTOM_SECTION:
+            name_length = reader.u32()
+            if wasm[reader.pos:reader.pos + name_length].startswith(DEBUG_SECTION_PREFIX):
+                reader.pos = end
+                continue
+        kept += wasm[start:end]
+        reader.pos = end
+    return bytes(kept)
 
 
 def _source_file(source: str | Path, work: Path) -> tuple[Path, Path | None]:
@@ -155,7 +181,9 @@ def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[
         f"--target={WASM_TARGET}",
         f"-mcpu={WASM_CPU}",
         opt,
-        "-g0",  # no DWARF; the "name" section stays for readable function names
+        # zig's linker keeps the "name" section (readable function names in messages) only with debug info;
+        # the DWARF sections are dropped after linking (strip_debug_sections)
+        "-g",
         "-std=gnu11",
         # zig cc turns on UBSan at -O0; its runtime does not exist here.
         "-fno-sanitize=all",
