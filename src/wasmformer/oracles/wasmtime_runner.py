@@ -134,6 +134,10 @@ def run_program(wasm_bytes: bytes, input_bytes: bytes = b"", fuel: int | None = 
 
 def _run_wasi(store: wasmtime.Store, module: wasmtime.Module, input_bytes: bytes,
               argv: list[bytes]) -> WasmtimeRun | WasmtimeTrap:
+    for wanted in module.imports:
+        if wanted.module != WASI_MODULE:
+            raise WasmOracleError(f"unsupported import {wanted.module}.{wanted.name}: a WASI command may import "
+                                  f"only from {WASI_MODULE} here")
     with tempfile.TemporaryDirectory(prefix="wasmformer-wasi-") as directory:
         files = Path(directory)
         (files / "stdin").write_bytes(input_bytes)
