@@ -1,4 +1,4 @@
-"""The command line on what fuzzing found (issue 10): right answers, or one error line and exit status 1.
+"""The command line on what fuzzing found (issue 10): right answers, or one error line and exit status 125 (EXIT_ERROR).
 
 Damaged models are the hand-built model (tests/engines/handbuilt.py) saved to a
 temporary directory and broken there. Programs are small WAT modules; runs on
@@ -71,7 +71,7 @@ def one_error_line(stderr: str) -> str:
 
 
 def refused(capsys, *argv) -> str:
-    """Run argv, check it failed with status 1, nothing on stdout and one error line; return that line."""
+    """Run argv, check it failed with the error status (125), nothing on stdout and one error line; return that line."""
     status, out, err = run(capsys, *argv)
     assert (status, out) == (EXIT_ERROR, b""), err
     return one_error_line(err)
