@@ -82,8 +82,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     program_arguments: list[str] = []
-    if PROGRAM_ARGUMENTS in argv:
-        at = argv.index(PROGRAM_ARGUMENTS)
+    at = _program_arguments_start(argv)
+    if at is not None:
         argv, program_arguments = argv[:at], argv[at + 1:]
     # --invoke NAME may be followed by its i32 arguments after the source (argparse
     # would otherwise treat them as unknown), so collect the leftovers here.
@@ -100,6 +100,21 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                        f"{', '.join(SOURCE_COMMANDS)}")
     args.program_arguments = program_arguments
     return args
+
+
+# Options followed by a value: a "--" right after one is that value (`--input --`), not the program's arguments.
+_OPTIONS_WITH_VALUES = {"--input", "--input-file", "--model", "--engine", "--max-new-tokens", "--max-tokens",
+                        "--trace-out", "--invoke", "--cc", "-o", "--output", "--for-model", "--max-steps",
+                        "--examples", "--engines", "--prompt", "--hull-tokens", "--dense-tokens", "--out",
+                        "--budget"}
+
+
+def _program_arguments_start(argv: list[str]) -> int | None:
+    """Where the program's arguments begin: the first "--" that is not an option's value."""
+    for index, word in enumerate(argv):
+        if word == PROGRAM_ARGUMENTS and (index == 0 or argv[index - 1] not in _OPTIONS_WITH_VALUES):
+            return index
+    return None
 
 
 def _silence_stdout() -> None:
