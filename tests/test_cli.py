@@ -12,7 +12,7 @@ import json
 import pytest
 
 from wasmformer import runner
-from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, main
+from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, EXIT_TRAPPED, main
 from wasmformer.engines import native_available
 from wasmformer.engines.base import encode
 from wasmformer.graph import examples
@@ -124,7 +124,7 @@ def test_a_trap_token_is_an_error_naming_the_trap(counter, capsys, tmp_path):
     prompt_file = tmp_path / "trapping.prompt"
     prompt_file.write_text(", trap.out_of_bounds_memory 5 0 ,\n")  # 950, the digit 9 renamed
     status, out, err = run(capsys, "run", prompt_file, "--model", trapping, "--quiet")
-    assert status == EXIT_ERROR
+    assert status == EXIT_TRAPPED
     assert out.startswith(b"51 ")  # output before and after the trap token is still printed
     assert "wasmformer: error: the program trapped: trap.out_of_bounds_memory" in err
 
