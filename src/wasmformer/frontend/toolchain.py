@@ -8,7 +8,7 @@ The module we produce is shaped for the machine:
 
 * a WASI command (target ``wasm32-wasi``) linked against the wasi-libc that
   ziglang ships (musl's stdio, stdlib, string, ctype...; built by zig on first
-  use and kept in zig's cache under ``<cache root>/zig``): its entry is the
+  use and kept in zig's cache, ``~/.cache/wasmformer/zig``: ``ZIG_CACHE_DIR``): its entry is the
   libc's ``_start``, which calls ``main`` (with ``argc``/``argv`` when it takes
   them) and ``exit``; the libc reaches the outside world only through WASI
   preview1 imports, which the front end turns into the machine's I/O
@@ -49,7 +49,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from wasmformer.disk_cache import KeyHasher, cache_root, file_digest, write_file_atomically
+from wasmformer.disk_cache import DEFAULT_CACHE_ROOT, KeyHasher, cache_root, file_digest, write_file_atomically
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.machine.tokens import MAX_MEMORY
 
@@ -70,9 +70,12 @@ DEFAULT_OPT = "-Os"
 # The machine-specific header wasmformer.h lives here (shipped as package data).
 INCLUDE_DIR = Path(__file__).parent / "include"
 
-# zig builds wasi-libc for the target on first use (about 20 s) and keeps it in its global cache: here, under
-# the cache root, so later compiles take a fraction of a second.
+# zig builds wasi-libc for the target on first use (about 20 s) and keeps it in its global cache, so later
+# compiles take a fraction of a second. That cache depends on the toolchain only, so it lives under the default
+# cache root even when $WASMFORMER_CACHE points elsewhere ($WASMFORMER_ZIG_CACHE overrides it); when it cannot
+# be created, under the cache root, else in the compile's temp dir (then every compile builds the libc).
 ZIG_CACHE_DIR = "zig"
+ZIG_CACHE_ENV = "WASMFORMER_ZIG_CACHE"
 
 COMPILE_TIMEOUT_SECONDS = 120
 
@@ -228,14 +231,19 @@ def _run_compiler(command: list[str], compile_dir: Path | None, work: Path) -> N
 
 
 def _compiler_env(work: Path) -> dict[str, str]:
-    """zig's local cache in the temp dir; its global cache (the built wasi-libc) under the cache root, or in the
-    temp dir when that cannot be created (then every compile builds the libc again)."""
+    """zig's local cache in the temp dir; its global cache (the built wasi-libc) as ZIG_CACHE_DIR says."""
     env = dict(os.environ)
-    global_cache = cache_root() / ZIG_CACHE_DIR
-    try:
-        global_cache.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        global_cache = work / "zig-global-cache"
+    candidates = [Path(os.environ[ZIG_CACHE_ENV]).expanduser()] if os.environ.get(ZIG_CACHE_ENV) else []
+    candidates += [DEFAULT_CACHE_ROOT.expanduser() / ZIG_CACHE_DIR, cache_root() / ZIG_CACHE_DIR]
+    global_cache = work / "zig-global-cache"
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            global_cache = candidate
+            break
     env["ZIG_GLOBAL_CACHE_DIR"] = str(global_cache)
     env["ZIG_LOCAL_CACHE_DIR"] = str(work / "zig-local-cache")
     return env
