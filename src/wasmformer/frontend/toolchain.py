@@ -77,7 +77,8 @@ INCLUDE_DIR = Path(__file__).parent / "include"
 ZIG_CACHE_DIR = "zig"
 ZIG_CACHE_ENV = "WASMFORMER_ZIG_CACHE"
 
-COMPILE_TIMEOUT_SECONDS = 120
+# The first compile for a CPU builds wasi-libc for it (about 20 s on an idle machine, minutes on a busy one).
+COMPILE_TIMEOUT_SECONDS = 900
 
 # The compiled-module cache: a directory under the cache root, and the version of
 # its entries' layout (bump it when the entry format or the key changes meaning).
