@@ -87,7 +87,7 @@ def check_imports(module: Module, *, allow_helper_traps: bool, wasi: dict[str, F
                 "filled by element segments)")
         else:
             raise FrontendError(
-                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may import WASI "
+                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import WASI "
                 f"preview1 functions from \"{WASI_MODULE}\" and the functions putchar: (i32) -> (), getchar: () -> "
                 f"(i32), putchar_err: (i32) -> () and exit: (i32) -> () from \"{IO_MODULE}\"")
 
