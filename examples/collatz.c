@@ -1,6 +1,6 @@
 /* collatz: the 3n+1 problem. Prints the trajectory of 7, the step counts of a
  * few famous starting values, and the longest chain that starts below a limit. */
-#include <wasmformer.h>
+#include <stdio.h>
 
 /* Chains starting below this are searched for the longest one. */
 #define SEARCH_LIMIT 100

@@ -7,7 +7,7 @@
  * (docs/machine.md, "Frames"), however large printf's frame is elsewhere in
  * the program.
  */
-#include <wasmformer.h>
+#include <stdio.h>
 
 #define DEPTH 10000
 #define WEAVE_DEPTH 2000

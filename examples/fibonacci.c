@@ -1,6 +1,6 @@
 /* fibonacci: the first Fibonacci numbers computed in a loop, and a few again
  * with the naive recursion (which makes many calls: a workout for the call stack). */
-#include <wasmformer.h>
+#include <stdio.h>
 
 #define ITERATIVE_COUNT 25
 #define RECURSIVE_MAX 12

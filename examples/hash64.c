@@ -4,7 +4,7 @@
  * repeated multiplication, and the unsigned and signed 64-bit extremes, all
  * printed in decimal and hex by a printer that divides by 10 and 16.
  */
-#include <wasmformer.h>
+#include <stdio.h>
 
 typedef unsigned long long u64;
 typedef long long i64;

@@ -6,7 +6,8 @@
  *  - the first numbers of a xorshift32 generator seeded with the FNV-1a hash,
  *    and of the Numerical Recipes LCG seeded with the Murmur hash;
  *  - a histogram of 200 dice rolls from the xorshift generator. */
-#include <wasmformer.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #define MAX_INPUT 256
 #define FNV_OFFSET_BASIS 0x811C9DC5u

@@ -1,5 +1,5 @@
 /* hello: the smallest wasmformer program. */
-#include <wasmformer.h>
+#include <stdio.h>
 
 int main(void) {
     printf("Hello, world! I am a C program running inside a transformer.\n");

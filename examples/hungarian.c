@@ -5,7 +5,10 @@
  * with potentials. Prints the job of every worker, the total cost, and the final
  * potentials u (workers) and v (jobs): they satisfy u[i] + v[j] <= cost[i][j]
  * for every pair, with equality on the matching, which proves it optimal. */
-#include <wasmformer.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define MAX_N 10
 #define INFINITE_COST INT_MAX
@@ -80,11 +83,11 @@ static void solve_assignment(int n) {
 }
 
 static bool read_matrix(int *n) {
-    if (!scan_int(n) || *n < 1 || *n > MAX_N)
+    if (scanf("%d", n) != 1 || *n < 1 || *n > MAX_N)
         return false;
     for (int i = 1; i <= *n; i++)
         for (int j = 1; j <= *n; j++)
-            if (!scan_int(&cost[i][j]))
+            if (scanf("%d", &cost[i][j]) != 1)
                 return false;
     return true;
 }

@@ -1,15 +1,19 @@
 /* long_addition: adds two big non-negative decimal numbers read from the input,
  * digit by digit with a carry, the way it is done on paper. */
-#include <wasmformer.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Longest number accepted, in digits. */
 #define MAX_DIGITS 120
+/* scanf's conversion for one word of at most MAX_DIGITS characters. */
+#define WORD_FORMAT "%120s"
 
 /* Reads one number; returns its digit count, or -1 if the word is not a number. */
 static int read_number(char *digits) {
-    int length = read_word(digits, MAX_DIGITS + 1);
-    if (length == 0)
+    if (scanf(WORD_FORMAT, digits) != 1)
         return -1;
+    int length = (int)strlen(digits);
     for (int i = 0; i < length; i++)
         if (!isdigit(digits[i]))
             return -1;

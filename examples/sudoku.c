@@ -7,7 +7,9 @@
  * digit that fits in only one cell of a row, column or box ("hidden singles")
  * until nothing changes, then guesses a digit in the cell with the fewest
  * candidates and recurses, undoing its placements when a guess fails. */
-#include <wasmformer.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 
 #define SIZE 9
 #define CELLS 81
@@ -205,7 +207,7 @@ static void print_board(const struct board *board) {
             puts("------+-------+------");
         for (int column = 0; column < SIZE; column++) {
             if (column && column % 3 == 0)
-                print_str("| ");
+                fputs("| ", stdout);
             int digit = board->digit[row * SIZE + column];
             putchar(digit ? '0' + digit : '.');
             putchar(column + 1 < SIZE ? ' ' : '\n');

@@ -5,8 +5,9 @@ command did (an Outcome) into a list of Failures; an empty list is a pass. The
 invariants (docs/cli.md, "Conventions" and "Exit status"):
 
 * the command ends before the timeout and prints no Python traceback;
-* its exit status is documented for that command (0, 1, 2 for run, 130);
-* status 1 from a tool error ends stderr with one line ``wasmformer: error: ...``
+* its exit status is documented for that command (for run and refvm any status 0..255 a program may exit
+  with, and 124, 125, 134; else 0, 125, 130);
+* status 125 from a tool error ends stderr with one line ``wasmformer: error: ...``
   (refvm reports a trap with its summary line instead), and that line does not
   leak Python internals (raw ``[Errno N]`` text, exception class names) or raw
   control characters;
@@ -20,9 +21,12 @@ import re
 from dataclasses import dataclass, field
 
 EXIT_STATUSES = {  # documented exit statuses per command (docs/cli.md, "Exit status")
-    "run": {0, 1, 2, 130},
-    "default": {0, 1, 130},
+    "run": set(range(256)),  # the program's own exit status, and 124, 125, 130, 134
+    "refvm": set(range(256)),
+    "default": {0, 125, 130},
 }
+TOOL_ERROR = 125  # wasmformer's own error (docs/cli.md)
+TRAPPED = 134  # the program trapped
 ERROR_PREFIX = "wasmformer: error: "
 # Text in an error line that means Python internals reached the user instead of a message.
 INTERNAL_ERROR_SMELLS = ("[Errno", "Traceback", "TypeError", "KeyError", "AttributeError", "IndexError",
@@ -42,7 +46,7 @@ class Expected:
 
     status: int | None = None
     stdout: bytes | None = None
-    trap: str | None = None  # the trap token on stderr (trap.divide_by_zero...), with status 1
+    trap: str | None = None  # the trap token on stderr (trap.divide_by_zero...), with status 134
     stderr_lacks: tuple[str, ...] = ()  # texts the error message must not contain
     why: str = ""  # where the expectation comes from (wasmtime, docs/cli.md...)
 
@@ -114,15 +118,16 @@ def _status_failures(case: Case, outcome: Outcome) -> list[Failure]:
 
 
 def _error_message_failures(case: Case, outcome: Outcome) -> list[Failure]:
-    if outcome.status != 1:
-        return []
+    if outcome.status != TOOL_ERROR or (case.expected is not None and case.expected.stdout is not None
+                                         and case.expected.status == TOOL_ERROR):
+        return []  # (a program run that exits with 125 itself has no error line)
     lines = _lines(outcome.stderr)
     if case.command == "refvm" and lines and REFVM_SUMMARY.match(lines[-1]):
         return []  # a trap or --max-steps: reported by the summary line
     errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
     if not lines or not lines[-1].startswith(ERROR_PREFIX) or len(errors) != 1:
         last = lines[-1] if lines else "(empty stderr)"
-        return [Failure("message", f"status 1 without one final `wasmformer: error:` line (last line: {last[:80]!r})")]
+        return [Failure("message", f"status 125 without one final `wasmformer: error:` line (last line: {last[:80]!r})")]
     smells = [smell for smell in INTERNAL_ERROR_SMELLS if smell in errors[0]]
     if smells:
         return [Failure("message", f"error line shows Python internals ({smells[0]})")]
@@ -144,7 +149,7 @@ def _expectation_failures(expected: Expected, outcome: Outcome) -> list[Failure]
         failures.append(Failure("status", f"exit {outcome.status}, expected {expected.status}{source}"))
     if expected.stdout is not None and outcome.stdout != expected.stdout:
         failures.append(Failure("stdout", f"stdout differs{source}"))
-    if expected.trap is not None and outcome.status == 1:
+    if expected.trap is not None and outcome.status == TRAPPED:
         found = [match.group(1) for line in _lines(outcome.stderr) if (match := TRAP_LINE.match(line))]
         if found != [expected.trap]:
             failures.append(Failure("trap", f"trap {found[0] if found else 'none'}, expected {expected.trap}"))

@@ -16,7 +16,7 @@ from .cases import Case, Expected
 from .corpus import ECHO_PROGRAM, EXAMPLES, OK_OUTPUT, Corpus
 
 NO_EXPECTATION = Expected()  # only the general checks
-MISTAKE = Expected(status=1, why="docs/cli.md: a user mistake is exit 1")
+MISTAKE = Expected(status=125, why="docs/cli.md: a user mistake is exit 125")
 WORKS = Expected(status=0, stdout=OK_OUTPUT, why="a valid command")
 NOT_NUMBERS = ("0", "-5", "-1", "abc", "", "1e9", "nan", "1.5", "0x10", "--")
 HUGE_NUMBERS = (str(2**63), str(2**64), "9" * 30, "1_000_000_000_000")
@@ -43,7 +43,7 @@ def _max_tokens(rng: random.Random, corpus: Corpus) -> OptionSpec:
     elif value in HUGE_NUMBERS:
         expected = Expected(status=0, stdout=OK_OUTPUT, why="the program halts long before a huge limit")
     else:
-        expected = Expected(status=2, why="docs/cli.md: stopped at --max-tokens is exit 2")
+        expected = Expected(status=124, why="docs/cli.md: stopped at --max-tokens is exit 124")
     return OptionSpec(f"--max-tokens {value!r}", ("run", "ok.wat", "--max-tokens", value), expected)
 
 
@@ -85,7 +85,7 @@ def _source_paths(rng: random.Random, corpus: Corpus) -> OptionSpec:
                           "binary-c"])
     if variant == "directory":
         return OptionSpec(f"{command}: a directory as source", (command, "src.wat", *outputs),
-                          Expected(status=1, stderr_lacks=("no such file",), why="a directory is not a missing file"),
+                          Expected(status=125, stderr_lacks=("no such file",), why="a directory is not a missing file"),
                           dirs=("src.wat",))
     names = {"missing": "nosuch.wat", "empty-wasm": "e.wasm", "empty-wat": "e.wat", "wasm-in-wat": "w.wat",
              "text-in-wasm": "t.wasm", "binary-c": "b.c"}

@@ -33,7 +33,7 @@ def expected_main(wat_text: str, input_bytes: bytes) -> Expected:
     run = _execute(wat_text, input_bytes)
     if isinstance(run, Expected):
         return run
-    return Expected(status=0, stdout=run.output, why="wasmtime")
+    return Expected(status=run.exit_status, stdout=run.output, why="wasmtime")  # main's value & 0xff
 
 
 def expected_invoke(module: RandomModule, function_index: int, args: tuple[int, ...],
@@ -52,7 +52,7 @@ def expected_invoke(module: RandomModule, function_index: int, args: tuple[int, 
 
 
 def _execute(wat_text: str, input_bytes: bytes):
-    """The runner's WasmtimeRun, or an Expected trap (status 1, output so far, trap token)."""
+    """The runner's WasmtimeRun, or an Expected trap (status 134, output so far, trap token)."""
     import wasmtime
 
     from wasmformer.oracles.wasmtime_runner import WasmOracleError, execute_wasm
@@ -64,7 +64,7 @@ def _execute(wat_text: str, input_bytes: bytes):
         if not message.startswith(TRAPPED_PREFIX):
             raise OracleUnusable(message) from None
         output, trap_text = _split_trap_message(message[len(TRAPPED_PREFIX):])
-        return Expected(status=1, stdout=output, trap=_trap_token(trap_text), why="wasmtime trapped")
+        return Expected(status=134, stdout=output, trap=_trap_token(trap_text), why="wasmtime trapped")
 
 
 def _split_trap_message(text: str) -> tuple[bytes, str]:

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from wasmformer import runner
-from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, main
+from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, EXIT_TRAPPED, main
 from wasmformer.engines import native_available
 from wasmformer.engines.base import encode
 from wasmformer.graph import examples
@@ -82,7 +82,7 @@ def test_trace_out_is_the_dense_definitions_trace(counter, capsys, tmp_path):
     assert trace_file.read_text().split() == [counter.model.vocab[token] for token in expected.trace]
 
 
-def test_max_new_tokens_stops_with_status_2(counter, capsys, tmp_path):
+def test_max_new_tokens_stops_with_the_not_halted_status(counter, capsys, tmp_path):
     trace_file = tmp_path / "short.trace"
     status, out, err = run(capsys, "run", counter.prompt_file, "--model", counter.directory,
                            "--max-new-tokens", "10", "--trace-out", trace_file)
@@ -124,7 +124,7 @@ def test_a_trap_token_is_an_error_naming_the_trap(counter, capsys, tmp_path):
     prompt_file = tmp_path / "trapping.prompt"
     prompt_file.write_text(", trap.out_of_bounds_memory 5 0 ,\n")  # 950, the digit 9 renamed
     status, out, err = run(capsys, "run", prompt_file, "--model", trapping, "--quiet")
-    assert status == EXIT_ERROR
+    assert status == EXIT_TRAPPED
     assert out.startswith(b"51 ")  # output before and after the trap token is still printed
     assert "wasmformer: error: the program trapped: trap.out_of_bounds_memory" in err
 
@@ -148,7 +148,7 @@ def test_unknown_prompt_token_is_named(counter, capsys, tmp_path):
     (["run", "{prompt}", "--max-tokens", "0"], "argument --max-new-tokens/--max-tokens: 0 is not positive"),
     (["run", "missing.c"], "missing.c: no such file"),
 ])
-def test_user_mistakes_are_one_line_and_status_1(counter, capsys, argv, message):
+def test_user_mistakes_are_one_line_and_the_error_status(counter, capsys, argv, message):
     argv = [str(counter.prompt_file) if arg == "{prompt}" else arg for arg in argv]
     status, out, err = run(capsys, *argv)
     assert (status, out) == (EXIT_ERROR, b"")
@@ -215,7 +215,7 @@ def test_bench_rejects_unknown_engines_and_examples(counter, capsys):
     assert status == EXIT_ERROR and "no example named nope" in one_error_line(err)
 
 
-def test_usage_mistakes_are_status_1_not_argparse_2(capsys):
+def test_usage_mistakes_are_the_error_status_not_argparse_2(capsys):
     status, _, err = run(capsys, "run")
     assert status == EXIT_ERROR
     assert "the following arguments are required: source" in one_error_line(err)

@@ -1,4 +1,4 @@
-"""The command line on what fuzzing found (issue 10): right answers, or one error line and exit status 1.
+"""The command line on what fuzzing found (issue 10): right answers, or one error line and exit status 125 (EXIT_ERROR).
 
 Damaged models are the hand-built model (tests/engines/handbuilt.py) saved to a
 temporary directory and broken there. Programs are small WAT modules; runs on
@@ -17,7 +17,7 @@ import pytest
 import wasmtime
 
 from wasmformer import runner
-from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, main
+from wasmformer.cli import EXIT_ERROR, EXIT_NOT_HALTED, EXIT_OK, EXIT_TRAPPED, main
 from wasmformer.engines import native_available
 from wasmformer.frontend import load_program
 from wasmformer.machine import purpose
@@ -71,7 +71,7 @@ def one_error_line(stderr: str) -> str:
 
 
 def refused(capsys, *argv) -> str:
-    """Run argv, check it failed with status 1, nothing on stdout and one error line; return that line."""
+    """Run argv, check it failed with the error status (125), nothing on stdout and one error line; return that line."""
     status, out, err = run(capsys, *argv)
     assert (status, out) == (EXIT_ERROR, b""), err
     return one_error_line(err)
@@ -120,14 +120,14 @@ def test_invoke_of_a_trapping_function_writes_its_output_raw(capsysbinary, wat, 
     printed, results = wasmtime_invoke(PRINT_THEN_RETURN, "crash")
     assert results == ""  # wasmtime traps too
     status, out, err = run(capsysbinary, command, wat("prints", PRINT_THEN_RETURN), "--invoke", "crash")
-    assert (status, out) == (EXIT_ERROR, printed)
+    assert (status, out) == (EXIT_TRAPPED, printed)
     assert "unreachable" in err.lower()
 
 
 @pytest.mark.parametrize("command", ["refvm", "run"])
 def test_reaching_float_arithmetic_stops_with_its_name(capsysbinary, wat, command):
     status, out, err = run(capsysbinary, command, wat("prints", PRINT_THEN_RETURN), "--invoke", "float")
-    assert (status, out) == (EXIT_ERROR, b"E")  # what it printed before
+    assert (status, out) == (EXIT_TRAPPED, b"E")  # what it printed before
     assert "reached f64.mul in function halve (instruction 4)" in err and "floating-point" in err
 
 

@@ -14,9 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+# A program's own exit status (0..255: main's return value, exit(n)) is `run`'s; wasmformer's own outcomes
+# use statuses that shells and tools give the same meaning (docs/cli.md, "Exit status").
 EXIT_OK = 0
-EXIT_ERROR = 1  # a user-facing error: bad input, unsupported program, precision horizon
-EXIT_NOT_HALTED = 2  # the run stopped at max_new_tokens before the program halted
+EXIT_NOT_HALTED = 124  # the run stopped at max_new_tokens or the horizon before the program halted (as timeout(1))
+EXIT_ERROR = 125  # wasmformer's own error: bad input, unsupported program, precision horizon (as env(1), docker run)
+EXIT_TRAPPED = 134  # the program trapped or aborted (abort(), a failed assert): as a native program killed by SIGABRT
+PROGRAM_ARGUMENTS = "--"  # `run SRC -- ARG...`: the program's argv[1:]
+SOURCE_COMMANDS = ("compile", "specialize", "run", "refvm")
 
 
 class CliError(Exception):
@@ -75,6 +80,11 @@ def _printable(text: str) -> str:
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program_arguments: list[str] = []
+    at = _program_arguments_start(argv)
+    if at is not None:
+        argv, program_arguments = argv[:at], argv[at + 1:]
     # --invoke NAME may be followed by its i32 arguments after the source (argparse
     # would otherwise treat them as unknown), so collect the leftovers here.
     args, leftover = parser.parse_known_args(argv)
@@ -85,7 +95,26 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             args.args = list(args.args) + [_i32_argument(text) for text in leftover]
         except argparse.ArgumentTypeError as error:
             raise CliError(str(error)) from None
+    if program_arguments and getattr(args, "source", None) is None:
+        raise CliError(f"arguments after {PROGRAM_ARGUMENTS} are the program's: only for a source given to "
+                       f"{', '.join(SOURCE_COMMANDS)}")
+    args.program_arguments = program_arguments
     return args
+
+
+# Options followed by a value: a "--" right after one is that value (`--input --`), not the program's arguments.
+_OPTIONS_WITH_VALUES = {"--input", "--input-file", "--model", "--engine", "--max-new-tokens", "--max-tokens",
+                        "--trace-out", "--invoke", "--cc", "-o", "--output", "--for-model", "--max-steps",
+                        "--examples", "--engines", "--prompt", "--hull-tokens", "--dense-tokens", "--out",
+                        "--budget"}
+
+
+def _program_arguments_start(argv: list[str]) -> int | None:
+    """Where the program's arguments begin: the first "--" that is not an option's value."""
+    for index, word in enumerate(argv):
+        if word == PROGRAM_ARGUMENTS and (index == 0 or argv[index - 1] not in _OPTIONS_WITH_VALUES):
+            return index
+    return None
 
 
 def _silence_stdout() -> None:
@@ -195,7 +224,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_source_arguments(command: argparse.ArgumentParser, source_help: str = "a .c, .wat or .wasm file") -> None:
     command.add_argument("source", type=Path, help=source_help)
     inputs = command.add_mutually_exclusive_group()
-    inputs.add_argument("--input", default=None, help="input text given to the program (getchar)")
+    inputs.add_argument("--input", default=None, help="input text given to the program (its stdin; default: "
+                        "wasmformer's own stdin when it is not a terminal and the program reads input)")
     inputs.add_argument("--input-file", type=Path, default=None, help="read the program's input from a file")
     command.add_argument("--cc", default=None, help="use this clang (with the wasm32 target) instead of ziglang's")
     command.add_argument("--invoke", default=None, metavar="NAME", help="call this exported function instead of main")
@@ -229,12 +259,34 @@ def _i32_argument(text: str) -> int:
     return value
 
 
-def _read_input(args) -> bytes:
+def _read_input(args, program=None) -> bytes:
+    """--input, --input-file, or else wasmformer's own stdin when it is not a terminal and the program reads
+    input (``program``: a VMProgram with GETCHAR; the prompt holds the input, so it is read before the run)."""
     if args.input_file is not None:
         _require_file(args.input_file)
         return args.input_file.read_bytes()
+    if args.input is None and program is not None and _reads_input(program) and _stdin_is_piped():
+        from wasmformer.machine.prompt import MAX_INPUT_BYTES
+
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise CliError(f"the input on stdin is longer than {MAX_INPUT_BYTES:,} bytes, the most a prompt holds")
+        return data
     # the argument's bytes as given: Python decoded argv with surrogateescape, fsencode undoes it
     return os.fsencode(args.input or "")
+
+
+def _reads_input(program) -> bool:
+    from wasmformer.vm.program import Op
+
+    return any(instr.op is Op.GETCHAR for instr in program.instrs)
+
+
+def _stdin_is_piped() -> bool:
+    try:
+        return sys.stdin is not None and not sys.stdin.isatty() and sys.stdin.buffer is not None
+    except (AttributeError, ValueError, OSError):  # closed or replaced stdin
+        return False
 
 
 def _require_file(path: Path) -> None:
@@ -249,8 +301,9 @@ def _load_program(args):
 
     _require_file(args.source)
     if args.args and not args.invoke:
-        raise CliError("positional arguments are only for --invoke NAME")
-    return load_program(args.source, invoke=args.invoke, args=tuple(args.args), clang=args.cc)
+        raise CliError("positional arguments are only for --invoke NAME (the program's own arguments go after --)")
+    argv = [os.fsencode(args.source.name)] + [os.fsencode(text) for text in args.program_arguments]
+    return load_program(args.source, invoke=args.invoke, args=tuple(args.args), clang=args.cc, argv=argv)
 
 
 def _cmd_compile(args) -> int:
@@ -263,10 +316,10 @@ def _cmd_compile(args) -> int:
         from wasmformer.machine.specialize import prompt_for_model
 
         model = _load_model_dir(args.for_model)
-        tokens = prompt_for_model(program, _read_input(args), model, str(args.for_model))
+        tokens = prompt_for_model(program, _read_input(args, program), model, str(args.for_model))
         made_for = purpose.built_for(model)
     else:
-        tokens, made_for = encode_prompt(program, _read_input(args)), purpose.universal()
+        tokens, made_for = encode_prompt(program, _read_input(args, program)), purpose.universal()
     runner.write_prompt_file(args.output, tokens, made_for)
     print(f"{args.output}: {len(tokens)} prompt tokens, {len(program.instrs)} instructions", file=sys.stderr)
     return EXIT_OK
@@ -280,7 +333,7 @@ def _cmd_specialize(args) -> int:
     _check_output_directory(args.output, args.force)
     program = _load_program(args)
     with stdout_to_stderr():  # the MILP solver's banner is not output
-        result, prompt_path = write_specialised(program, _read_input(args), args.output)
+        result, prompt_path = write_specialised(program, _read_input(args, program), args.output)
     model = result.model
     print(f"{args.output}: specialised '{program.name}' in {result.seconds:.1f} s: D={model.d_model} "
           f"L={len(model.layers)} H={model.n_heads} F={model.d_ffn}, {result.table_units} table units, "
@@ -294,14 +347,21 @@ def _cmd_refvm(args) -> int:
     from wasmformer.vm.program import TrapReason
 
     program = _load_program(args)
-    result = refvm.run(program, _read_input(args), max_steps=args.max_steps)
+    result = refvm.run(program, _read_input(args, program), max_steps=args.max_steps)
     _write_output(args, program, result.output, completed=result.halted and result.trap is None)
+    sys.stderr.buffer.write(result.errors)
+    sys.stderr.flush()
     print(f"reference VM: {result.steps} steps, {'halted' if result.halted else 'stopped'}"
-          + (f", trap: {result.trap.name}" if result.trap is not None else ""), file=sys.stderr)
+          + (f", trap: {result.trap.name}" if result.trap is not None else "")
+          + (f", exit status {result.exit_status}" if result.exit_status else ""), file=sys.stderr)
     if result.trap is TrapReason.UNSUPPORTED:
         print(f"wasmformer: error: the program reached {program.unsupported_at(result.trap_pc)}, "
               f"{UNSUPPORTED_REMARK}", file=sys.stderr)
-    return EXIT_OK if result.halted and result.trap is None else EXIT_ERROR
+    if not result.halted:
+        return EXIT_NOT_HALTED
+    if result.trap is not None:
+        return EXIT_TRAPPED
+    return result.exit_status or EXIT_OK
 
 
 def _write_output(args, program, output: bytes, completed: bool) -> None:
@@ -345,7 +405,7 @@ def _cmd_run(args) -> int:
     stdout = _StreamedStdout(progress) if not args.invoke else None
     try:
         result = runner.run_prompt(model, prompt_ids, engine=engine, max_new_tokens=max_new_tokens,
-                                   on_output=stdout, progress=progress)
+                                   on_output=stdout, progress=progress, on_error=_StreamedStderr(progress))
     finally:
         if progress is not None:
             progress.close()
@@ -387,7 +447,7 @@ def _run_inputs(args) -> tuple[list[str], object, object]:
     model_name = _model_name(args.model)
     made_for = purpose.built_for(model)
     if program is not None:
-        return _program_prompt(program, _read_input(args), model, made_for, model_name), program, model
+        return _program_prompt(program, _read_input(args, program), model, made_for, model_name), program, model
     prompt_file = runner.read_prompt_file(args.source)
     purpose.check_prompt(made_for, prompt_file.tokens, prompt_file.made_for, str(args.source), model_name)
     return prompt_file.tokens, None, model
@@ -412,7 +472,7 @@ def _program_prompt(program, input_bytes: bytes, model, made_for: dict | None, m
 def _refuse_source_options(args) -> None:
     given = [option for option, value in (("--input", args.input), ("--input-file", args.input_file),
                                           ("--invoke", args.invoke), ("--cc", args.cc)) if value is not None]
-    if given or args.args:
+    if given or args.args or args.program_arguments:
         what = given[0] if given else "an argument list"
         raise CliError(f"{what} is only for a .c, .wat or .wasm source; {args.source} is a prompt file "
                        "(it already holds the program and its input)")
@@ -464,11 +524,28 @@ class _StreamedStdout:
             self.progress.paused = not chunk.endswith(b"\n")
 
 
+class _StreamedStderr:
+    """on_error for a run: the program's error stream (e.XX bytes) to stderr at once, clear of the progress line."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def __call__(self, chunk: bytes) -> None:
+        if self.progress is not None:
+            self.progress.hide()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.flush()
+
+
 def _run_summary(result) -> str:
     if result.trap:
         ending = f"trapped ({result.trap})"
+    elif result.halted:
+        ending = "halted" + (f", exit status {result.exit_status}" if result.exit_status else "")
     else:
-        ending = "halted" if result.halted else "did not halt"
+        ending = "did not halt"
     return (f"{result.engine} engine: {result.generated_tokens:,} tokens generated after a "
             f"{result.prompt_tokens:,}-token prompt in {result.seconds:.2f} s, "
             f"{result.tokens_per_second:,.0f} tok/s; {ending}")
@@ -478,19 +555,20 @@ UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithme
 
 
 def _run_status(result, model, stopped_by_horizon: bool, reached: str | None = None) -> int:
-    """0 when the program halted, 1 when it trapped, 2 when max_new_tokens came first."""
+    """The program's exit status when it halted (0 without an exit-status token), 134 when it trapped, 124 when
+    max_new_tokens or the horizon came first."""
     if reached is not None:
         print(f"wasmformer: error: the program reached {reached}, {UNSUPPORTED_REMARK} "
               f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_TRAPPED
     if result.trap:
         from wasmformer.vm.program import trap_message
 
         print(f"wasmformer: error: the program trapped: {trap_message(result.trap)} "
               f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_TRAPPED
     if result.halted:
-        return EXIT_OK
+        return result.exit_status or EXIT_OK
     if stopped_by_horizon:
         reason = (f"the model's precision horizon (max_exact_tokens = {model.max_exact_tokens:,}) "
                   f"allows no more after the {result.prompt_tokens:,}-token prompt")

@@ -92,6 +92,7 @@ def run_prompt(
     on_output: OutputCallback | None = None,
     progress: ProgressCallback | None = None,
     batch: int = STREAM_BATCH,
+    on_error: OutputCallback | None = None,
 ) -> RunResult:
     """Decode ``prompt_ids`` until the halt token or ``max_new_tokens`` generated tokens.
 
@@ -99,7 +100,8 @@ def run_prompt(
     (``default_max_new_tokens``). ``engine`` is a fresh engine from
     ``choose_engine`` (engines keep their position, so each serves one run);
     without it one is chosen from ``engine_name``. ``on_output(chunk)``
-    receives the program's output bytes in order as they are produced;
+    receives the program's output bytes in order as they are produced (``on_error(chunk)`` its error
+    stream's);
     ``progress(generated, elapsed)`` is called as tokens arrive (every
     ``batch`` tokens on the native engine, every token on the others). Raises
     ``PrecisionHorizonError`` instead of generating a token past
@@ -114,9 +116,10 @@ def run_prompt(
     if engine.name == "native":
         from wasmformer.engines.native import generate_fast
 
-        result = generate_fast(engine, prompt_ids, max_new_tokens, on_output, on_tokens, batch=batch)
+        result = generate_fast(engine, prompt_ids, max_new_tokens, on_output, on_tokens, batch=batch,
+                               on_error=on_error)
     else:
-        result = generate(engine, prompt_ids, max_new_tokens, on_output, on_tokens)
+        result = generate(engine, prompt_ids, max_new_tokens, on_output, on_tokens, on_error)
     result.engine_note = note
     return result
 

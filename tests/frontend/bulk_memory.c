@@ -1,7 +1,8 @@
 /* memset, memcpy and memmove on arrays and structs: compiled for clang's default
  * wasm CPU (bulk memory on), struct copies become memory.copy.
  * tests/frontend/test_bulk_memory_oracle.py and tests/machine/test_model_traces.py run it. */
-#include <wasmformer.h>
+#include <stdio.h>
+#include <string.h>
 
 struct record { int id; char name[40]; int scores[12]; };
 
@@ -32,7 +33,7 @@ int main(void) {
     for (int i = 0; i < 6; i++) { table[i] = r; table[i].id += i; }
     int sum = 0;
     for (int i = 0; i < 6; i++) sum += table[i].id + table[i].scores[11] + table[i].name[3];
-    print_int(sum);
+    printf("%d", sum);
     putchar('\n');
     show(table[5].name, 12);
     return 0;

@@ -47,6 +47,12 @@ def _wat_binary(wat: str) -> bytes:
 def run_wasmtime(wasm: bytes, invoke: str | None = None, args=(), input_bytes: bytes = b"") -> Outcome:
     """The oracle: wasmtime runs the module with putchar/getchar host functions."""
     engine, module = _compiled(bytes(wasm))
+    if invoke is None and any(item.module == "wasi_snapshot_preview1" for item in module.imports):
+        from wasmformer.oracles.wasmtime_runner import run_program  # a WASI command (C on wasi-libc)
+
+        run = run_program(bytes(wasm), input_bytes)
+        assert not run.trapped, f"the WASI oracle trapped: {run.message}"
+        return Outcome(run.output, None)
     store = wasmtime.Store(engine)
     output = bytearray()
     pending = list(input_bytes)

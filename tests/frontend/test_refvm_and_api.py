@@ -84,8 +84,8 @@ def test_input_limit():
 
 def test_entry_stub_layout_and_stats():
     vm = load_program('(module (func (export "main") (result i32) (i32.const 3)))', kind="wat")
-    # main uses no locals: it is called and returns as a frame of the smallest class
-    assert [str(i) for i in vm.instrs[:3]] == ["call1 3", "drop", "halt"]
+    # main's value is the exit status; main uses no locals: it is called and returns as a frame of the smallest class
+    assert [str(i) for i in vm.instrs[:3]] == ["call1 3", "exit", "halt"]
     assert vm.instrs[3] == Instr(Op.CONST, 3) and vm.instrs[-1] == Instr(Op.RETURN1)
     assert vm.stats["helper_instructions"] == 0 and vm.origins[3] == ("main", 0)
 

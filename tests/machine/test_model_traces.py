@@ -136,7 +136,7 @@ def test_c_bulk_memory_program_on_the_model(universal):
 
 
 MEGABYTE_OF_ARRAYS = r"""
-#include <wasmformer.h>
+#include <stdio.h>
 /* 1 MiB of static arrays beside the 64 KiB C stack: written at both ends and in every 64 KiB, read back.
  * Reached through volatile pointers, so that the compiler cannot fold the arrays away. */
 #define BYTES (512 * 1024)

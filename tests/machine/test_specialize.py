@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wasmformer.cli import main
+from wasmformer.cli import EXIT_ERROR, main
 from wasmformer.frontend import load_program
 from wasmformer.vm.program import Instr, Op, VMProgram
 from wasmformer.machine.baked import MAX_TABLE_UNITS, BakedProgram, specialised_prompt
@@ -25,9 +25,9 @@ from wasmformer.vm.errors import ProgramError
 from tests.machine.trace_ids import token_ids
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-RUNS = [("hello", "hello", None), ("long_addition", "long_addition", None), ("fibonacci", "fibonacci", None),
-        ("hungarian", "hungarian", None), ("sudoku", "sudoku", None), ("hash_prng", "hash_prng", 400_000),
-        ("collatz", "collatz", 400_000), ("sudoku_hard", "sudoku", 400_000)]
+# The examples that fit a specialised model: the ones with printf or scanf link the libc's vfprintf / vfscanf,
+# 10,000-21,000 instructions, past MAX_TABLE_UNITS (docs/specialize.md); test_printf_programs_are_too_large.
+RUNS = [("hello", "hello", None), ("sudoku", "sudoku", None), ("sudoku_hard", "sudoku", 400_000)]
 DENSE_PREFIX = 1500
 
 
@@ -70,8 +70,7 @@ def test_specialised_trace_equals_the_universal_trace(specialised, name, source,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,source", [("hash_prng", "hash_prng"), ("collatz", "collatz"),
-                                         ("sudoku_hard", "sudoku")])
+@pytest.mark.parametrize("name,source", [("sudoku_hard", "sudoku")])
 def test_specialised_whole_trace_of_long_examples(specialised, name, source):
     program, result = specialised(source)
     assert_same_as_expected(result.model, program, _input(name), None, name)
@@ -85,7 +84,7 @@ def test_dense_engine_agrees_with_the_fast_engine(specialised):
 
 
 def test_input_is_the_whole_prompt_apart_from_constant_slots():
-    program = load_program(EXAMPLES_DIR / "long_addition.c")
+    program = load_program(EXAMPLES_DIR / "sudoku.c")
     prompt = specialised_prompt(program, b"12+34\n")
     assert not any(token.startswith("op.") or token in ("<code>", "<data>", "g") for token in prompt)
     assert [token for token in prompt if token.startswith("i.")][8:] == ["i.31", "i.32", "i.2b", "i.33", "i.34",
@@ -100,6 +99,11 @@ def test_trap_programs_specialise_too():
     assert trace == expected_trace(program).tokens and trap_in(trace).name == "OUT_OF_BOUNDS_MEMORY"
 
 
+def test_printf_programs_are_too_large():
+    with pytest.raises(ProgramError, match=f"program 'fibonacci' needs .* at most {MAX_TABLE_UNITS} are supported"):
+        BakedProgram(load_program(EXAMPLES_DIR / "fibonacci.c"))
+
+
 def test_a_program_too_large_is_refused_with_the_limit():
     instrs = [Instr(Op.CONST, (pc * 2654435761) & 0xFFFFFFFF) for pc in range(MAX_TABLE_UNITS // 3)]
     program = VMProgram(instrs=instrs + [Instr(Op.HALT)], entry=0, entry_locals=0, globals=[], memory=b"",
@@ -109,19 +113,19 @@ def test_a_program_too_large_is_refused_with_the_limit():
 
 
 def test_cli_specialize_compile_for_model_and_run(tmp_path, capsys):
-    model_dir = tmp_path / "fib"
-    assert main(["specialize", str(EXAMPLES_DIR / "fibonacci.c"), "-o", str(model_dir)]) == 0
-    assert (model_dir / "config.json").is_file() and (model_dir / "fibonacci.prompt").is_file()
+    model_dir = tmp_path / "hello_model"
+    assert main(["specialize", str(EXAMPLES_DIR / "hello.c"), "-o", str(model_dir)]) == 0
+    assert (model_dir / "config.json").is_file() and (model_dir / "hello.prompt").is_file()
     capsys.readouterr()
-    assert main(["run", str(model_dir / "fibonacci.prompt"), "--model", str(model_dir), "--quiet"]) == 0
-    assert capsys.readouterr().out.encode() == (EXAMPLES_DIR / "fibonacci.expected").read_bytes()
+    assert main(["run", str(model_dir / "hello.prompt"), "--model", str(model_dir), "--quiet"]) == 0
+    assert capsys.readouterr().out.encode() == (EXAMPLES_DIR / "hello.expected").read_bytes()
     prompt = tmp_path / "other.prompt"
-    assert main(["compile", str(EXAMPLES_DIR / "fibonacci.c"), "--for-model", str(model_dir), "-o",
-                 str(prompt)]) == 0
-    assert prompt.read_text() == (model_dir / "fibonacci.prompt").read_text()
     assert main(["compile", str(EXAMPLES_DIR / "hello.c"), "--for-model", str(model_dir), "-o",
-                 str(prompt)]) == 1
-    assert "specialised for program 'fibonacci'" in capsys.readouterr().err
+                 str(prompt)]) == 0
+    assert prompt.read_text() == (model_dir / "hello.prompt").read_text()
+    assert main(["compile", str(EXAMPLES_DIR / "sudoku.c"), "--for-model", str(model_dir), "-o",
+                 str(prompt)]) == EXIT_ERROR
+    assert "specialised for program 'hello'" in capsys.readouterr().err
 
 
 def test_memory_past_the_data_and_grown_pages_read_zero_when_specialised():

@@ -87,6 +87,10 @@ def assert_agrees_with_refvm(vm: VMProgram, input_bytes: bytes = b"", max_new_to
         if trace.trap is not None:
             assert trace.tokens[-2] == f"trap.{trace.trap.name.lower()}"
         assert trace.output == decode_output(trace.tokens) == reference.output
+        assert (trace.exit_status, trace.errors) == (reference.exit_status, reference.errors)
+        if trace.exit_status is not None:  # `exit` pops its status and ends the run without a commit
+            assert trace.tokens[-2] == f"x.{trace.exit_status:02x}"
+            stack_depth -= 1
         if trace.trap is None:  # (a trapping step may have popped already)
             assert stack_depth == len(reference.stack)  # sp read back from the commits
         if expected_output is not None:
@@ -167,7 +171,7 @@ EVERY_OP = [  # (instruction, its step's tokens) at pc 0, 1, 2, ...; "" marks a 
 ]
 FUNCTION_AT_300 = [
     ((Op.LOCAL_GET, 2), "v.00 v.00 v.00 v.00 c.push"),  # a fresh frame: local 2 reads 0
-    ((Op.DROP,), "c.pop"),
+    ((Op.PUTCHAR_ERR,), "e.00 c.pop"),  # a byte of the error stream
     ((Op.RETURN,), "ph.00 pl.38 c.return"),  # to 56, after the call
 ]
 FUNCTION_PC = 300
@@ -193,7 +197,7 @@ def every_op_steps() -> list[tuple[int, list[str]]]:
 def test_every_op_writes_the_tokens_of_the_spec_table():
     vm = every_op_program()
     tables = (set(COMPARISONS) | set(BITWISE) | set(EXTENSIONS) | set(ARITHMETIC) | set(WIDE) | set(WIDE_COMPARISONS)
-              | {Op.EXTEND_I32_S} | set(WIDE_LOADS) | {Op.STORE64} | set(CLASSED_CALLS))
+              | {Op.EXTEND_I32_S} | set(WIDE_LOADS) | {Op.STORE64} | set(CLASSED_CALLS) | {Op.EXIT})
     assert {instr.op for instr in vm.instrs} | tables == MACHINE_OPS
     assert step_tokens(vm, b"z") == every_op_steps()
 
@@ -346,6 +350,18 @@ def test_carry_and_borrow_marks(a, b, add, sub):
     for op, expected in ((Op.ADD, add), (Op.SUB, sub)):
         steps = step_tokens(program((Op.CONST, a), (Op.CONST, b), (op,), (Op.HALT,)))
         assert steps[2] == (2, expected.split() + ["c.pop"])
+
+
+# --- the exit status ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,byte", [(0, "00"), (3, "03"), (255, "ff"), (0x1234, "34"), (-1, "ff")])
+def test_exit_writes_its_status_byte_then_halt(status, byte):
+    trace = expected_trace(program((Op.CONST, 0x45), (Op.PUTCHAR_ERR,), (Op.CONST, status), (Op.EXIT,), (Op.HALT,)))
+    assert trace.tokens[-2:] == [f"x.{byte}", "halt"] and trace.tokens[5:7] == ["e.45", "c.pop"]
+    assert trace.halted and trace.trap is None and trace.steps == 4
+    assert (trace.exit_status, trace.errors, trace.output) == (int(byte, 16), b"E", b"")
+    reference = refvm.run(program((Op.CONST, 0x45), (Op.PUTCHAR_ERR,), (Op.CONST, status), (Op.EXIT,), (Op.HALT,)))
+    assert (reference.exit_status, reference.errors, reference.steps) == (int(byte, 16), b"E", 4)
 
 
 # --- traps and the machine's limits -------------------------------------------------------------------
@@ -673,6 +689,6 @@ def test_long_example_in_full(name, example_program):
                 output.append(T.OUTPUT_BYTES[token])
         commits += last[-1] in COMMITS
     reference = refvm.run(vm, input_bytes)
-    assert last == ["halt"] and machine.trap is None and reference.trap is None
+    assert last in (["halt"], ["x.00", "halt"]) and machine.trap is None and reference.trap is None  # exit status 0
     assert bytes(output) == reference.output == (EXAMPLES_DIR / f"{name}.expected").read_bytes()
     assert commits == reference.steps - 1 == machine.steps - 1

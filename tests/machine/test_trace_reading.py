@@ -23,7 +23,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 VARIABLE_WRITERS = (Op.LOCAL_SET, Op.LOCAL_TEE, Op.GLOBAL_SET)
 RETURNS = tuple(op for op in Op if spec(op).source is Source.RETURN_PC)
-STORE_WIDTHS = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4}
+STORE_WIDTHS = {Op.STORE8: 1, Op.STORE16: 2, Op.STORE: 4, Op.STORE64: 8}
 
 
 def byte_of(token: str) -> int:
@@ -126,9 +126,14 @@ class TraceReader:
             key = T.global_key(immediate) if op is Op.GLOBAL_SET else T.local_key(self.words_in_use, immediate)
             self.variable_records[key] = start + 3
         elif step[scratch].startswith(("v.", "vc.")):
-            self.stack_records[sp_after] = start + scratch + 3
+            if spec(op).pushes == 2:  # an i64 result: a record per word (docs/token-language.md)
+                high_first = spec(op).writes_high_word_first
+                self.stack_records[sp_after - (0 if high_first else 1)] = start + scratch + 3
+                self.stack_records[sp_after - (1 if high_first else 0)] = start + scratch + 7
+            else:
+                self.stack_records[sp_after] = start + scratch + 3
         elif op in STORE_WIDTHS:
-            address = self.stack_slot(self.sp - 1) + immediate
+            address = self.stack_slot(self.sp - (spec(op).pops - 1)) + immediate  # under the value's words
             for k in range(STORE_WIDTHS[op]):
                 self.memory_records[address + k] = start + k
         if op is Op.GETCHAR:

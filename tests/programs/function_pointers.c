@@ -1,7 +1,8 @@
 /* function_pointers: calls through the table (call_indirect). An array of
  * operations, a struct carrying a callback, a generic insertion sort taking a
  * comparator (qsort's shape), and a function that returns a function pointer. */
-#include <wasmformer.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 typedef int (*binary_op)(int, int);
 typedef int (*compare)(const void *, const void *);

@@ -3,7 +3,7 @@
  * switch on its state (clang: br_table), classifies characters with a sparse
  * switch (compares), evaluates the tokens with a dense switch on the operator
  * that falls through, and names some sparse codes with a default. */
-#include <wasmformer.h>
+#include <stdio.h>
 
 enum state { START, NUMBER, OPERATOR, SPACE, PAREN, DONE, ERROR };
 enum kind { DIGIT, OP, BLANK, OPEN, CLOSE, END, OTHER };

@@ -38,6 +38,10 @@ class Engine(Protocol):
 # A generated token whose string starts with this ends the program with an error
 # (the machine's trap.* tokens); the run reports the first one.
 TRAP_PREFIX = "trap."
+# Tokens named PREFIX + two hex digits carry a byte of the program's error stream (stderr: e.XX) or its exit
+# status (x.XX, generated just before the halt token); docs/token-language.md.
+ERROR_PREFIX = "e."
+EXIT_PREFIX = "x."
 
 OutputCallback = Callable[[bytes], None]
 TokensCallback = Callable[[list[int]], None]
@@ -60,6 +64,8 @@ class RunResult:
     seconds: float  # the decoding loop only: no model loading, no compiling
     trap: str | None = None  # the first trap token generated ("trap.out_of_bounds_memory"), if any
     engine_note: str | None = None  # why this engine and not a faster one, when that matters
+    errors: bytes = b""  # the bytes of the trace's error-stream tokens (e.XX), in order
+    exit_status: int | None = None  # the byte of the exit-status token (x.XX), when one was generated
 
     @property
     def generated_tokens(self) -> int:
@@ -80,14 +86,19 @@ class TraceReader:
     """
 
     def __init__(self, model: Model, on_output: OutputCallback | None = None,
-                 on_tokens: TokensCallback | None = None):
+                 on_tokens: TokensCallback | None = None, on_error: OutputCallback | None = None):
         self.byte_of = model.output_bytes_by_id()
         self.trap_ids = {index for index, token in enumerate(model.vocab) if token.startswith(TRAP_PREFIX)}
+        self.error_byte_of = _prefixed_bytes(model.vocab, ERROR_PREFIX)
+        self.exit_byte_of = _prefixed_bytes(model.vocab, EXIT_PREFIX)
         self.vocab = model.vocab
         self.on_output = on_output
         self.on_tokens = on_tokens
+        self.on_error = on_error
         self.output = bytearray()
+        self.errors = bytearray()
         self.trap: str | None = None
+        self.exit_status: int | None = None
 
     def __call__(self, token_ids: list[int]) -> None:
         byte_of = self.byte_of
@@ -96,6 +107,14 @@ class TraceReader:
             self.output += chunk
             if self.on_output is not None:
                 self.on_output(chunk)
+        if self.error_byte_of:
+            errors = bytes([self.error_byte_of[token] for token in token_ids if token in self.error_byte_of])
+            if errors:
+                self.errors += errors
+                if self.on_error is not None:
+                    self.on_error(errors)
+        if self.exit_status is None and not self.exit_byte_of.keys().isdisjoint(token_ids):
+            self.exit_status = next(self.exit_byte_of[token] for token in token_ids if token in self.exit_byte_of)
         if self.trap is None and not self.trap_ids.isdisjoint(token_ids):
             self.trap = next(self.vocab[token] for token in token_ids if token in self.trap_ids)
         if self.on_tokens is not None:
@@ -104,7 +123,18 @@ class TraceReader:
     def result(self, engine_name: str, prompt_tokens: int, trace: list[int], stop_reason: str,
                seconds: float) -> RunResult:
         return RunResult(engine=engine_name, prompt_tokens=prompt_tokens, trace=trace, output=bytes(self.output),
-                         halted=stop_reason == "halt", stop_reason=stop_reason, seconds=seconds, trap=self.trap)
+                         halted=stop_reason == "halt", stop_reason=stop_reason, seconds=seconds, trap=self.trap,
+                         errors=bytes(self.errors), exit_status=self.exit_status)
+
+
+def _prefixed_bytes(vocab: list[str], prefix: str) -> dict[int, int]:
+    """token id -> byte for the tokens named PREFIX + two lowercase hex digits."""
+    table = {}
+    for index, token in enumerate(vocab):
+        digits = token[len(prefix):]
+        if token.startswith(prefix) and len(digits) == 2 and all(c in "0123456789abcdef" for c in digits):
+            table[index] = int(digits, 16)
+    return table
 
 
 def encode(model: Model, tokens: Iterable[str]) -> list[int]:
@@ -123,13 +153,14 @@ def generate(
     max_new_tokens: int | None = None,
     on_output: OutputCallback | None = None,
     on_tokens: TokensCallback | None = None,
+    on_error: OutputCallback | None = None,
 ) -> RunResult:
     """Run the decoding loop of docs/model-format.md: prompt in, argmax tokens out until halt.
 
     Stops after ``max_new_tokens`` generated tokens (at least one; None: no
     cap). ``on_output(chunk)`` receives the output bytes and
     ``on_tokens(ids)`` the generated ids as they are produced (here one token
-    at a time). Raises PrecisionHorizonError rather than feed a position past
+    at a time); ``on_error(chunk)`` the error-stream bytes. Raises PrecisionHorizonError rather than feed a position past
     the model's max_exact_tokens.
     """
     model = engine.model
@@ -137,7 +168,7 @@ def generate(
         raise EngineError("the prompt is empty")
     max_exact_tokens = model.max_exact_tokens
     halt_id = model.halt_id
-    reader = TraceReader(model, on_output, on_tokens)
+    reader = TraceReader(model, on_output, on_tokens, on_error)
     start = time.perf_counter()
     _check_horizon(len(prompt), max_exact_tokens)
     for token in prompt[:-1]:

@@ -128,16 +128,17 @@ def generate_fast(
     on_output: OutputCallback | None = None,
     on_tokens: TokensCallback | None = None,
     batch: int = DEFAULT_BATCH,
+    on_error: OutputCallback | None = None,
 ) -> RunResult:
     """base.generate with the loop in C++: same stop rules, same horizon refusal, same RunResult.
 
-    ``on_output`` and ``on_tokens`` are called as in base.generate, once per
+    ``on_output``, ``on_tokens`` and ``on_error`` are called as in base.generate, once per
     ``batch`` generated tokens instead of once per token.
     """
     model = engine.model
     if not prompt:
         raise EngineError("the prompt is empty")
-    reader = TraceReader(model, on_output, on_tokens)
+    reader = TraceReader(model, on_output, on_tokens, on_error)
     bounded = _bounded_max_new_tokens(max_new_tokens, model.max_exact_tokens, len(prompt))
     start = time.perf_counter()
     trace, reason = engine.run(prompt, bounded, batch, reader)

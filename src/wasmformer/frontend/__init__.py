@@ -76,7 +76,8 @@ def _source_kind(source, kind: str | None) -> str:
 
 def load_program(source: str | Path | bytes, *, kind: str | None = None, invoke: str | None = None,
                  args: tuple[int, ...] = (), native_ops=None,
-                 memory_limit: int = DEFAULT_MEMORY_LIMIT, clang: str | None = None) -> VMProgram:
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT, clang: str | None = None,
+                 argv: list[bytes] | None = None) -> VMProgram:
     """C / WAT / wasm -> VMProgram.
 
     ``source`` is a path (the suffix .c/.wat/.wasm gives the kind unless ``kind``
@@ -84,6 +85,8 @@ def load_program(source: str | Path | bytes, *, kind: str | None = None, invoke:
     ``main`` (or ``_start``); ``invoke=NAME, args=(...)`` calls that export
     instead and outputs each i32 result as 4 little-endian bytes. ``native_ops``
     is the op set the target executes (default: the universal machine's).
+    ``argv`` is what a WASI program's args_get gives it (default: the source's
+    file name alone, as wasmtime gives a module's).
     """
     from wasmformer.frontend.decode import decode_module
     from wasmformer.frontend.lower import lower
@@ -93,9 +96,12 @@ def load_program(source: str | Path | bytes, *, kind: str | None = None, invoke:
     binary = module_bytes(source, kind=kind, clang=clang)
     module = decode_module(binary)
     calls = None if invoke is None else [Call(invoke, tuple(args))]
-    name = Path(source).stem if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)) \
-        else "program"
-    return lower(module, native_ops=native_ops, memory_limit=memory_limit, calls=calls, name=name)
+    is_path = isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source))
+    name = Path(source).stem if is_path else "program"
+    if argv is None:
+        argv = [Path(source).name.encode() if is_path else name.encode()]
+    return lower(module, native_ops=native_ops, memory_limit=memory_limit, calls=calls, name=name,
+                 argv=[bytes(argument) for argument in argv])
 
 
 def result_bytes(result_types: list[str]) -> int:

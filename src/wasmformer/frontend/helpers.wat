@@ -6,7 +6,9 @@
 ;; helpers a program needs (export name = the VM op's name). Every helper runs
 ;; in O(32) steps: the only shift available is "x + x" (one bit left), and the
 ;; top bit of x is "x <s 0", so numbers are read most significant bit first.
-;; Imports from "wasmformer_helpers" become TRAP instructions with that reason.
+;; Imports from "wasmformer_helpers" become TRAP instructions with that reason,
+;; imports from "wasmformer" the machine's I/O instructions (for the WASI
+;; functions of wasi.wat, which the front end splices in before the last line).
 ;; The bulk memory helpers (memory_fill, memory_copy) read and write the user
 ;; program's memory: the front end lowers them with that program's memory, so
 ;; the memory declared here only makes the loads and stores valid wasm.
@@ -14,6 +16,10 @@
   (import "wasmformer_helpers" "trap_divide_by_zero" (func $trap_divide_by_zero))
   (import "wasmformer_helpers" "trap_integer_overflow" (func $trap_integer_overflow))
   (import "wasmformer_helpers" "trap_out_of_bounds_memory" (func $trap_out_of_bounds_memory))
+  (import "wasmformer" "putchar" (func $putchar (param i32)))
+  (import "wasmformer" "putchar_err" (func $putchar_err (param i32)))
+  (import "wasmformer" "getchar" (func $getchar (result i32)))
+  (import "wasmformer" "exit" (func $exit (param i32)))
   (memory 0)
 
   ;; x << 8, unrolled: skipping a zero byte costs ~4 steps per bit instead of ~13

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs, link
 from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.helpers import lower_helpers
+from wasmformer.frontend.helpers import lower_helpers, wasi_signatures
 from wasmformer.frontend.lower_function import Environment, signature_words, to_i32
 from wasmformer.frontend.segments import segment_init_code, segment_lengths
-from wasmformer.frontend.units import (ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
+from wasmformer.frontend.units import (WASI_MODULE, ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
                                        lower_reachable, make_environment, symbol_of_dispatcher, symbol_of_function,
                                        symbol_of_segment, table_functions)
 from wasmformer.machine import tokens as T
@@ -57,17 +57,19 @@ class Call:
 
 
 def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
-          calls: list[Call] | None = None, name: str = "program") -> VMProgram:
+          calls: list[Call] | None = None, name: str = "program", argv: list[bytes] | None = None) -> VMProgram:
     """Lower a decoded module; ``calls`` replaces the default entry (main) with explicit calls.
 
     ``native_ops`` is the op set the target executes (default: the universal
-    machine's); the front end rewrites the others into helper calls.
+    machine's); the front end rewrites the others into helper calls. ``argv``
+    is what WASI's args_get gives the program (default: its name alone).
     """
     native_ops = MACHINE_OPS if native_ops is None else frozenset(native_ops)
     if not BASIC_OPS <= native_ops:
         missing = ", ".join(sorted(op.value for op in BASIC_OPS - native_ops))
         raise FrontendError(f"the native op set must contain every basic op (missing: {missing})")
-    check_imports(module, allow_helper_traps=False)
+    uses_wasi = any(item.module == WASI_MODULE for item in module.imports)
+    check_imports(module, allow_helper_traps=False, wasi=wasi_signatures() if uses_wasi else None)
     pages, growable, declared_growable = memory_pages(module, memory_limit)
     reach = (pages + growable) * PAGE_SIZE  # the most memory the program can have
     program = ModuleUnit(module, "user", native_ops, reach, pages, global_slots(module), initial_tables(module))
@@ -88,7 +90,7 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
                                                                      module.data[index].data,
                                                                      program.segment_globals[index]))
                for index in initialised]
-    helper_pieces, helper_aliases, helper_names = helper_code(program)
+    helper_pieces, helper_aliases, helper_names = helper_code(program, [name.encode()] if argv is None else argv)
     linked = link(pieces + helper_pieces, helper_aliases)
     if len(linked.instrs) > MAX_INSTRUCTIONS:
         raise FrontendError(f"the program has {len(linked.instrs)} VM instructions; at most {MAX_INSTRUCTIONS} are supported")
@@ -262,7 +264,7 @@ def _call_main(code: Code, environment: Environment, name: str) -> None:
         raise FrontendError(f"the entry function '{name}' has type {signature}; expected () -> () or () -> (i32)")
     _emit_call(code, environment, index)
     if signature.results:
-        code.emit(Op.DROP)  # main's return value is not output
+        code.emit(Op.EXIT)  # main's return value is the exit status, as in C
 
 
 def _call_export(code: Code, program: ModuleUnit, environment: Environment, call: Call) -> int:
@@ -327,7 +329,8 @@ def _output_through_shifts(code: Code, program: ModuleUnit, environment: Environ
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def helper_code(program: ModuleUnit) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
+def helper_code(program: ModuleUnit, argv: list[bytes]
+                ) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
     """The helper subroutines for the rewritten ops and the bulk memory instructions.
 
     Symbol("helper", name) aliases each entry (the op's name, or the name the
@@ -336,6 +339,6 @@ def helper_code(program: ModuleUnit) -> tuple[list[tuple[Symbol, Code]], dict[Sy
     names = sorted({op.value for op in program.rewritten} | set(program.helper_calls))
     if not names:
         return [], {}, []
-    return lower_helpers(names, program.memory_limit, program.memory_pages, program.native_ops)
+    return lower_helpers(names, program.memory_limit, program.memory_pages, program.native_ops, argv)
 
 

@@ -6,15 +6,24 @@ wasm32 target and ``wasm-ld`` can be chosen with ``clang=``.
 
 The module we produce is shaped for the machine:
 
-* no libc, no entry point; ``main`` is exported under exactly that name with type
-  ``() -> i32`` (see ``MAIN_EXPORT_DEFINE``);
+* a WASI command (target ``wasm32-wasi``) linked against the wasi-libc that
+  ziglang ships (musl's stdio, stdlib, string, ctype...; built by zig on first
+  use and kept in zig's cache, ``~/.cache/wasmformer/zig``: ``ZIG_CACHE_DIR``): its entry is the
+  libc's ``_start``, which calls ``main`` (with ``argc``/``argv`` when it takes
+  them) and ``exit``; the libc reaches the outside world only through WASI
+  preview1 imports, which the front end turns into the machine's I/O
+  (frontend/wasi.wat);
 * MVP instruction set only (no bulk-memory, sign-ext, multivalue...), so the
-  lowering sees the smallest opcode set (modules built for clang's default CPU,
-  with memory.fill / memory.copy and sign extension, run too: extra_flags
-  ``-mcpu=generic``);
+  lowering sees the smallest opcode set, and the libc is built for it too
+  (modules built for clang's default CPU, with memory.fill / memory.copy and
+  sign extension, run too: extra_flags ``-mcpu=generic``);
+* ``-Os`` (``DEFAULT_OPT``): the smallest code, so the shortest prompt; -O2
+  inlines and unrolls the libc's printf into a prompt several times longer for
+  a few percent fewer generated tokens (docs/frontend.md, "The C library");
 * linear memory laid out low: the stack first (growing down from
-  ``stack_size`` to 0), data right after it, the heap after the data, growing
-  the memory (memory.grow) up to ``DEFAULT_MEMORY_LIMIT``.
+  ``stack_size`` to 0), data right after it, the heap (the libc's malloc)
+  after the data, growing the memory (memory.grow) up to
+  ``DEFAULT_MEMORY_LIMIT``.
 
 Compiled modules are cached under ``<cache root>/c/`` (``disk_cache.cache_root``)
 by a hash of the source's bytes and name, the compiler command's flags, the
@@ -40,7 +49,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from wasmformer.disk_cache import KeyHasher, cache_root, file_digest, write_file_atomically
+from wasmformer.disk_cache import DEFAULT_CACHE_ROOT, KeyHasher, cache_root, file_digest, write_file_atomically
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.machine.tokens import MAX_MEMORY
 
@@ -54,23 +63,27 @@ DEFAULT_STACK_SIZE = 65536
 # CPUs enable bulk-memory (memset -> memory.fill), sign-ext etc.
 WASM_CPU = "mvp"
 
-WASM_TARGET = "wasm32-freestanding"
+WASM_TARGET = "wasm32-wasi"
 
-# The runtime header wasmformer.h lives here (shipped as package data).
+DEFAULT_OPT = "-Os"
+
+# The machine-specific header wasmformer.h lives here (shipped as package data).
 INCLUDE_DIR = Path(__file__).parent / "include"
 
-# clang for wasm32 renames `int main(void)` to `__main_void` and adds a
-# `main(argc, argv)` wrapper for a libc start-up that we do not have. Renaming the
-# user's main and exporting it under the name "main" gives the machine exactly one
-# entry point of type () -> i32.
-MAIN_EXPORT_DEFINE = 'main=__attribute__((export_name("main"))) wasmformer_main'
+# zig builds wasi-libc for the target on first use (about 20 s) and keeps it in its global cache, so later
+# compiles take a fraction of a second. That cache depends on the toolchain only, so it lives under the default
+# cache root even when $WASMFORMER_CACHE points elsewhere ($WASMFORMER_ZIG_CACHE overrides it); when it cannot
+# be created, under the cache root, else in the compile's temp dir (then every compile builds the libc).
+ZIG_CACHE_DIR = "zig"
+ZIG_CACHE_ENV = "WASMFORMER_ZIG_CACHE"
 
-COMPILE_TIMEOUT_SECONDS = 120
+# The first compile for a CPU builds wasi-libc for it (about 20 s on an idle machine, minutes on a busy one).
+COMPILE_TIMEOUT_SECONDS = 900
 
 # The compiled-module cache: a directory under the cache root, and the version of
 # its entries' layout (bump it when the entry format or the key changes meaning).
 C_CACHE_DIR = "c"
-C_CACHE_FORMAT = "wasmformer-c-cache/2"
+C_CACHE_FORMAT = "wasmformer-c-cache/3"
 # The dependency list clang writes with -MD -MF, in the compile's temp dir.
 DEPENDENCY_FILE = "module.d"
 
@@ -78,7 +91,7 @@ DEPENDENCY_FILE = "module.d"
 def compile_c(
     source: str | Path,
     *,
-    opt: str = "-O2",
+    opt: str = DEFAULT_OPT,
     clang: str | None = None,
     extra_flags: Iterable[str] = (),
     stack_size: int = DEFAULT_STACK_SIZE,
@@ -103,10 +116,36 @@ def compile_c(
         command = _compiler_command(clang) + flags + ["-MD", "-MF", str(dependency_file)]
         command += ["-o", str(wasm_file), str(c_file)]
         _run_compiler(command, compile_dir, work)
-        wasm = wasm_file.read_bytes()
+        wasm = strip_debug_sections(wasm_file.read_bytes())
         if entry is not None:
             _remember(entry, wasm, dependency_file, compile_dir or Path.cwd(), c_file)
         return wasm
+
+
+DEBUG_SECTION_PREFIX = b".debug"
+CUSTOM_SECTION = 0
+WASM_HEADER_BYTES = 8  # magic and version
+
+
+def strip_debug_sections(wasm: bytes) -> bytes:
+    """The module without its DWARF custom sections (``.debug_*``): the code and the name section stay."""
+    from wasmformer.frontend.binary import Reader
+
+    kept = bytearray(wasm[:WASM_HEADER_BYTES])
+    reader = Reader(wasm, WASM_HEADER_BYTES)
+    while not reader.at_end():
+        start = reader.pos
+        section_id = reader.byte()
+        size = reader.u32()
+        end = reader.pos + size
+        if section_id == CUSTOM_SECTION:
+            name_length = reader.u32()
+            if wasm[reader.pos:reader.pos + name_length].startswith(DEBUG_SECTION_PREFIX):
+                reader.pos = end
+                continue
+        kept += wasm[start:end]
+        reader.pos = end
+    return bytes(kept)
 
 
 def _source_file(source: str | Path, work: Path) -> tuple[Path, Path | None]:
@@ -142,12 +181,16 @@ def _compiler_command(clang: str | None) -> list[str]:
 
 
 def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[str]) -> list[str]:
-    target = "--target=wasm32-unknown-unknown" if system_clang else f"--target={WASM_TARGET}"
     flags = [
-        target,
+        f"--target={WASM_TARGET}",
         f"-mcpu={WASM_CPU}",
+        # memset and memcpy (the libc's own, and the ones clang emits) become memory.fill / memory.copy: the
+        # helper library's word-at-a-time loops, several times fewer steps than the libc's byte loops
+        "-mbulk-memory",
         opt,
-        "-g0",  # no DWARF; the "name" section stays for readable function names
+        # zig's linker keeps the "name" section (readable function names in messages) only with debug info;
+        # the DWARF sections are dropped after linking (strip_debug_sections)
+        "-g",
         "-std=gnu11",
         # zig cc turns on UBSan at -O0; its runtime does not exist here.
         "-fno-sanitize=all",
@@ -156,11 +199,10 @@ def _flags(opt: str, system_clang: bool, stack_size: int, extra_flags: Iterable[
         # zero-fills of whole structs/arrays of 8+ bytes still become i64 moves.
         "-mllvm",
         "-combiner-store-merging=0",
-        "-nostdlib",
+        # zig cc defines NDEBUG when optimising; a C compiler does not: assert() stays on, as with cc -Os
+        "-UNDEBUG",
         "-I",
         str(INCLUDE_DIR),
-        f"-D{MAIN_EXPORT_DEFINE}",
-        "-Wl,--no-entry",
         f"-Wl,-z,stack-size={stack_size}",
     ]
     # wasm-ld places data first unless told otherwise; zig's own wasm linker always
@@ -190,9 +232,20 @@ def _run_compiler(command: list[str], compile_dir: Path | None, work: Path) -> N
 
 
 def _compiler_env(work: Path) -> dict[str, str]:
-    """Point zig's caches into the temp dir: nothing is left behind, and a read-only HOME works."""
+    """zig's local cache in the temp dir; its global cache (the built wasi-libc) as ZIG_CACHE_DIR says."""
     env = dict(os.environ)
-    env["ZIG_GLOBAL_CACHE_DIR"] = str(work / "zig-global-cache")
+    candidates = [Path(os.environ[ZIG_CACHE_ENV]).expanduser()] if os.environ.get(ZIG_CACHE_ENV) else []
+    candidates += [DEFAULT_CACHE_ROOT.expanduser() / ZIG_CACHE_DIR, cache_root() / ZIG_CACHE_DIR]
+    global_cache = work / "zig-global-cache"
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            global_cache = candidate
+            break
+    env["ZIG_GLOBAL_CACHE_DIR"] = str(global_cache)
     env["ZIG_LOCAL_CACHE_DIR"] = str(work / "zig-local-cache")
     return env
 

@@ -24,7 +24,13 @@ IO_MODULE = "wasmformer"
 IO_IMPORTS = {  # name -> (required signature, the VM instruction that replaces the call)
     "putchar": (FuncType(("i32",), ()), Instr(Op.PUTCHAR)),
     "getchar": (FuncType((), ("i32",)), Instr(Op.GETCHAR)),
+    "putchar_err": (FuncType(("i32",), ()), Instr(Op.PUTCHAR_ERR)),
+    "exit": (FuncType(("i32",), ()), Instr(Op.EXIT)),
 }
+# WASI preview1: a call of an import from this module becomes a call of the helper library's export
+# "wasi:NAME" (frontend/wasi.wat); check_imports is given the types those exports have.
+WASI_MODULE = "wasi_snapshot_preview1"
+WASI_EXPORT_PREFIX = "wasi:"
 # Only the helper library (helpers.wat) may import these: a call becomes TRAP <reason>.
 HELPER_TRAP_MODULE = "wasmformer_helpers"
 HELPER_TRAP_IMPORTS = {
@@ -54,12 +60,23 @@ class ModuleUnit:
     allow_helper_traps: bool = False  # true only for the helper library
 
 
-def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
+def check_imports(module: Module, *, allow_helper_traps: bool, wasi: dict[str, FuncType] | None = None) -> None:
+    """Refuse, before running, every import the machine does not provide (``wasi``: the WASI functions it
+    provides and their types)."""
     for item in module.imports:
         if item.kind == "func" and item.module == IO_MODULE and item.name in IO_IMPORTS:
             expected = IO_IMPORTS[item.name][0]
             if module.types[item.type_index] != expected:
                 raise FrontendError(f"import {item.module}.{item.name} must have type {expected}, "
+                                    f"not {module.types[item.type_index]}")
+        elif item.kind == "func" and item.module == WASI_MODULE and not allow_helper_traps:
+            wasi = wasi or {}
+            if item.name not in wasi:
+                provided = ", ".join(sorted(wasi))
+                raise FrontendError(f"import {item.module}.{item.name} is not supported: the machine provides "
+                                    f"these WASI functions only: {provided}")
+            if module.types[item.type_index] != wasi[item.name]:
+                raise FrontendError(f"import {item.module}.{item.name} must have type {wasi[item.name]}, "
                                     f"not {module.types[item.type_index]}")
         elif allow_helper_traps and item.module == HELPER_TRAP_MODULE and item.name in HELPER_TRAP_IMPORTS:
             continue
@@ -70,8 +87,9 @@ def check_imports(module: Module, *, allow_helper_traps: bool) -> None:
                 "filled by element segments)")
         else:
             raise FrontendError(
-                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import "
-                f"the functions putchar: (i32) -> () and getchar: () -> (i32) from module \"{IO_MODULE}\"")
+                f"import {item.module}.{item.name} ({item.kind}) is not supported: a program may only import WASI "
+                f"preview1 functions from \"{WASI_MODULE}\" and the functions putchar: (i32) -> (), getchar: () -> "
+                f"(i32), putchar_err: (i32) -> () and exit: (i32) -> () from \"{IO_MODULE}\"")
 
 
 CONSTANT_OPERATIONS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b}
@@ -162,6 +180,10 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         item = imported[index]
         if item.module == IO_MODULE:
             return IO_IMPORTS[item.name][1]
+        if item.module == WASI_MODULE:
+            name = WASI_EXPORT_PREFIX + item.name
+            program.helper_calls[name] = program.helper_calls.get(name, 0) + 1
+            return Symbol(("helper", name))
         return Instr(Op.TRAP, HELPER_TRAP_IMPORTS[item.name])
 
     def global_slot(index: int, fail) -> int:

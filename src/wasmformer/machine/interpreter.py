@@ -230,6 +230,8 @@ class _Builder:
         self.not_commit = g.token_table("not_commit", {token: 1 for token in vocab if token not in commit_or_start})
         self.not_transfer = g.token_table("not_transfer", {t: 1 for t in vocab if t not in transfer_or_start})
         self.is_trap_token = g.token_table("is_trap_token", {token: 1 for token in T.TRAPS})
+        # an exit status byte (x.XX): `halt` follows it, as it follows a trap token
+        self.is_exit_token = g.token_table("is_exit_token", {token: 1 for token in T.EXIT_STATUS_BYTES})
         # the marker of a 5-token prompt slot that is not an instruction: 1 for a global, 2 for a data record
         self.slot_marker = g.token_table("slot_marker", {T.GLOBAL: GLOBAL_SLOT, T.DATA_RECORD: DATA_SLOT})
         self.is_all_ones = g.token_table("is_all_ones", {T.byte_token("v", BYTE_MAX): 1})
@@ -945,7 +947,8 @@ class _Builder:
         divides = self.flag_where(datapath=Datapath.DIVIDE)
         body_length = (self.by_row(lambda row: row.value_bytes, body=Body.VALUE) + QUOTIENT_BYTES * divides
                        + self.by_row(lambda row: row.width, body=Body.STORED)
-                       + self.flag_where(body=Body.OUTPUT) + TARGET_BYTES * transfer)
+                       + self.flag_where(body=Body.OUTPUT) + self.flag_where(body=Body.ERROR_OUTPUT)
+                       + self.flag_where(body=Body.EXIT_STATUS) + TARGET_BYTES * transfer)
         in_body = g.step("in_body", body_length - 1 - phase)
         value_base = T.family_base("v") + (T.family_base("vc") - T.family_base("v")) * self.carry_out
         target_family = T.family_base("ph") + g.product("target_family", transfer, phase) * BYTE_RANGE
@@ -953,6 +956,8 @@ class _Builder:
                   + (T.family_base("q") - T.family_base("v")) * self.in_quotient
                   + self.flag_where(body=Body.STORED) * T.family_base("m")
                   + self.flag_where(body=Body.OUTPUT) * T.family_base("o")
+                  + self.flag_where(body=Body.ERROR_OUTPUT) * T.family_base("e")
+                  + self.flag_where(body=Body.EXIT_STATUS) * T.family_base("x")
                   + self.gate("family.target", transfer, target_family))
         commit = self.by_op({row.op: ids[row.commit.value] for row in OP_TABLE if row.commit is not None})
         commit = commit + (ids[Commit.BRANCH.value] - ids[Commit.POP.value]) * taken
@@ -968,7 +973,8 @@ class _Builder:
         trap_id = ids[T.TRAPS[0]] + self.clamp("trap_reason", trap_reason, 0, len(T.TRAPS) - 1)
         stops = self.flag_and("trap_now", self.first_phase, g.step("any_trap", traps - 1))
         next_id = g.select("unless_trap", stops, trap_id, next_id)
-        halts = self.flag_and("halt_now", self.first_phase, self.is_op[Op.HALT]) + self.is_trap_token
+        halts = (self.flag_and("halt_now", self.first_phase, self.is_op[Op.HALT]) + self.is_trap_token
+                 + self.is_exit_token)
         g.set_next_token_id(g.select("next_id", g.step("halts", halts - 1), ids[T.HALT], next_id))
 
     def _exhausted(self) -> Expr:

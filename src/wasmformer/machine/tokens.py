@@ -89,7 +89,8 @@ STACK_DELTA = {commit.value: delta for commit, delta in COMMIT_STACK_DELTA.items
 TRAPS = tuple(f"trap.{reason.name.lower()}" for reason in TrapReason)
 
 # byte families, in id order; "i" is the prompt's, the rest are generated ("q": a division's quotient bytes)
-BYTE_FAMILIES = ("i", "v", "vc", "m", "o", "ph", "pl", "q")
+# "e": a byte of the error stream (stderr), "x": the exit status (its low byte), written just before `halt`
+BYTE_FAMILIES = ("i", "v", "vc", "m", "o", "ph", "pl", "q", "e", "x")
 
 
 def byte_token(family: str, value: int) -> str:
@@ -112,3 +113,5 @@ def family_base(family: str) -> int:
 
 
 OUTPUT_BYTES = {byte_token("o", value): value for value in range(256)}
+ERROR_BYTES = {byte_token("e", value): value for value in range(256)}
+EXIT_STATUS_BYTES = {byte_token("x", value): value for value in range(256)}

@@ -29,8 +29,8 @@ from wasmformer.vm.ops import (MASK32, OP_TABLE, VALUE_BYTES, Datapath, Immediat
 from wasmformer.vm.program import Op, TrapReason, VMProgram, grow_memory, grown_pages
 
 # Token strings, built once: one table per byte family.
-V, VC, M, O, PH, PL, Q = ([T.byte_token(family, b) for b in range(256)]
-                          for family in ("v", "vc", "m", "o", "ph", "pl", "q"))
+V, VC, M, O, PH, PL, Q, E, X = ([T.byte_token(family, b) for b in range(256)]
+                                for family in ("v", "vc", "m", "o", "ph", "pl", "q", "e", "x"))
 TRAP_TOKENS = {reason: f"trap.{reason.name.lower()}" for reason in TrapReason}
 assert set(TRAP_TOKENS.values()) == set(T.TRAPS)
 
@@ -45,6 +45,8 @@ class TraceResult:
     halted: bool  # the trace ends with `halt` (normal end or trap)
     trap: TrapReason | None  # the reason when it ended with a trap
     steps: int  # instructions whose tokens are all in the trace (the halting step included)
+    errors: bytes = b""  # the bytes of its e.XX tokens (the program's stderr)
+    exit_status: int | None = None  # the byte of its x.XX token (written by EXIT just before halt)
 
 
 @dataclass
@@ -136,7 +138,10 @@ def expected_trace(program: VMProgram, input_bytes: bytes = b"", max_new_tokens:
         complete_steps += 1
     halted = bool(trace) and trace[-1] == T.HALT
     return TraceResult(tokens=trace, output=decode_output(trace), halted=halted,
-                       trap=machine.trap if halted else None, steps=complete_steps)
+                       trap=machine.trap if halted else None, steps=complete_steps,
+                       errors=bytes(T.ERROR_BYTES[token] for token in trace if token in T.ERROR_BYTES),
+                       exit_status=next((T.EXIT_STATUS_BYTES[token] for token in trace
+                                         if token in T.EXIT_STATUS_BYTES), None))
 
 
 def decode_output(trace: Iterable[str]) -> bytes:
@@ -344,6 +349,16 @@ def _putchar(machine: TraceMachine, arg: int) -> list[str]:
     return [O[machine.pop() & 0xFF], "c.pop"]
 
 
+def _putchar_err(machine: TraceMachine, arg: int) -> list[str]:
+    return [E[machine.pop() & 0xFF], "c.pop"]
+
+
+def _exit(machine: TraceMachine, arg: int) -> list[str]:
+    machine.pc -= 1
+    machine.halted = True
+    return [X[machine.pop() & 0xFF], T.HALT]
+
+
 def _halt(machine: TraceMachine, arg: int) -> list[str]:
     machine.pc -= 1
     machine.halted = True
@@ -373,6 +388,8 @@ _STATEFUL: dict[Op, OpFunction] = {
     **{row.op: _call(row.op) for row in OP_TABLE if row.record is Record.CALL},
     **{row.op: _return(row.op) for row in OP_TABLE if row.source is Source.RETURN_PC},
     Op.PUTCHAR: _putchar,
+    Op.PUTCHAR_ERR: _putchar_err,
+    Op.EXIT: _exit,
     Op.HALT: _halt,
     Op.TRAP: _trap,
 }

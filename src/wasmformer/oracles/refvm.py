@@ -41,6 +41,8 @@ class RefResult:
     trap_address: int | None = None  # for OUT_OF_BOUNDS_MEMORY: the effective address
     failed_grows: int = 0  # memory.grow calls that returned -1 with a nonzero delta
     stack: list[int] = field(default_factory=list)  # the operand stack at the end (signed)
+    errors: bytes = b""  # the error stream (PUTCHAR_ERR: the program's stderr)
+    exit_status: int | None = None  # EXIT's status (its low byte); None when the run ended otherwise
 
 
 @dataclass
@@ -55,6 +57,8 @@ class _State:
     pc: int = 0
     input_position: int = 0
     output: bytearray = field(default_factory=bytearray)
+    errors: bytearray = field(default_factory=bytearray)
+    exit_status: int | None = None
     halted: bool = False
     failed_grows: int = 0
     frame_space: FrameSpace | None = None
@@ -108,7 +112,8 @@ def run(program: VMProgram, input_bytes: bytes = b"", max_steps: int | None = No
     return RefResult(output=bytes(state.output), steps=steps, halted=state.halted,
                      trap=trap.reason if trap else None, helper_steps=helper_steps,
                      trap_pc=state.pc if trap else None, trap_address=trap.address if trap else None,
-                     failed_grows=state.failed_grows, stack=[signed(v) for v in state.stack])
+                     failed_grows=state.failed_grows, stack=[signed(v) for v in state.stack],
+                     errors=bytes(state.errors), exit_status=state.exit_status)
 
 
 # --- ops: each takes the state and the instruction's immediate ---------------------------------
@@ -232,6 +237,16 @@ def _putchar(state: _State, arg: int) -> None:
     state.output.append(state.pop() & 0xFF)
 
 
+def _putchar_err(state: _State, arg: int) -> None:
+    state.errors.append(state.pop() & 0xFF)
+
+
+def _exit(state: _State, arg: int) -> None:
+    state.exit_status = state.pop() & 0xFF
+    state.halted = True
+    state.pc -= 1
+
+
 def _getchar(state: _State, arg: int) -> None:
     if state.input_position < len(state.input):
         state.push(state.input[state.input_position])
@@ -272,6 +287,8 @@ _STATEFUL = {
     **{row.op: _return(row.op) for row in OP_TABLE if row.source is Source.RETURN_PC},
     Op.PUTCHAR: _putchar,
     Op.GETCHAR: _getchar,
+    Op.PUTCHAR_ERR: _putchar_err,
+    Op.EXIT: _exit,
     Op.HALT: _halt,
     Op.TRAP: _trap,
 }

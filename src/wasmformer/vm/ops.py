@@ -100,6 +100,8 @@ class Body(enum.Enum):
     # a DIVIDE step writes its quotient's four bytes (q.XX, most significant first) before them
     STORED = "stored"  # the ``width`` bytes a store writes (m.XX)
     OUTPUT = "output"  # one output byte (o.XX)
+    ERROR_OUTPUT = "error output"  # one byte of the error stream (e.XX)
+    EXIT_STATUS = "exit status"  # the exit status's low byte (x.XX); `halt` follows it
     TARGET = "target"  # the two bytes of the next pc (ph.XX pl.XX): a transfer of control
 
 
@@ -468,6 +470,10 @@ OP_TABLE: tuple[OpSpec, ...] = (
     _call(Op.CALL1, 96, 1), _call(Op.CALL2, 97, 2), _call(Op.CALL4, 98, 4), _call(Op.CALL8, 99, 8),
     _return(Op.RETURN1, 100, 1), _return(Op.RETURN2, 101, 2), _return(Op.RETURN4, 102, 4),
     _return(Op.RETURN8, 103, 8),
+    # the error stream and the exit status (the WASI helpers write stderr and proc_exit with these)
+    OpSpec(Op.PUTCHAR_ERR, 104, None, _N, 1, 0, Commit.POP, Body.ERROR_OUTPUT, Record.NONE, Datapath.COPY,
+           Source.TOP),
+    OpSpec(Op.EXIT, 105, None, _N, 1, 0, None, Body.EXIT_STATUS, Record.NONE, Datapath.COPY, Source.TOP),
 )
 
 SPECS: dict[Op, OpSpec] = {spec.op: spec for spec in OP_TABLE}

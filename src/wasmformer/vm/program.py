@@ -128,6 +128,9 @@ class Op(enum.Enum):
     RETURN2 = "return2"
     RETURN4 = "return4"
     RETURN8 = "return8"
+    # the program's second output stream and its exit status (the WASI helpers' primitives)
+    PUTCHAR_ERR = "putchar_err"  # pops a value, writes its low byte to the error stream (stderr)
+    EXIT = "exit"  # pops the exit status and ends the run (its low byte is the status)
 
 
 class TrapReason(enum.IntEnum):
