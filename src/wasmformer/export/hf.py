@@ -35,8 +35,8 @@ WRITTEN_FILES = ("config.json", "generation_config.json", "model.safetensors", "
 
 def export_hf(model_dir: str | Path, output: str | Path) -> Path:
     """Write the model in ``model_dir`` as a Hugging Face model directory ``output`` (created if needed)."""
+    model = load_representable(model_dir)  # a model it cannot represent is refused whatever is installed
     require_module("tokenizers", "hf")
-    model = load_representable(model_dir)
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ExportError(f"{output} exists and is not a directory")

@@ -36,9 +36,9 @@ HALT_KEY = "halt_token_id"
 
 def export_onnx(model_dir: str | Path, output: str | Path) -> Path:
     """Write the model in ``model_dir`` as an ONNX file at ``output``; refuse one it cannot represent exactly."""
-    onnx = require_module("onnx", "onnx")
-    model = load_representable(model_dir)
+    model = load_representable(model_dir)  # a model it cannot represent is refused whatever is installed
     check_recency_unread(model, model_dir)
+    onnx = require_module("onnx", "onnx")
     graph_model = build_onnx_model(model)
     onnx.checker.check_model(graph_model)
     output = Path(output)
