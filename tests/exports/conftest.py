@@ -49,3 +49,13 @@ def universal_dir(tmp_path_factory):
 def example_case(universal_dir, name: str) -> ModelCase:
     model, directory = universal_dir
     return ModelCase(model, directory, encode(model, runner.bundled_examples([name])[0].workload().prompt))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: the tests share two cores with other workers, and spinning threads would crawl."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'wasmformer[torch]')")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

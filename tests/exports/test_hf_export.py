@@ -19,12 +19,7 @@ from tests.exports.conftest import example_case  # noqa: E402
 HELLO_PREFIX = 200  # generated tokens of hello compared in `make test` (its first output byte is token 168)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def export(model_dir, output) -> None:

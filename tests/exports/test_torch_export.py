@@ -15,13 +15,7 @@ FAST_PREFIX = 300  # generated tokens compared on a couple of examples in `make 
 SLOW_PREFIX = 3_000  # generated tokens compared on every example in `make test-all`
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the tests share two cores with other workers, and spinning threads would crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
