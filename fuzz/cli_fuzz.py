@@ -125,7 +125,7 @@ def run_subprocess(command: tuple[str, ...], case: Case, directory: Path, timeou
     """
     started = time.perf_counter()
     with subprocess.Popen([*command, *case.argv], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, start_new_session=True,
+                          stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_interactive_signals,
                           env=case_environment(case, directory)) as process:
         first = _interrupt_after_first_byte(process, timeout) if case.interrupt else b""
         try:
@@ -135,6 +135,14 @@ def run_subprocess(command: tuple[str, ...], case: Case, directory: Path, timeou
             stdout, stderr = process.communicate()
             return Outcome(None, first + stdout, stderr.decode(errors="replace"), time.perf_counter() - started)
     return Outcome(process.returncode, first + stdout, stderr.decode(errors="replace"), time.perf_counter() - started)
+
+
+def _interactive_signals() -> None:
+    """In the child, before exec: SIGINT as an interactive shell gives it (default action, not blocked).
+    Ignored or blocked signals survive exec, and a test runner may have changed them in the process that
+    spawns the cases; an interrupt case must test the CLI, not that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _interrupt_after_first_byte(process: subprocess.Popen, timeout: float) -> bytes:
