@@ -250,7 +250,6 @@ class _Builder:
         self.returns_of = {frame: g.token_table(f"is_return_commit.{frame}",
                                                 {token: 1 for token, of in T.RETURN_COMMITS.items() if of == frame})
                            for frame in FRAMES}
-        self.is_call_commit = g.token_table("is_call_commit", {token: 1 for token in T.CALL_COMMITS})
         self.is_getc_commit = g.token_table("is_getc_commit", {Commit.GETC.value: 1})
 
     def _previous_tokens(self) -> None:
@@ -451,7 +450,7 @@ class _Builder:
         (total,) = self.banked_lookup("memory", self.address_here, record_weight, T.MEMORY_BANKS,
                                       [self.byte + BYTE_RANGE * (self.address_here + 1)])
         # the sum minus what a record at this address would carry above its byte: the byte, if that is what
-        # the banks found (one feature: the 64 answers are read once)
+        # the banks found (one feature: the banks' answers are read once)
         byte_found = g.persist("memory.byte_found", total - BYTE_RANGE * (self.address_here + 1))
         found = (g.step("memory_found_above", byte_found) + g.step("memory_found_below", BYTE_MAX - byte_found)
                  - 1)  # 1 when the byte is in [0, 255], else 0: a relu's argument in loaded_byte

@@ -65,7 +65,7 @@ class FrameSpace:
 
     def __init__(self, program: VMProgram):
         self.stride = T.locals_stride(max_frame_locals(program))
-        self.reserved = [self.stride]  # the entry frame reserves the stride
+        self.depth = 0  # calls nested in the entry frame, which reserves the stride
         self.words_in_use = self.stride
 
     def words(self, op: Op) -> int:
@@ -74,14 +74,14 @@ class FrameSpace:
 
     def enter(self, call: Op) -> None:
         words = self.words(call)
-        if len(self.reserved) > T.MAX_CALL_DEPTH or self.words_in_use + words > T.LOCAL_WORDS:
+        if self.depth >= T.MAX_CALL_DEPTH or self.words_in_use + words > T.LOCAL_WORDS:
             raise Trap(TrapReason.CALL_STACK_EXHAUSTED)
-        self.reserved.append(words)
+        self.depth += 1
         self.words_in_use += words
 
     def leave(self, ret: Op) -> None:
         """A return gives back its own class's words (the machine counts the tokens, not the frames)."""
-        self.reserved.pop()
+        self.depth -= 1
         self.words_in_use -= self.words(ret)
 
 
