@@ -10,8 +10,9 @@ next token:
 2. fetch: the instruction slot at the pc (opcode and immediate), decoded
    into one 0/1 flag per op;
 3. operands: the newest stack records keyed by depth, the newest variable
-   record keyed by (call depth, index) or global index, the newest memory
-   record keyed by its offset in one of 64 banks, the memory's current size;
+   record keyed by the local words in use and the index, or by the global's
+   slot (4 banks), the newest memory record keyed by its offset in one of
+   72 banks, the memory's current size;
 4. the byte to emit at this phase of the step, formed by the op's datapath
    (one method each: copy, add, sub, compare, narrow, bitwise, shift,
    multiply, divide, bitcount, input, grow, branch), and the next token.
