@@ -3,8 +3,9 @@
 The Python API (docs/python-api.md) is ``wasmformer.api``, re-exported here:
 ``run``, ``stream``, ``compile``, ``load_model``, ``specialize``, the ``Result``,
 ``Chunk``, ``Program`` and ``Stream`` types and the error classes, all rooted in
-``WasmformerError``. They are imported on first use, so ``import wasmformer``
-stays cheap for the command line.
+``WasmformerError``; and ``batch`` (``wasmformer.batching``: many programs on every
+core). They are imported on first use, so ``import wasmformer`` stays cheap for the
+command line.
 """
 
 __version__ = "0.1.0"
@@ -15,7 +16,7 @@ _API_NAMES = frozenset({
     "WasmformerError", "compile", "load_model", "run", "specialize", "stream",
 })
 
-__all__ = sorted(_API_NAMES) + ["__version__"]
+__all__ = sorted(_API_NAMES | {"batch"}) + ["__version__"]
 
 
 def __getattr__(name: str):
@@ -23,6 +24,10 @@ def __getattr__(name: str):
         from wasmformer import api
 
         return getattr(api, name)
+    if name == "batch":
+        from wasmformer.batching import batch
+
+        return batch
     raise AttributeError(f"module 'wasmformer' has no attribute {name!r}")
 
 

@@ -1,4 +1,4 @@
-"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect | export.
+"""The command line: wasmformer compile | run | build | refvm | demo | bench | batch | inspect | export.
 
 A thin layer over the Python API (``api.py``): it parses options, reads the program's input and reports to
 the terminal. Only the program's output goes to stdout (for ``bench``, its table); progress,
@@ -32,7 +32,7 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse, except that a usage mistake is one line and exit status 125 like every user error.
 
-    (argparse's own status 2 would read as `run`'s "stopped without halting".)
+    (argparse's own status 2 would read as the program's own exit status 2.)
     """
 
     def error(self, message: str):
@@ -107,7 +107,7 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 _OPTIONS_WITH_VALUES = {"--input", "--input-file", "--model", "--engine", "--max-new-tokens", "--max-tokens",
                         "--trace-out", "--invoke", "--cc", "-o", "--output", "--for-model", "--max-steps",
                         "--examples", "--engines", "--prompt", "--hull-tokens", "--dense-tokens", "--out",
-                        "--budget"}
+                        "--budget", "--workers", "--trace-dir", "--ray"}
 
 
 def _program_arguments_start(argv: list[str]) -> int | None:
@@ -202,6 +202,22 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="describe a model directory (sizes, layers, heads)")
     inspect.add_argument("model", type=Path)
     inspect.set_defaults(handler=_cmd_inspect)
+
+    batch = commands.add_parser("batch", help="run many programs on every core (or a Ray cluster), resumably")
+    batch.add_argument("manifest", type=Path, metavar="MANIFEST",
+                       help="a JSONL file of {program, input, args, max_new_tokens, id} or a directory of programs")
+    batch.add_argument("-o", "--output", required=True, type=Path, metavar="RESULTS.jsonl",
+                       help="results file: one JSON line per run; a rerun skips the runs it already holds")
+    batch.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="worker processes (default: one per core; on Ray: one per CPU of the cluster)")
+    batch.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                       help="model directory (default: the universal model)")
+    _add_engine_argument(batch)
+    batch.add_argument("--trace-dir", type=Path, default=None, metavar="DIR", help="write each run's trace to DIR/ID.trace")
+    batch.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run on this Ray cluster ('local': start Ray on this machine); needs wasmformer[ray]")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    batch.set_defaults(handler=_cmd_batch)
 
     from wasmformer.export import EXPORT_FORMATS
 
@@ -593,6 +609,62 @@ def _cmd_inspect(args) -> int:
     for head in model.extra.get("heads", []):
         print(f"  layer {head.get('layer')} head {head.get('head')}: {head.get('tie')} {head.get('name')}")
     return EXIT_OK
+
+
+# -- batch ------------------------------------------------------------------------------------------
+
+
+def _cmd_batch(args) -> int:
+    """`batch`: wasmformer.batch with a progress bar (runs done, tok/s, ETA) and a summary on stderr."""
+    from wasmformer.batching import batch
+    from wasmformer.batching.manifest import finished_ids, read_manifest
+
+    if args.output.is_dir():
+        raise CliError(f"{args.output} is a directory; -o names the results file (JSONL)")
+    entries = read_manifest(args.manifest)
+    skipped = len(finished_ids(args.output) & {entry.id for entry in entries})
+    if skipped and not args.quiet:
+        _say(f"{args.output}: {skipped:,} of {len(entries):,} runs already there; running the other "
+             f"{len(entries) - skipped:,}")
+    with _BatchProgress(quiet=args.quiet) as progress:
+        outcomes = batch(entries, results=args.output, workers=args.workers, model=args.model, engine=args.engine,
+                         ray=args.ray, trace_dir=args.trace_dir, progress=progress)
+        counts = {"ok": 0, "failed": 0, "error": 0}
+        for outcome in outcomes:
+            counts["error" if outcome.error else "ok" if outcome.exit_status == 0 else "failed"] += 1
+    if not args.quiet:
+        _say(f"{args.output}: {counts['ok']:,} runs exited 0, {counts['failed']:,} with another status, "
+             f"{counts['error']:,} could not run (see their \"error\")")
+    return EXIT_OK
+
+
+class _BatchProgress:
+    """A rich progress bar on stderr when it is a terminal: runs done of total, tokens per second, ETA."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                console=Console(file=sys.stderr), transient=True)
+            self.task = self.bar.add_task("runs", total=None, rate="")
+
+    def __call__(self, finished: int, total: int, tokens: int, seconds: float) -> None:
+        if self.bar is not None:
+            rate = f"{tokens / seconds:,.0f} tok/s" if seconds > 0 else ""
+            self.bar.update(self.task, completed=finished, total=total, rate=rate)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 # -- export -----------------------------------------------------------------------------------------
