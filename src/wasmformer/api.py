@@ -18,7 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, Union
 
 from wasmformer.engines.base import EngineError, PrecisionHorizonError
 from wasmformer.errors import WasmformerError
@@ -27,6 +27,9 @@ from wasmformer.graph.expr import GraphError
 from wasmformer.machine.purpose import PromptMismatchError
 from wasmformer.model import Model, ModelFormatError
 from wasmformer.vm.errors import ProgramError
+
+if TYPE_CHECKING:
+    from wasmformer.vm.program import VMProgram
 
 __all__ = [
     "Chunk", "EngineError", "ExportError", "GraphError", "InterruptedRun", "ModelFormatError", "PrecisionHorizonError",
@@ -64,7 +67,7 @@ class Program:
     instead of ``main`` (its results are returned as ``Result.values``).
     """
 
-    vm: object
+    vm: VMProgram
     name: str
     invoke: str | None = None
 
