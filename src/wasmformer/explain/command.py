@@ -55,6 +55,7 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
             html: Path | None = None, source: Path | None = None, say=None) -> int:
     """The whole command; returns the exit status (0)."""
     say = say or (lambda message: None)
+    _check_program(model, prompt, program)
     trace = _trace(model, prompt, trace_file, engine_name, max_new_tokens, say)
     try:
         run = decode_steps(prompt, trace, program)
@@ -84,6 +85,23 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
         console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else TERMINAL_WIDTH)
         print_tables(console, run, shown, explanations if selection.token or selection.step else [])
     return 0
+
+
+def _check_program(model, prompt: list[str], program) -> None:
+    """A specialised prompt needs the program baked into the model, and no other."""
+    from wasmformer.machine import purpose
+
+    if purpose.prompt_layout(prompt) != purpose.SPECIALISED:
+        return
+    if program is None:
+        raise ExplainError("a specialised prompt holds no program: name the program the model was built "
+                           "from with --program SOURCE")
+    from wasmformer.machine.specialize import program_digest
+
+    made_for = purpose.built_for(model) or {}
+    if made_for.get("sha256") not in (None, program_digest(program)):
+        raise ExplainError(f"the model was specialised for program '{made_for.get('program')}', not for this "
+                           f"build of '{program.name}'")
 
 
 def _trace(model, prompt: list[str], trace_file: Path | None, engine_name, max_new_tokens, say) -> list[str]:
