@@ -2,8 +2,10 @@
 
 Token ``n`` of a run (n ≥ 1) is the argmax of the forward pass at position
 ``n − 1``. ``explain_tokens`` runs the forward pass of docs/model-format.md
-over the prefix (every position at once, layer by layer, as the dense engine
-computes it one position at a time) and, at each position asked about,
+over the prefix (a short one all positions at once, layer by layer, with
+the dense engine's softmax; a long one position by position through the hull
+engine's layers, keeping every live head's keys and values) and, at each
+position asked about,
 records per head the positions that won its lookup (the softmax weights
 that are not 0: one position for a latest or unique lookup, every tied
 position for a mean), the query and the winner's key in the graph's units,
@@ -30,6 +32,10 @@ ROW_CHUNK = 256
 # A softmax weight exp(s - max) is exactly 0 in float64 below this gap: such positions are not winners.
 UNDERFLOW_GAP = 800.0
 LATEST, UNIQUE, AVERAGE = "latest", "unique", "average"
+BATCHED, SWEEP = "batched", "sweep"  # how explain_tokens computes the prefix (see there)
+# Up to this many positions the batched pass is faster than the sweep (n² scores per head against the hull
+# engine's ~400 positions per second; measured on the universal model, docs/inspect.md).
+BATCHED_POSITIONS = 2048
 
 
 class ExplainError(ValueError):
@@ -112,20 +118,94 @@ def _input(model: Model, token_ids: list[int]) -> np.ndarray:
     return x
 
 
-def explain_tokens(model: Model, token_ids: list[int], positions: list[int]) -> list[TokenExplanation]:
-    """The forward passes at ``positions`` (each < len(token_ids)), over the prefix up to the last of them."""
+def explain_tokens(model: Model, token_ids: list[int], positions: list[int],
+                   method: str | None = None) -> list[TokenExplanation]:
+    """The forward passes at ``positions`` (each < len(token_ids)), over the prefix up to the last of them.
+
+    ``method``: BATCHED (every position at once, O(n²) per head) or SWEEP (one
+    position at a time through the hull engine's layers, O(n log n), keeping
+    each live head's keys and values); by default BATCHED up to
+    BATCHED_POSITIONS positions, SWEEP beyond when the hull engine is installed.
+    """
     if not positions:
         return []
     vocab = model.vocab
     for position in positions:
         if not 0 <= position < len(token_ids):
             raise ExplainError(f"position {position} is outside the run (0..{len(token_ids) - 1})")
-    count = max(positions) + 1
-    x = _input(model, token_ids[:count])
     wanted = sorted(set(positions))
-    metadata = {(entry.get("layer"), entry.get("head")): entry for entry in model.extra.get("heads", [])}
-    slot_names = _slot_names(model)
-    tie_scale = tie_break_scale(model.max_exact_tokens)
+    if method is None:
+        from wasmformer.engines import hull_available
+
+        method = SWEEP if wanted[-1] + 1 > BATCHED_POSITIONS and hull_available() else BATCHED
+    context = _Context(model)
+    records, produced = (_sweep if method == SWEEP else _batched)(model, token_ids, wanted, context)
+    explanations = {}
+    for position in wanted:
+        expected = vocab[token_ids[position + 1]] if position + 1 < len(token_ids) else None
+        explanations[position] = TokenExplanation(position, vocab[token_ids[position]], vocab[produced[position]],
+                                                  expected, records[position])
+    return [explanations[position] for position in positions]
+
+
+class _Context:
+    """What naming a head's lookup needs: the metadata, the slot tenants, the latest lookups' tie scale."""
+
+    def __init__(self, model: Model):
+        self.metadata = {(entry.get("layer"), entry.get("head")): entry for entry in model.extra.get("heads", [])}
+        self.slot_names = _slot_names(model)
+        self.tie_scale = tie_break_scale(model.max_exact_tokens)
+
+    def lookup(self, layer: int, head: "_LiveHead", query: np.ndarray, keys: np.ndarray, winners: list[int],
+               weights: list[float], out: np.ndarray) -> HeadLookup:
+        return _lookup(layer, head, self.metadata.get((layer, head.index), {}), query, keys, winners, weights, out,
+                       self.slot_names, self.tie_scale)
+
+
+def _sweep(model: Model, token_ids: list[int], wanted: list[int], context: _Context):
+    """One position at a time through the hull engine's layers (exact hard-max attention, O(log t) per head),
+    keeping every live head's keys and values so that the wanted positions can be scored against all of them.
+
+    Reads ``HullEngine``'s per-layer forward (``_layers``): the engine itself stays free of instrumentation.
+    """
+    from wasmformer.engines.hull import HullEngine
+
+    engine = HullEngine(model)
+    count = wanted[-1] + 1
+    live = [_live_heads(layer) for layer in model.layers]
+    rows = [[row for head in heads for row in (2 * head.index, 2 * head.index + 1)] for heads in live]
+    projections = [(layer.wq[r], layer.wk[r], layer.wv[r]) for layer, r in zip(model.layers, rows)]
+    keys = [np.zeros((count, len(r))) for r in rows]
+    values = [np.zeros((count, len(r))) for r in rows]
+    remaining = set(wanted)
+    records: dict[int, list[HeadLookup]] = {position: [] for position in wanted}
+    produced: dict[int, int] = {}
+    for t in range(count):
+        x = model.input_vector(token_ids[t], t)
+        for index, (layer, (wq, wk, wv)) in enumerate(zip(engine._layers, projections)):
+            if rows[index]:
+                keys[index][t], values[index][t] = wk @ x, wv @ x
+                if t in remaining:
+                    query = wq @ x
+                    for number, head in enumerate(live[index]):
+                        columns = slice(2 * number, 2 * number + 2)
+                        head_keys, head_values = keys[index][:t + 1, columns], values[index][:t + 1, columns]
+                        scores = head_keys @ query[columns]
+                        weights = np.exp(scores - scores.max())
+                        weights /= weights.sum()
+                        winners = np.flatnonzero(weights)
+                        records[t].append(context.lookup(index, head, query[columns], head_keys, winners.tolist(),
+                                                         weights[winners].tolist(), weights @ head_values))
+            x = layer.forward(x, t)
+        if t in remaining:
+            produced[t] = int(np.argmax(model.unembed @ x))
+    return records, produced
+
+
+def _batched(model: Model, token_ids: list[int], wanted: list[int], context: "_Context"):
+    """Every position at once, layer by layer: O(n²) per head, fastest for short prefixes."""
+    count = wanted[-1] + 1
+    x = _input(model, token_ids[:count])
     records: dict[int, list[HeadLookup]] = {position: [] for position in wanted}
     for layer_index, layer in enumerate(model.layers):
         heads = _live_heads(layer)
@@ -136,21 +216,13 @@ def explain_tokens(model: Model, token_ids: list[int], positions: list[int]) -> 
                 q, k, v = x @ layer.wq[rows].T, x @ layer.wk[rows].T, x @ layer.wv[rows].T
                 out, details = _attend(q, k, v, wanted)
                 update += out @ layer.wo[:, rows].T
-                entry = metadata.get((layer_index, head.index), {})
                 for position, (winners, weights) in details.items():
-                    records[position].append(_lookup(layer_index, head, entry, q[position], k, winners, weights,
-                                                     out[position], slot_names, tie_scale))
+                    records[position].append(context.lookup(layer_index, head, q[position], k, winners, weights,
+                                                            out[position]))
             x = x + update
         x = x + (np.maximum(x @ layer.w_gate.T, 0.0) * (x @ layer.w_up.T)) @ layer.w_down.T
     logits = x[wanted] @ model.unembed.T
-    explanations = []
-    for row, position in enumerate(wanted):
-        produced = vocab[int(np.argmax(logits[row]))]
-        expected = vocab[token_ids[position + 1]] if position + 1 < len(token_ids) else None
-        explanations.append(TokenExplanation(position, vocab[token_ids[position]], produced, expected,
-                                             records[position]))
-    by_position = {explanation.position: explanation for explanation in explanations}
-    return [by_position[position] for position in positions]
+    return records, {position: int(np.argmax(logits[row])) for row, position in enumerate(wanted)}
 
 
 def _attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, wanted: list[int]):
