@@ -18,7 +18,9 @@ from pathlib import Path
 from wasmformer.explain.heads import ExplainError, TokenExplanation, explain_tokens
 from wasmformer.explain.steps import Run, Step, TraceDecodeError, decode_steps
 
-DEFAULT_STEP_ROWS = 200  # steps shown without --steps (the JSON and HTML too): a long run is cut, with a note
+# Steps listed without --steps: a long run is cut, with a note (the JSON lists every step).
+DEFAULT_STEP_ROWS = 200  # in the terminal
+DEFAULT_HTML_STEPS = 5_000  # in the HTML page (each row is a few hundred bytes)
 HTML_TOKEN_STEPS = 40  # steps whose tokens get head explanations in the HTML page (each costs a forward pass row)
 RANGE_SEPARATOR = ":"
 
@@ -61,7 +63,8 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
         run = decode_steps(prompt, trace, program)
     except TraceDecodeError as error:
         raise ExplainError(str(error)) from None
-    steps = _chosen_steps(run, selection, say)
+    limit = None if as_json else DEFAULT_HTML_STEPS if html is not None else DEFAULT_STEP_ROWS
+    steps = _chosen_steps(run, selection, limit, say)
     positions = _positions(run, selection)
     if html is not None and not positions:
         positions = [position for step in steps[:HTML_TOKEN_STEPS] for position in range(step.start - 1, step.stop - 1)]
@@ -81,9 +84,11 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
 
         from wasmformer.explain.render import TERMINAL_WIDTH, print_tables
 
-        shown = [step for step in steps] if selection.token is None and selection.step is None else []
         console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else TERMINAL_WIDTH)
-        print_tables(console, run, shown, explanations if selection.token or selection.step else [])
+        if explanations:
+            print_tables(console, run, [], explanations)
+        else:
+            print_tables(console, run, steps, [])
     return 0
 
 
@@ -128,7 +133,7 @@ def _trace(model, prompt: list[str], trace_file: Path | None, engine_name, max_n
     return [model.vocab[token] for token in result.trace]
 
 
-def _chosen_steps(run: Run, selection: Selection, say) -> list[Step]:
+def _chosen_steps(run: Run, selection: Selection, limit: int | None, say) -> list[Step]:
     total = len(run.steps)
     if selection.step is not None:
         if not 1 <= selection.step <= total:
@@ -138,9 +143,9 @@ def _chosen_steps(run: Run, selection: Selection, say) -> list[Step]:
     if first > total:
         raise ExplainError(f"--steps starts at {first}, but the run has {total} steps")
     last = min(selection.last or total, total)
-    if selection.first is None and selection.last is None and total > DEFAULT_STEP_ROWS:
-        last = DEFAULT_STEP_ROWS
-        say(f"wasmformer: showing steps 1 to {last} of {total:,} (--steps A:B shows others)")
+    if selection.first is None and selection.last is None and limit is not None and total > limit:
+        last = limit
+        say(f"wasmformer: showing steps 1 to {last:,} of {total:,} (--steps A:B shows others)")
     return run.steps[first - 1:last]
 
 

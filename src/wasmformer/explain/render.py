@@ -114,7 +114,7 @@ def _number(value: float | None) -> str:
 
 def print_tables(console: Console, run: Run, steps: list[Step], explanations: list[TokenExplanation],
                  source_lines: dict[int, str] | None = None) -> None:
-    if not explanations or steps:
+    if steps:
         console.print(steps_table(run, steps, source_lines))
     for explanation in explanations:
         console.print(heads_table(explanation, run))
