@@ -1,4 +1,4 @@
-"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect | explain | export.
+"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect | export.
 
 Only the program's output goes to stdout (for ``bench``, its table); progress,
 statistics and errors go to stderr. User mistakes end with a one-line message
