@@ -188,3 +188,16 @@ def test_inspect_plot_writes_a_png_with_one_dark_pixel_per_nonzero_weight(capsys
 def test_inspect_refuses_a_missing_directory(capsys, tmp_path):
     status, _, err = run(capsys, "inspect", tmp_path / "nothing", "--heads")
     assert status == EXIT_ERROR and "no such model directory" in one_error_line(err)
+
+
+def test_a_prompt_of_another_machine_is_refused_before_running(capsys, tmp_path, monkeypatch):
+    from wasmformer.graph import examples
+    from wasmformer import runner
+
+    graph, make_prompt = examples.counter_machine()
+    model, _ = compile_graph(graph, time_limit=1.0, log=lambda _: None)
+    prompt = tmp_path / "counter.prompt"
+    prompt.write_text(" ".join(make_prompt(950)))
+    monkeypatch.setattr(runner, "run_prompt", lambda *a, **k: pytest.fail("ran the model"))
+    status, _, err = run(capsys, "explain", prompt, "--model", save_model(model, tmp_path / "counter"), "-q")
+    assert status == EXIT_ERROR and "not a prompt of the WebAssembly machine" in one_error_line(err)

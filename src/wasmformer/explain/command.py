@@ -57,7 +57,7 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
             html: Path | None = None, source: Path | None = None, say=None) -> int:
     """The whole command; returns the exit status (0)."""
     say = say or (lambda message: None)
-    _check_program(model, prompt, program)
+    _check_prompt(model, prompt, program)
     trace = _trace(model, prompt, trace_file, engine_name, max_new_tokens, say)
     try:
         run = decode_steps(prompt, trace, program)
@@ -92,11 +92,16 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
     return 0
 
 
-def _check_program(model, prompt: list[str], program) -> None:
-    """A specialised prompt needs the program baked into the model, and no other."""
+def _check_prompt(model, prompt: list[str], program) -> None:
+    """Before any run: the prompt is one of the WebAssembly machine's, and a specialised prompt comes with the
+    program baked into the model (and no other)."""
     from wasmformer.machine import purpose
 
-    if purpose.prompt_layout(prompt) != purpose.SPECIALISED:
+    layout = purpose.prompt_layout(prompt)
+    if layout is None:
+        raise ExplainError("not a prompt of the WebAssembly machine (neither the universal nor the specialised "
+                           "layout): explain reads the steps of WebAssembly runs only")
+    if layout != purpose.SPECIALISED:
         return
     if program is None:
         raise ExplainError("a specialised prompt holds no program: name the program the model was built "

@@ -29,8 +29,7 @@ from wasmformer.model import Model, recency
 
 # Rows of the [rows, positions] score matrix computed at once: bounds the memory to ROW_CHUNK × positions floats.
 ROW_CHUNK = 256
-# A softmax weight exp(s - max) is exactly 0 in float64 below this gap: such positions are not winners.
-UNDERFLOW_GAP = 800.0
+MAX_LISTED = 32  # winners listed one by one in JSON; a mean over more gives the count only
 LATEST, UNIQUE, AVERAGE = "latest", "unique", "average"
 BATCHED, SWEEP = "batched", "sweep"  # how explain_tokens computes the prefix (see there)
 # Up to this many positions the batched pass is faster than the sweep (n² scores per head against the hull
@@ -71,9 +70,6 @@ class HeadLookup:
                 "winner_count": len(self.winners), "winner": self.winner, "weight": self.weights[-1],
                 "query": self.query, "key": self.key,
                 "outputs": [{"feature": name, "slot": slot, "value": value} for name, slot, value in self.outputs]}
-
-
-MAX_LISTED = 32  # winners listed one by one in JSON; a mean over more gives the count only
 
 
 @dataclass

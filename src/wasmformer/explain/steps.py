@@ -27,12 +27,11 @@ from wasmformer.machine.prompt import RETURN_PC_SHIFT, max_frame_locals
 from wasmformer.vm.ops import MASK32, VALUE_BYTES, Body, Commit, Immediate, OpSpec, signed, spec
 from wasmformer.vm.program import Op, VMProgram
 
-BYTE_MASK = 0xFF
 TARGET_MASK = 0xFFFF  # a call's immediate: the target in the low 16 bits, the return pc above them
 OP_PREFIX = "op."
 # token families of a step's body (docs/token-language.md)
 VALUE_FAMILIES = ("v", "vc")
-QUOTIENT, STORED, OUTPUT, ERROR_OUTPUT, EXIT_STATUS, TARGET_HIGH, TARGET_LOW = "q", "m", "o", "e", "x", "ph", "pl"
+STORED, OUTPUT, ERROR_OUTPUT, EXIT_STATUS, TARGET_HIGH, TARGET_LOW = "m", "o", "e", "x", "ph", "pl"  # (q.XX: scratch)
 TRAP_PREFIX = "trap."
 UNIVERSAL, SPECIALISED = "universal", "specialised"
 
@@ -87,6 +86,7 @@ class Step:
     end: str | None = None  # "halt" or the trap token when the step ends the run
     complete: bool = True  # False: the trace stops inside this step
     problem: str | None = None  # a commit or body that does not fit the instruction
+    function_at: dict[int, str] = field(default_factory=dict, repr=False)  # entry pc -> name, for call labels
 
     @property
     def stop(self) -> int:
@@ -96,8 +96,6 @@ class Step:
     @property
     def instruction(self) -> str:
         return instruction_text(self.op, self.argument, self.function_at)
-
-    function_at: dict[int, str] = field(default_factory=dict, repr=False)  # entry pc -> function name
 
     def as_dict(self) -> dict:
         return {
