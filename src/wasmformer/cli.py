@@ -234,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print JSON instead of tables")
     explain.add_argument("--html", type=Path, default=None, metavar="FILE",
                          help="write one self-contained HTML page: steps, source, heads per token")
+    explain.add_argument("--debug", action="store_true",
+                         help="a C program: the source line of each step (clang's DWARF line table)")
     explain.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     explain.set_defaults(handler=_cmd_explain)
 
@@ -722,7 +724,8 @@ def _cmd_explain(args) -> int:
         selection = Selection(first, last, args.token, args.step)
         return explain(model, prompt_tokens, program, trace_file=args.trace, selection=selection,
                        engine_name=args.engine, max_new_tokens=args.max_new_tokens, as_json=args.json,
-                       html=args.html, source=args.program or args.source, say=None if args.quiet else _say)
+                       html=args.html, source=args.program or args.source, debug=args.debug, clang=args.cc,
+                       say=None if args.quiet else _say)
     except ExplainError as error:
         raise CliError(str(error)) from None
 

@@ -54,10 +54,14 @@ def parse_step_range(text: str) -> tuple[int | None, int | None]:
 
 def explain(model, prompt: list[str], program, *, trace_file: Path | None, selection: Selection,
             engine_name: str | None = None, max_new_tokens: int | None = None, as_json: bool = False,
-            html: Path | None = None, source: Path | None = None, say=None) -> int:
+            html: Path | None = None, source: Path | None = None, debug: bool = False, clang: str | None = None,
+            say=None) -> int:
     """The whole command; returns the exit status (0)."""
     say = say or (lambda message: None)
     _check_prompt(model, prompt, program)
+    if debug and (source is None or source.suffix.lower() != ".c" or program is None):
+        raise ExplainError("--debug reads the C source lines of a .c program (give the .c file, or --program "
+                           "FILE.c with a prompt file)")
     trace = _trace(model, prompt, trace_file, engine_name, max_new_tokens, say)
     try:
         run = decode_steps(prompt, trace, program)
@@ -70,15 +74,16 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
         positions = [position for step in steps[:HTML_TOKEN_STEPS] for position in range(step.start - 1, step.stop - 1)]
     explanations = _explanations(model, run, positions)
     source_text = _source_text(source)
+    lines = _source_lines(source, program, clang) if debug else None
     if html is not None:
         from wasmformer.explain.html import write_html
 
-        write_html(html, run, steps, explanations, source_text, str(source) if source else None)
+        write_html(html, run, steps, explanations, source_text, str(source) if source else None, lines)
         say(f"wrote {html}")
     if as_json:
         from wasmformer.explain.render import as_json as to_json
 
-        sys.stdout.write(to_json(run, steps, explanations, str(source) if source else None) + "\n")
+        sys.stdout.write(to_json(run, steps, explanations, str(source) if source else None, lines) + "\n")
     elif html is None:
         from rich.console import Console
 
@@ -88,7 +93,7 @@ def explain(model, prompt: list[str], program, *, trace_file: Path | None, selec
         if explanations:
             print_tables(console, run, [], explanations)
         else:
-            print_tables(console, run, steps, [])
+            print_tables(console, run, steps, [], lines)
     return 0
 
 
@@ -178,6 +183,16 @@ def _explanations(model, run: Run, positions: list[int]) -> list[TokenExplanatio
     except EngineError as error:
         raise ExplainError(str(error)) from None
     return explain_tokens(model, ids, positions)
+
+
+def _source_lines(source: Path, program, clang: str | None) -> dict:
+    """pc -> SourceLine from clang's DWARF line table (explain/lines.py)."""
+    from wasmformer.explain.lines import LineTableError, source_lines
+
+    try:
+        return source_lines(source, program, clang)
+    except LineTableError as error:
+        raise ExplainError(f"{source}: cannot read the DWARF line table ({error})") from None
 
 
 def _source_text(source: Path | None) -> str | None:

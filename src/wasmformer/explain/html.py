@@ -5,7 +5,8 @@ little plain JavaScript: the step table (each token a link), the program's
 source beside it, and for every token explained the heads of the forward
 pass that produced it, with the positions they attended highlighted in the
 table (prompt positions are listed by token; a mean's positions only while
-the pointer is on its row). ``#token=N`` in the address
+the pointer is on its row). With ``--debug`` each step names its C line;
+clicking it highlights the line in the source. ``#token=N`` in the address
 opens token N's heads on load, so a headless browser can be pointed at one.
 """
 
@@ -23,7 +24,7 @@ MAX_WINNERS_LISTED = 16  # attended positions kept per head (a mean over more ke
 
 
 def page_data(run: Run, steps: list[Step], explanations: list[TokenExplanation], source_text: str | None,
-              source_name: str | None) -> dict:
+              source_name: str | None, source_lines: dict | None = None) -> dict:
     """Everything the page shows, compact: head descriptions once, then per token one row per head."""
     step_of = run.step_of_position()
     heads: dict[tuple[int, int], int] = {}
@@ -49,7 +50,9 @@ def page_data(run: Run, steps: list[Step], explanations: list[TokenExplanation],
         "steps": [{"step": step.number, "start": step.start, "pc": step.pc, "function": step.function or "",
                    "instruction": step.instruction, "pushed": pushed_text(step), "writes": writes_text(step),
                    "out": output_text(step), "note": step_note(step), "tokens": step.tokens,
-                   "problem": bool(step.problem)} for step in steps],
+                   "problem": bool(step.problem),
+                   "line": source_lines[step.pc].line if source_lines and step.pc in source_lines else None}
+                  for step in steps],
         "heads": head_list, "explained": tokens,
         # prompt (and unlisted) positions a head attended: their tokens, so the page can name them
         "positions": {position: [run.tokens[position], step_of.get(position)] for position in sorted(attended)},
@@ -63,8 +66,9 @@ def render_page(data: dict) -> str:
 
 
 def write_html(path: Path, run: Run, steps: list[Step], explanations: list[TokenExplanation],
-               source_text: str | None, source_name: str | None) -> None:
-    path.write_text(render_page(page_data(run, steps, explanations, source_text, source_name)), encoding="utf-8")
+               source_text: str | None, source_name: str | None, source_lines: dict | None = None) -> None:
+    data = page_data(run, steps, explanations, source_text, source_name, source_lines)
+    path.write_text(render_page(data), encoding="utf-8")
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -93,6 +97,8 @@ tr.problem td { color: #b00; }
 pre#source { background: #fafafa; border: 1px solid #ddd; padding: 6px; overflow: auto; max-height: 40vh; }
 #heads-title { font-weight: bold; margin: 8px 0 4px; }
 .muted { color: #777; }
+td.line { cursor: pointer; color: #1a5fb4; }
+#source .current { background: #ffd966; }
 </style>
 </head>
 <body>
@@ -102,7 +108,7 @@ pre#source { background: #fafafa; border: 1px solid #ddd; padding: 6px; overflow
   <div id="left">
     <table id="steps">
       <thead><tr><th>step</th><th>pos</th><th>pc</th><th>function</th><th>instruction</th><th>pushed</th>
-      <th>writes</th><th>out</th><th>note</th><th>tokens</th></tr></thead>
+      <th>writes</th><th>out</th><th>note</th><th>line</th><th>tokens</th></tr></thead>
       <tbody></tbody>
     </table>
   </div>
@@ -138,6 +144,8 @@ for (const step of data.steps) {
   cell(row, step.step, "num"); cell(row, step.start, "num"); cell(row, step.pc, "num");
   cell(row, step.function); cell(row, step.instruction); cell(row, step.pushed, "num");
   cell(row, step.writes); cell(row, step.out); cell(row, step.note);
+  const line = cell(row, step.line === null ? "" : step.line, "num");
+  if (step.line !== null) { line.className = "num line"; line.addEventListener("click", () => showLine(step.line)); }
   const tokens = cell(row, "");
   step.tokens.forEach((text, offset) => {
     const span = document.createElement("span");
@@ -151,10 +159,20 @@ for (const step of data.steps) {
 }
 if (data.source) {
   document.getElementById("source-name").textContent = data.source_name || "";
-  document.getElementById("source").textContent = data.source.split("\\n").map((line, index) =>
-    String(index + 1).padStart(4) + "  " + line).join("\\n");
+  const source = document.getElementById("source");
+  data.source.split("\\n").forEach((line, index) => {
+    const span = document.createElement("span");
+    span.id = "line-" + (index + 1);
+    span.textContent = String(index + 1).padStart(4) + "  " + line + "\\n";
+    source.appendChild(span);
+  });
 } else {
   document.getElementById("source-box").style.display = "none";
+}
+function showLine(number) {
+  document.querySelectorAll("#source .current").forEach((span) => span.classList.remove("current"));
+  const span = document.getElementById("line-" + number);
+  if (span) { span.classList.add("current"); span.scrollIntoView({block: "nearest"}); }
 }
 function show(position) {
   document.querySelectorAll(".tok.selected, .tok.attended").forEach((span) =>

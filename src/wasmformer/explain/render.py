@@ -60,7 +60,8 @@ def pushed_text(step: Step) -> str:
     return " ".join(str(signed(word)) for word in step.pushed)
 
 
-def steps_table(run: Run, steps: list[Step], source_lines: dict[int, str] | None = None) -> Table:
+def steps_table(run: Run, steps: list[Step], source_lines: dict | None = None) -> Table:
+    """The step table; ``source_lines`` (pc -> lines.SourceLine, from --debug) adds a source column."""
     table = Table(title=f"{len(steps)} of {len(run.steps)} steps ({len(run.prompt):,}-token prompt, "
                   f"{len(run.trace):,} generated tokens)", title_justify="left")
     for name, justify in (("step", "right"), ("pos", "right"), ("pc", "right"), ("function", "left"),
@@ -73,7 +74,8 @@ def steps_table(run: Run, steps: list[Step], source_lines: dict[int, str] | None
         row = [str(step.number), str(step.start), str(step.pc), step.function or "", step.instruction,
                pushed_text(step), writes_text(step), output_text(step), step_note(step), " ".join(step.tokens)]
         if source_lines:
-            row.append(source_lines.get(step.pc, ""))
+            line = source_lines.get(step.pc)
+            row.append(line.label() if line else "")
         table.add_row(*row, style="red" if step.problem else None)
     return table
 
@@ -113,14 +115,23 @@ def _number(value: float | None) -> str:
 
 
 def print_tables(console: Console, run: Run, steps: list[Step], explanations: list[TokenExplanation],
-                 source_lines: dict[int, str] | None = None) -> None:
+                 source_lines: dict | None = None) -> None:
     if steps:
         console.print(steps_table(run, steps, source_lines))
     for explanation in explanations:
         console.print(heads_table(explanation, run))
 
 
-def as_json(run: Run, steps: list[Step], explanations: list[TokenExplanation], source: str | None) -> str:
+def _step_record(step: Step, source_lines: dict | None) -> dict:
+    record = step.as_dict()
+    if source_lines is not None:
+        line = source_lines.get(step.pc)
+        record["source_line"] = {"file": line.file, "line": line.line, "text": line.text} if line else None
+    return record
+
+
+def as_json(run: Run, steps: list[Step], explanations: list[TokenExplanation], source: str | None,
+            source_lines: dict | None = None) -> str:
     step_of = run.step_of_position()
     tokens = []
     for explanation in explanations:
@@ -132,5 +143,5 @@ def as_json(run: Run, steps: list[Step], explanations: list[TokenExplanation], s
         tokens.append(record)
     document = {"source": source, "prompt_tokens": len(run.prompt), "generated_tokens": len(run.trace),
                 "code": run.code.kind, "steps_total": len(run.steps),
-                "steps": [step.as_dict() for step in steps], "tokens": tokens}
+                "steps": [_step_record(step, source_lines) for step in steps], "tokens": tokens}
     return json.dumps(document, indent=1)
