@@ -30,7 +30,7 @@ test: $(STAMP)
 # the optional exports too: torch first, pinned (any other spec pulls a CUDA build), then the other extras
 test-all: $(STAMP)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,onnx,hf]'
+	$(PY) -m pip install -q -e '.[test,onnx,hf,ray]'
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4
 
 bench: $(STAMP)

@@ -194,7 +194,10 @@ def _command_lines(rng: random.Random, corpus: Corpus) -> OptionSpec:
     """Malformed command lines: no command, unknown ones, unknown options, a missing source; and --help."""
     argv = rng.choice([(), ("frobnicate",), ("run",), ("run", "ok.wat", "--frobnicate"), ("inspect",),
                        ("build",), ("run", "ok.wat", "--max-tokens"), ("--help",), ("run", "--help"),
-                       ("inspect", "ok.wat"), ("inspect", "nosuch"), ("inspect", "emptydir")])
+                       ("inspect", "ok.wat"), ("inspect", "nosuch"), ("inspect", "emptydir"),
+                       ("batch",), ("batch", "nosuch.jsonl", "-o", "r.jsonl"), ("batch", "ok.wat", "-o", "r.jsonl"),
+                       ("batch", "emptydir", "-o", "r.jsonl"), ("batch", "emptydir", "-o", "emptydir"),
+                       ("batch", "emptydir", "-o", "r.jsonl", "--workers", "0")])
     expected = Expected(status=0, why="--help") if "--help" in argv else MISTAKE
     return OptionSpec(f"command line {' '.join(argv) or '(empty)'}", argv, expected, dirs=("emptydir",))
 

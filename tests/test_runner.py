@@ -130,8 +130,9 @@ def test_trace_file_holds_the_trace_only(counter, tmp_path):
     model, prompt_ids = counter
     trace = dense_reference(model, prompt_ids).trace
     path = tmp_path / "run.trace"
-    runner.write_trace_file(path, model, trace)
-    assert path.read_text().split() == [model.vocab[token] for token in trace]
+    tokens = [model.vocab[token] for token in trace]
+    runner.write_trace_file(path, tokens)
+    assert path.read_text().split() == tokens
 
 
 def test_progress_line_draws_at_most_ten_times_a_second_and_clears():

@@ -1,8 +1,9 @@
-"""The command line: wasmformer compile | run | build | refvm | demo | bench | inspect | export.
+"""The command line: wasmformer compile | run | build | refvm | demo | bench | batch | inspect | export.
 
-Only the program's output goes to stdout (for ``bench``, its table); progress,
+A thin layer over the Python API (``api.py``): it parses options, reads the program's input and reports to
+the terminal. Only the program's output goes to stdout (for ``bench``, its table); progress,
 statistics and errors go to stderr. User mistakes end with a one-line message
-``wasmformer: error: ...`` and exit status 1, never a traceback. docs/cli.md
+``wasmformer: error: ...`` and exit status 125, never a traceback. docs/cli.md
 describes every command.
 """
 
@@ -29,9 +30,9 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a usage mistake is one line and exit status 1 like every user error.
+    """argparse, except that a usage mistake is one line and exit status 125 like every user error.
 
-    (argparse's own status 2 would read as `run`'s "stopped without halting".)
+    (argparse's own status 2 would read as the program's own exit status 2.)
     """
 
     def error(self, message: str):
@@ -106,7 +107,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 _OPTIONS_WITH_VALUES = {"--input", "--input-file", "--model", "--engine", "--max-new-tokens", "--max-tokens",
                         "--trace-out", "--invoke", "--cc", "-o", "--output", "--for-model", "--max-steps",
                         "--examples", "--engines", "--prompt", "--hull-tokens", "--dense-tokens", "--out",
-                        "--budget", "--trace", "--program", "--steps", "--token", "--step", "--html", "--plot"}
+                        "--budget", "--workers", "--trace-dir", "--ray", "--trace", "--program", "--steps", "--token",
+                        "--step", "--html", "--plot"}
 
 
 def _program_arguments_start(argv: list[str]) -> int | None:
@@ -127,15 +129,9 @@ def _silence_stdout() -> None:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from wasmformer.engines.base import EngineError
-    from wasmformer.graph.expr import GraphError
-    from wasmformer.model import ModelFormatError
-    from wasmformer.export.common import ExportError
-    from wasmformer.runner import ExamplesUnavailableError
-    from wasmformer.vm.errors import ProgramError
+    from wasmformer.errors import WasmformerError
 
-    return (CliError, ProgramError, GraphError, EngineError, ModelFormatError, ExamplesUnavailableError, ExportError,
-            OSError)
+    return (CliError, WasmformerError, OSError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -238,6 +234,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="a C program: the source line of each step (clang's DWARF line table)")
     explain.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     explain.set_defaults(handler=_cmd_explain)
+    batch = commands.add_parser("batch", help="run many programs on every core (or a Ray cluster), resumably")
+    batch.add_argument("manifest", type=Path, metavar="MANIFEST",
+                       help="a JSONL file of {program, input, args, max_new_tokens, id} or a directory of programs")
+    batch.add_argument("-o", "--output", required=True, type=Path, metavar="RESULTS.jsonl",
+                       help="results file: one JSON line per run; a rerun skips the runs it already holds")
+    batch.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="worker processes (default: one per core; on Ray: one per CPU of the cluster)")
+    batch.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                       help="model directory (default: the universal model)")
+    _add_engine_argument(batch)
+    batch.add_argument("--trace-dir", type=Path, default=None, metavar="DIR", help="write each run's trace to DIR/ID.trace")
+    batch.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run on this Ray cluster ('local': start Ray on this machine); needs wasmformer[ray]")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    batch.set_defaults(handler=_cmd_batch)
 
     from wasmformer.export import EXPORT_FORMATS
 
@@ -292,11 +303,11 @@ def _i32_argument(text: str) -> int:
 
 def _read_input(args, program=None) -> bytes:
     """--input, --input-file, or else wasmformer's own stdin when it is not a terminal and the program reads
-    input (``program``: a VMProgram with GETCHAR; the prompt holds the input, so it is read before the run)."""
+    input (``program``: an api.Program; the prompt holds the input, so it is read before the run)."""
     if args.input_file is not None:
         _require_file(args.input_file)
         return args.input_file.read_bytes()
-    if args.input is None and program is not None and _reads_input(program) and _stdin_is_piped():
+    if args.input is None and program is not None and program.reads_input and _stdin_is_piped():
         from wasmformer.machine.prompt import MAX_INPUT_BYTES
 
         data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
@@ -305,12 +316,6 @@ def _read_input(args, program=None) -> bytes:
         return data
     # the argument's bytes as given: Python decoded argv with surrogateescape, fsencode undoes it
     return os.fsencode(args.input or "")
-
-
-def _reads_input(program) -> bool:
-    from wasmformer.vm.program import Op
-
-    return any(instr.op is Op.GETCHAR for instr in program.instrs)
 
 
 def _stdin_is_piped() -> bool:
@@ -328,13 +333,14 @@ def _require_file(path: Path) -> None:
 
 
 def _load_program(args):
-    from wasmformer.frontend import load_program
+    """The source compiled (``api.Program``), with the program's arguments after ``--``."""
+    from wasmformer import api
 
     _require_file(args.source)
     if args.args and not args.invoke:
         raise CliError("positional arguments are only for --invoke NAME (the program's own arguments go after --)")
-    argv = [os.fsencode(args.source.name)] + [os.fsencode(text) for text in args.program_arguments]
-    return load_program(args.source, invoke=args.invoke, args=tuple(args.args), clang=args.cc, argv=argv)
+    return api.compile(args.source, args=[os.fsencode(text) for text in args.program_arguments],
+                       invoke=args.invoke, invoke_args=tuple(args.args), clang=args.cc)
 
 
 def _cmd_compile(args) -> int:
@@ -347,12 +353,12 @@ def _cmd_compile(args) -> int:
         from wasmformer.machine.specialize import prompt_for_model
 
         model = _load_model_dir(args.for_model)
-        tokens = prompt_for_model(program, _read_input(args, program), model, str(args.for_model))
+        tokens = prompt_for_model(program.vm, _read_input(args, program), model, str(args.for_model))
         made_for = purpose.built_for(model)
     else:
-        tokens, made_for = encode_prompt(program, _read_input(args, program)), purpose.universal()
+        tokens, made_for = encode_prompt(program.vm, _read_input(args, program)), purpose.universal()
     runner.write_prompt_file(args.output, tokens, made_for)
-    print(f"{args.output}: {len(tokens)} prompt tokens, {len(program.instrs)} instructions", file=sys.stderr)
+    print(f"{args.output}: {len(tokens)} prompt tokens, {program.instructions} instructions", file=sys.stderr)
     return EXIT_OK
 
 
@@ -364,7 +370,7 @@ def _cmd_specialize(args) -> int:
     _check_output_directory(args.output, args.force)
     program = _load_program(args)
     with stdout_to_stderr():  # the MILP solver's banner is not output
-        result, prompt_path = write_specialised(program, _read_input(args, program), args.output)
+        result, prompt_path = write_specialised(program.vm, _read_input(args, program), args.output)
     model = result.model
     print(f"{args.output}: specialised '{program.name}' in {result.seconds:.1f} s: D={model.d_model} "
           f"L={len(model.layers)} H={model.n_heads} F={model.d_ffn}, {result.table_units} table units, "
@@ -374,11 +380,12 @@ def _cmd_specialize(args) -> int:
 
 
 def _cmd_refvm(args) -> int:
+    from wasmformer import api
     from wasmformer.oracles import refvm
     from wasmformer.vm.program import TrapReason
 
     program = _load_program(args)
-    result = refvm.run(program, _read_input(args, program), max_steps=args.max_steps)
+    result = refvm.run(program.vm, _read_input(args, program), max_steps=args.max_steps)
     _write_output(args, program, result.output, completed=result.halted and result.trap is None)
     sys.stderr.buffer.write(result.errors)
     sys.stderr.flush()
@@ -386,8 +393,8 @@ def _cmd_refvm(args) -> int:
           + (f", trap: {result.trap.name}" if result.trap is not None else "")
           + (f", exit status {result.exit_status}" if result.exit_status else ""), file=sys.stderr)
     if result.trap is TrapReason.UNSUPPORTED:
-        print(f"wasmformer: error: the program reached {program.unsupported_at(result.trap_pc)}, "
-              f"{UNSUPPORTED_REMARK}", file=sys.stderr)
+        print(f"wasmformer: error: the program reached {program.vm.unsupported_at(result.trap_pc)}, "
+              f"{api.UNSUPPORTED_REMARK}", file=sys.stderr)
     if not result.halted:
         return EXIT_NOT_HALTED
     if result.trap is not None:
@@ -405,7 +412,7 @@ def _write_output(args, program, output: bytes, completed: bool) -> None:
     """
     from wasmformer.frontend import format_invoke_result, result_bytes
 
-    results = program.stats.get("output_result_types", []) if getattr(args, "invoke", None) else []
+    results = program.result_types
     result_size = result_bytes(results)
     if not completed or not results or len(output) < result_size:
         sys.stdout.buffer.write(output)
@@ -422,52 +429,8 @@ SOURCE_SUFFIXES = (".c", ".wat", ".wasm")
 
 
 def _cmd_run(args) -> int:
-    from wasmformer import runner
-
-    prompt_tokens, program, model = _run_inputs(args)
-    prompt_ids = runner.prompt_ids_or_error(model, prompt_tokens, str(args.source))
-    horizon_max_new_tokens = runner.default_max_new_tokens(model, len(prompt_ids))
-    max_new_tokens = _max_new_tokens(args, horizon_max_new_tokens)
-    engine, note = runner.choose_engine(model, args.engine)
-    if note and not args.quiet:
-        _say(note)
-    progress = runner.progress_line(sys.stderr, quiet=args.quiet)
-    # With --invoke the results are formatted at the end, like `refvm --invoke`.
-    stdout = _StreamedStdout(progress) if not args.invoke else None
-    try:
-        result = runner.run_prompt(model, prompt_ids, engine=engine, max_new_tokens=max_new_tokens,
-                                   on_output=stdout, progress=progress, on_error=_StreamedStderr(progress))
-    finally:
-        if progress is not None:
-            progress.close()
-    if args.invoke:
-        _write_output(args, program, result.output, completed=result.halted and not result.trap)
-    if args.trace_out is not None:
-        runner.write_trace_file(args.trace_out, model, result.trace)
-    if not args.quiet:
-        _say(_run_summary(result))
-    return _run_status(result, model, stopped_by_horizon=max_new_tokens >= horizon_max_new_tokens,
-                       reached=_unsupported_reached(program, prompt_tokens, model, result))
-
-
-def _unsupported_reached(program, prompt_tokens: list[str], model, result) -> str | None:
-    """Which instruction the machine stopped at when it reached one it does not execute (trap.unsupported)."""
-    if program is None or not result.halted or not result.trap:
-        return None
-    from wasmformer.machine.execute import unsupported_instruction
-
-    return unsupported_instruction(program, prompt_tokens, [model.vocab[token] for token in result.trace])
-
-
-def _run_inputs(args) -> tuple[list[str], object, object]:
-    """(prompt token strings, the VMProgram or None, the model), the prompt checked against the model.
-
-    A source is compiled into the prompt of the model's kind (universal, or
-    specialised for this very program); a prompt file is read and refused
-    when it was made for another model (machine/purpose.py).
-    """
-    from wasmformer import runner
-    from wasmformer.machine import purpose
+    """`run`: the Python API's prepare + execute, with the terminal's progress line, streams and messages."""
+    from wasmformer import api, runner
 
     _require_file(args.source)
     is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
@@ -475,29 +438,36 @@ def _run_inputs(args) -> tuple[list[str], object, object]:
         _refuse_source_options(args)
     program = _load_program(args) if is_source else None  # before the model: a refused source fails fast
     model = _load_model_or_universal(args.model, quiet=args.quiet)
-    model_name = _model_name(args.model)
-    made_for = purpose.built_for(model)
-    if program is not None:
-        return _program_prompt(program, _read_input(args, program), model, made_for, model_name), program, model
-    prompt_file = runner.read_prompt_file(args.source)
-    purpose.check_prompt(made_for, prompt_file.tokens, prompt_file.made_for, str(args.source), model_name)
-    return prompt_file.tokens, None, model
+    prepared = api.prepare(program if program is not None else args.source,
+                           _read_input(args, program) if program is not None else b"", model=model,
+                           max_new_tokens=args.max_new_tokens, model_name=_model_name(args.model))
+    if not args.quiet and args.max_new_tokens and args.max_new_tokens > prepared.horizon_max_new_tokens:
+        _say(f"wasmformer: --max-new-tokens {args.max_new_tokens:,} reaches past the model's precision "
+             f"horizon; running at most {prepared.horizon_max_new_tokens:,} tokens")
+    engine, note = runner.choose_engine(model, args.engine)
+    if note and not args.quiet:
+        _say(note)
+    progress = runner.progress_line(sys.stderr, quiet=args.quiet)
+    try:
+        result = api.execute(prepared, engine, trace=args.trace_out is not None, on_stdout=_StreamedStdout(progress),
+                             on_stderr=_StreamedStderr(progress), progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if result.values:  # an invoked function's results, after its output, as wasmtime --invoke prints them
+        sys.stdout.write("".join(f"{value!r}\n" for value in result.values))
+        sys.stdout.flush()
+    if args.trace_out is not None:
+        runner.write_trace_file(args.trace_out, result.trace)
+    if not args.quiet:
+        _say(_run_summary(result))
+    _say_ending(result)
+    return result.exit_status
 
 
 def _model_name(model_dir: Path | None) -> str:
     """How messages name the model a prompt is checked against."""
     return str(model_dir) if model_dir is not None else "the default model"
-
-
-def _program_prompt(program, input_bytes: bytes, model, made_for: dict | None, model_name: str) -> list[str]:
-    from wasmformer.machine import purpose
-    from wasmformer.machine.prompt import encode_prompt
-
-    if made_for is not None and made_for.get("kind") == purpose.SPECIALISED:
-        from wasmformer.machine.specialize import prompt_for_model
-
-        return prompt_for_model(program, input_bytes, model, model_name)
-    return encode_prompt(program, input_bytes)
 
 
 def _refuse_source_options(args) -> None:
@@ -507,18 +477,6 @@ def _refuse_source_options(args) -> None:
         what = given[0] if given else "an argument list"
         raise CliError(f"{what} is only for a .c, .wat or .wasm source; {args.source} is a prompt file "
                        "(it already holds the program and its input)")
-
-
-def _max_new_tokens(args, horizon_max_new_tokens: int) -> int:
-    """--max-new-tokens, or as many as the precision horizon allows; a larger one means up to the horizon."""
-    if args.max_new_tokens is None:
-        return horizon_max_new_tokens
-    if args.max_new_tokens > horizon_max_new_tokens:
-        if not args.quiet:
-            _say(f"wasmformer: --max-new-tokens {args.max_new_tokens:,} reaches past the model's precision "
-                 f"horizon; running at most {horizon_max_new_tokens:,} tokens")
-        return horizon_max_new_tokens
-    return args.max_new_tokens
 
 
 def _load_model_dir(model_dir: Path):
@@ -570,45 +528,26 @@ class _StreamedStderr:
         sys.stderr.flush()
 
 
+def _say_ending(result) -> None:
+    """Why a run ended, when the program did not finish on its own."""
+    if result.ending in ("trap", "unsupported"):
+        _say(f"wasmformer: error: {result.message} (after {result.tokens:,} tokens)")
+    elif result.ending == "horizon":
+        _say(f"wasmformer: {result.message}")
+    elif result.ending == "max_new_tokens":
+        _say(f"wasmformer: stopped after {result.tokens} tokens without halting (raise --max-new-tokens)")
+
+
 def _run_summary(result) -> str:
     if result.trap:
-        ending = f"trapped ({result.trap})"
+        ending = f"trapped (trap.{result.trap})"
     elif result.halted:
         ending = "halted" + (f", exit status {result.exit_status}" if result.exit_status else "")
     else:
         ending = "did not halt"
-    return (f"{result.engine} engine: {result.generated_tokens:,} tokens generated after a "
+    return (f"{result.engine} engine: {result.tokens:,} tokens generated after a "
             f"{result.prompt_tokens:,}-token prompt in {result.seconds:.2f} s, "
             f"{result.tokens_per_second:,.0f} tok/s; {ending}")
-
-
-UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithmetic is not supported yet)"
-
-
-def _run_status(result, model, stopped_by_horizon: bool, reached: str | None = None) -> int:
-    """The program's exit status when it halted (0 without an exit-status token), 134 when it trapped, 124 when
-    max_new_tokens or the horizon came first."""
-    if reached is not None:
-        print(f"wasmformer: error: the program reached {reached}, {UNSUPPORTED_REMARK} "
-              f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
-        return EXIT_TRAPPED
-    if result.trap:
-        from wasmformer.vm.program import trap_message
-
-        print(f"wasmformer: error: the program trapped: {trap_message(result.trap)} "
-              f"(after {result.generated_tokens:,} tokens)", file=sys.stderr)
-        return EXIT_TRAPPED
-    if result.halted:
-        return result.exit_status or EXIT_OK
-    if stopped_by_horizon:
-        reason = (f"the model's precision horizon (max_exact_tokens = {model.max_exact_tokens:,}) "
-                  f"allows no more after the {result.prompt_tokens:,}-token prompt")
-        print(f"wasmformer: stopped after {result.generated_tokens} tokens without halting: {reason}",
-              file=sys.stderr)
-    else:
-        print(f"wasmformer: stopped after {result.generated_tokens} tokens without halting "
-              "(raise --max-new-tokens)", file=sys.stderr)
-    return EXIT_NOT_HALTED
 
 
 def _say(message: str) -> None:
@@ -713,21 +652,86 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_explain(args) -> int:
+    """`explain`: the run prepared as `run` prepares it (api.prepare), then wasmformer.explain.command."""
+    from wasmformer import api
     from wasmformer.explain.command import ExplainError, Selection, explain, parse_step_range
 
     try:
         first, last = parse_step_range(args.steps) if args.steps else (None, None)
-        prompt_tokens, program, model = _run_inputs(args)
+        _require_file(args.source)
+        is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
+        if not is_source:
+            _refuse_source_options(args)
+        program = _load_program(args) if is_source else None
+        model = _load_model_or_universal(args.model, quiet=args.quiet)
+        prepared = api.prepare(program if is_source else args.source,
+                               _read_input(args, program) if is_source else b"", model=model,
+                               model_name=_model_name(args.model))
         if program is None and args.program is not None:
-            _require_file(args.program)
             program = _load_program(argparse.Namespace(**{**vars(args), "source": args.program}))
         selection = Selection(first, last, args.token, args.step)
-        return explain(model, prompt_tokens, program, trace_file=args.trace, selection=selection,
-                       engine_name=args.engine, max_new_tokens=args.max_new_tokens, as_json=args.json,
-                       html=args.html, source=args.program or args.source, debug=args.debug, clang=args.cc,
-                       say=None if args.quiet else _say)
+        return explain(model, prepared.prompt, program.vm if program is not None else None, trace_file=args.trace,
+                       selection=selection, engine_name=args.engine, max_new_tokens=args.max_new_tokens,
+                       as_json=args.json, html=args.html, source=args.program or args.source, debug=args.debug,
+                       clang=args.cc, say=None if args.quiet else _say)
     except ExplainError as error:
         raise CliError(str(error)) from None
+
+
+# -- batch ------------------------------------------------------------------------------------------
+
+
+def _cmd_batch(args) -> int:
+    """`batch`: wasmformer.batch with a progress bar (runs done, tok/s, ETA) and a summary on stderr."""
+    from wasmformer.batching import batch
+    from wasmformer.batching.manifest import finished_ids, read_manifest
+
+    if args.output.is_dir():
+        raise CliError(f"{args.output} is a directory; -o names the results file (JSONL)")
+    entries = read_manifest(args.manifest)
+    skipped = len(finished_ids(args.output) & {entry.id for entry in entries})
+    if skipped and not args.quiet:
+        _say(f"{args.output}: {skipped:,} of {len(entries):,} runs already there; running the other "
+             f"{len(entries) - skipped:,}")
+    with _BatchProgress(quiet=args.quiet) as progress:
+        outcomes = batch(entries, results=args.output, workers=args.workers, model=args.model, engine=args.engine,
+                         ray=args.ray, trace_dir=args.trace_dir, progress=progress)
+        counts = {"ok": 0, "failed": 0, "error": 0}
+        for outcome in outcomes:
+            counts["error" if outcome.error else "ok" if outcome.exit_status == 0 else "failed"] += 1
+    if not args.quiet:
+        _say(f"{args.output}: {counts['ok']:,} runs exited 0, {counts['failed']:,} with another status, "
+             f"{counts['error']:,} could not run (see their \"error\")")
+    return EXIT_OK
+
+
+class _BatchProgress:
+    """A rich progress bar on stderr when it is a terminal: runs done of total, tokens per second, ETA."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                console=Console(file=sys.stderr), transient=True)
+            self.task = self.bar.add_task("runs", total=None, rate="")
+
+    def __call__(self, finished: int, total: int, tokens: int, seconds: float) -> None:
+        if self.bar is not None:
+            rate = f"{tokens / seconds:,.0f} tok/s" if seconds > 0 else ""
+            self.bar.update(self.task, completed=finished, total=total, rate=rate)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 # -- export -----------------------------------------------------------------------------------------

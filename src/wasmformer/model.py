@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wasmformer.errors import WasmformerError
 from wasmformer.graph.precision import EXACT_INTEGER_LIMIT
 
 FORMAT = "wasmformer/1"
@@ -35,7 +36,7 @@ LARGEST_HORIZON = math.isqrt(EXACT_INTEGER_LIMIT - 1) + 1
 BUILT_FOR_KEY = "built_for"
 
 
-class ModelFormatError(ValueError):
+class ModelFormatError(WasmformerError, ValueError):
     """A model directory that does not follow wasmformer/1."""
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from wasmformer.engines import ENGINE_NAMES, hull_available, make_engine, native_available
+from wasmformer.errors import WasmformerError
 from wasmformer.engines.base import EngineError, OutputCallback, RunResult, encode, generate
 from wasmformer.machine import purpose
 from wasmformer.model import BUILT_FOR_KEY, Model
@@ -52,7 +53,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"  # the source tr
 ProgressCallback = Callable[[int, float], None]  # (generated tokens, elapsed seconds)
 
 
-class ExamplesUnavailableError(RuntimeError):
+class ExamplesUnavailableError(WasmformerError, RuntimeError):
     """The bundled examples are missing or a requested one does not exist."""
 
 
@@ -203,14 +204,13 @@ def _parse_header(line: str) -> dict | None:
     return made_for
 
 
-def write_trace_file(path: Path, model: Model, trace: list[int]) -> None:
-    """The generated tokens as token strings separated by spaces (the trace only, not the prompt)."""
-    vocab = model.vocab
+def write_trace_file(path: Path, trace: list[str]) -> None:
+    """The generated token strings separated by spaces (the trace only, not the prompt)."""
     lines_of = 1 << 16  # tokens joined at a time, so a long trace is never one giant string
     with path.open("w", encoding="utf-8") as file:
         for start in range(0, len(trace), lines_of):
             separator = " " if start else ""
-            file.write(separator + " ".join(vocab[token] for token in trace[start:start + lines_of]))
+            file.write(separator + " ".join(trace[start:start + lines_of]))
         file.write("\n")
 
 

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
+from wasmformer.errors import WasmformerError
 from wasmformer.model import Model
 
 
-class EngineError(RuntimeError):
+class EngineError(WasmformerError, RuntimeError):
     """A run that cannot continue exactly (precision horizon, bad prompt)."""
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from wasmformer.errors import WasmformerError
 from wasmformer.model import CONFIG_FILE, FORMAT, HEAD_DIMENSION, Model, ModelFormatError, load_model
 
 # The format versions these exporters were written for (docs/model-format.md).
 SUPPORTED_FORMATS = (FORMAT,)
 
 
-class ExportError(ValueError):
+class ExportError(WasmformerError, ValueError):
     """A model an export cannot represent exactly, or an export that cannot be written."""
 
 

@@ -1,7 +1,7 @@
 """The front end: C, WAT or wasm -> a VMProgram for the machine.
 
     load_program(source, *, kind=None, invoke=None, args=(), native_ops=..., memory_limit=...)
-    format_invoke_result(output, result_types), result_bytes(result_types)
+    invoke_results(output, result_types), format_invoke_result(...), result_bytes(result_types)
 
 docs/frontend.md describes the pipeline, docs/vm-program.md the result.
 """
@@ -20,7 +20,7 @@ from wasmformer.vm.program import Instr, Op, TrapReason, VMProgram
 __all__ = [
     "BASIC_OPS", "DEFAULT_MEMORY_LIMIT", "MAX_INSTRUCTIONS", "REWRITABLE_OPS",
     "Call", "FrontendError", "Instr", "Op", "TrapReason", "VMProgram",
-    "format_invoke_result", "load_program", "module_bytes", "result_bytes",
+    "format_invoke_result", "invoke_results", "load_program", "module_bytes", "result_bytes",
 ]
 
 SOURCE_KINDS = ("c", "wat", "wasm")
@@ -109,19 +109,25 @@ def result_bytes(result_types: list[str]) -> int:
     return sum(RESULT_BYTES * words_of(kind) for kind in result_types)
 
 
-def format_invoke_result(output: bytes, result_types: list[str]) -> str:
-    """The results of an invoked function as wasmtime --invoke prints them: one value per line (integers
-    signed, floats as decimals)."""
+def invoke_results(output: bytes, result_types: list[str]) -> list[int | float]:
+    """An invoked function's results from the bytes the entry stub output after it returned: integers signed,
+    floats decoded from their bits."""
     if len(output) != result_bytes(result_types):
         raise FrontendError(f"expected {len(result_types)} results ({result_bytes(result_types)} bytes) "
                             f"but the program output {len(output)} bytes")
-    lines, start = [], 0
+    values, start = [], 0
     for kind in result_types:
         size = RESULT_BYTES * words_of(kind)
         raw = output[start:start + size]
         start += size
         if kind in ("f32", "f64"):
-            lines.append(repr(struct.unpack("<f" if kind == "f32" else "<d", raw)[0]))
+            values.append(struct.unpack("<f" if kind == "f32" else "<d", raw)[0])
         else:
-            lines.append(str(int.from_bytes(raw, "little", signed=True)))
-    return "".join(f"{line}\n" for line in lines)
+            values.append(int.from_bytes(raw, "little", signed=True))
+    return values
+
+
+def format_invoke_result(output: bytes, result_types: list[str]) -> str:
+    """The results of an invoked function as wasmtime --invoke prints them: one value per line (integers
+    signed, floats as decimals)."""
+    return "".join(f"{value!r}\n" for value in invoke_results(output, result_types))

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Union
 
+from wasmformer.errors import WasmformerError
+
 Number = Union[int, Fraction]
 
 
-class GraphError(ValueError):
+class GraphError(WasmformerError, ValueError):
     """A graph that cannot be compiled exactly; the message names the offending node."""
 
 

@@ -9,10 +9,11 @@ trap is a result of the run, not an error.
 
 from __future__ import annotations
 
+from wasmformer.errors import WasmformerError
 from wasmformer.vm.program import TrapReason
 
 
-class ProgramError(Exception):
+class ProgramError(WasmformerError):
     """A program or input the VM refuses, with a human message."""
 
 
