@@ -107,7 +107,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 _OPTIONS_WITH_VALUES = {"--input", "--input-file", "--model", "--engine", "--max-new-tokens", "--max-tokens",
                         "--trace-out", "--invoke", "--cc", "-o", "--output", "--for-model", "--max-steps",
                         "--examples", "--engines", "--prompt", "--hull-tokens", "--dense-tokens", "--out",
-                        "--budget", "--workers", "--trace-dir", "--ray"}
+                        "--budget", "--workers", "--trace-dir", "--ray", "--trace", "--program", "--steps", "--token",
+                        "--step", "--html", "--plot"}
 
 
 def _program_arguments_start(argv: list[str]) -> int | None:
@@ -201,8 +202,38 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser("inspect", help="describe a model directory (sizes, layers, heads)")
     inspect.add_argument("model", type=Path)
+    inspect.add_argument("--heads", action="store_true",
+                         help="every head's role (lookup kind, query, key, clear flag) and every FFN group's node")
+    inspect.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                         help="write a PNG of the weight matrices' nonzero entries, one row per layer")
     inspect.set_defaults(handler=_cmd_inspect)
 
+    explain = commands.add_parser("explain", help="the steps of a run decoded from its tokens, and the heads "
+                                  "behind a token (docs/inspect.md)")
+    _add_source_arguments(explain, source_help="a .c, .wat or .wasm program, or a prompt file (any other suffix)")
+    explain.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                         help="model directory (default: the universal model)")
+    _add_engine_argument(explain)
+    explain.add_argument("--max-new-tokens", type=_positive_int, default=None, metavar="N",
+                         help="stop the run after N generated tokens (default: the precision horizon)")
+    explain.add_argument("--trace", type=Path, default=None, metavar="FILE",
+                         help="explain this saved trace (`run --trace-out`) of the prompt instead of running it")
+    explain.add_argument("--program", type=Path, default=None, metavar="SOURCE",
+                         help="the program of a prompt file: names its functions (a specialised prompt needs it)")
+    explain.add_argument("--steps", default=None, metavar="A:B", help="list steps A to B (from 1; A: and :B too)")
+    which = explain.add_mutually_exclusive_group()
+    which.add_argument("--token", type=_positive_int, default=None, metavar="N",
+                       help="every head's winning position in the forward pass that produced token N (a position "
+                       "in prompt + trace)")
+    which.add_argument("--step", type=_positive_int, default=None, metavar="S",
+                       help="the same for every token of step S")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    explain.add_argument("--html", type=Path, default=None, metavar="FILE",
+                         help="write one self-contained HTML page: steps, source, heads per token")
+    explain.add_argument("--debug", action="store_true",
+                         help="a C program: the source line of each step (clang's DWARF line table)")
+    explain.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
+    explain.set_defaults(handler=_cmd_explain)
     batch = commands.add_parser("batch", help="run many programs on every core (or a Ray cluster), resumably")
     batch.add_argument("manifest", type=Path, metavar="MANIFEST",
                        help="a JSONL file of {program, input, args, max_new_tokens, id} or a directory of programs")
@@ -606,9 +637,45 @@ def _cmd_inspect(args) -> int:
     print(f"{args.model}: d_model={model.d_model} layers={len(model.layers)} heads={model.n_heads} "
           f"d_ffn={model.d_ffn} vocab={len(model.vocab)} parameters={model.parameter_count():,} "
           f"nonzero={model.nonzero_weights():,} max_exact_tokens={model.max_exact_tokens:,}")
+    if args.heads or args.plot is not None:
+        from wasmformer.explain.roles import print_roles, write_sparsity_png
+
+        if args.heads:
+            print_roles(model, sys.stdout)
+        if args.plot is not None:
+            write_sparsity_png(model, args.plot)
+            _say(f"wrote {args.plot}")
+        return EXIT_OK
     for head in model.extra.get("heads", []):
         print(f"  layer {head.get('layer')} head {head.get('head')}: {head.get('tie')} {head.get('name')}")
     return EXIT_OK
+
+
+def _cmd_explain(args) -> int:
+    """`explain`: the run prepared as `run` prepares it (api.prepare), then wasmformer.explain.command."""
+    from wasmformer import api
+    from wasmformer.explain.command import ExplainError, Selection, explain, parse_step_range
+
+    try:
+        first, last = parse_step_range(args.steps) if args.steps else (None, None)
+        _require_file(args.source)
+        is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
+        if not is_source:
+            _refuse_source_options(args)
+        program = _load_program(args) if is_source else None
+        model = _load_model_or_universal(args.model, quiet=args.quiet)
+        prepared = api.prepare(program if is_source else args.source,
+                               _read_input(args, program) if is_source else b"", model=model,
+                               model_name=_model_name(args.model))
+        if program is None and args.program is not None:
+            program = _load_program(argparse.Namespace(**{**vars(args), "source": args.program}))
+        selection = Selection(first, last, args.token, args.step)
+        return explain(model, prepared.prompt, program.vm if program is not None else None, trace_file=args.trace,
+                       selection=selection, engine_name=args.engine, max_new_tokens=args.max_new_tokens,
+                       as_json=args.json, html=args.html, source=args.program or args.source, debug=args.debug,
+                       clang=args.cc, say=None if args.quiet else _say)
+    except ExplainError as error:
+        raise CliError(str(error)) from None
 
 
 # -- batch ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Callable
 
 from wasmformer.compiler.allocate import allocate
 from wasmformer.compiler.lower import ATTENTION, lower
+from wasmformer.compiler.metadata import model_metadata
 from wasmformer.compiler.schedule import DEFAULT_TIME_LIMIT, ScheduleReport, check_schedule, schedule
 from wasmformer.compiler.verify import check_dataflow
 from wasmformer.compiler.version import COMPILER_VERSION
@@ -98,7 +99,7 @@ def compile_graph(
     model.extra = {
         "graph": graph.name,
         "compiler": report.as_dict(),
-        "heads": [{"layer": p.layer, "head": p.index, "name": p.op.name, "tie": p.op.tie} for p in placements],
+        **model_metadata(program, layers, allocation, placements),
     }
     log(report.summary())
     return model, report
