@@ -28,7 +28,7 @@ from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search,
 from wasmformer.frontend.decode import FuncType, Instruction, Module, decode_body
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.words import (FLOAT_MEMORY, I64_SIGN_EXTENSIONS, NARROW_I64_STORES, REINTERPRETATIONS,
-                                       const_words, is_float_arithmetic, words_of)
+                                       const_words, float_instruction_type, is_float_arithmetic, words_of)
 from wasmformer.vm.ops import OP_TABLE, Immediate, OpSpec, Record, spec
 from wasmformer.vm.program import Instr, Op, TrapReason
 
@@ -243,7 +243,7 @@ class _FunctionLowering:
         elif name in VARIABLE_OPS:
             self._variable(instruction, VARIABLE_OPS[name])
         elif is_float_arithmetic(name):
-            self._unsupported_float(name)
+            self._float_helper(name)
         else:
             raise self.fail(f"{name} is not supported ({self._unsupported_reason(name)})")
 
@@ -396,12 +396,13 @@ class _FunctionLowering:
     def _reinterpret(self, instruction: Instruction) -> None:
         pass  # the same words, read as another type
 
-    def _unsupported_float(self, name: str) -> None:
-        """Floating-point arithmetic is not executed: reaching it stops the run (TRAP UNSUPPORTED), and the
-        rest of the block is unreachable. Programs that never reach it run."""
-        self.result.unsupported[self.position] = name
-        self.code.emit(Op.TRAP, TrapReason.UNSUPPORTED)
-        self.frames[-1].unreachable = True
+    def _float_helper(self, name: str) -> None:
+        """Float arithmetic, comparisons and numeric conversions: a call of the helper of that name (the float
+        library, frontend/softfloat.py), whose words replace the operands' on the stack."""
+        signature = float_instruction_type(name)
+        self.code.emit(Op.CALL, self.env.helper_symbol(name))
+        self._pop(len(signature.params))
+        self.values += [words_of(kind) for kind in signature.results]
 
     def _multiply_by_constant(self) -> bool:
         """x * C right after i32.const C, as shifts and adds/subs of x when the machine shifts natively.
