@@ -35,7 +35,6 @@ double __divdf3(double, double);
 float __addsf3(float, float);
 float __subsf3(float, float);
 float __mulsf3(float, float);
-float __divsf3(float, float);
 double floor(double);
 double ceil(double);
 double trunc(double);
@@ -92,11 +91,44 @@ static inline float canonical32(float f) { return isnan32(Bf(f)) ? F(NAN32) : f;
 EXPORT("f64.add") double f64_add(double a, double b) { return canonical64(__adddf3(a, b)); }
 EXPORT("f64.sub") double f64_sub(double a, double b) { return canonical64(__subdf3(a, b)); }
 EXPORT("f64.mul") double f64_mul(double a, double b) { return canonical64(__muldf3(a, b)); }
-EXPORT("f64.div") double f64_div(double a, double b) { return canonical64(__divdf3(a, b)); }
+/* compiler_rt's __divdf3 (zig 0.17) rounds a quotient below the smallest normal wrongly (2^-1073 / 2.5
+ * gives 0, not 2^-1074): such quotients are computed again here by long division of the significands. */
+static uint64_t subnormal_quotient(uint64_t x, uint64_t y) {
+    int64_t ex = (int64_t)((x >> 52) & 0x7FF), ey = (int64_t)((y >> 52) & 0x7FF);
+    uint64_t mx = x & 0x000FFFFFFFFFFFFFull, my = y & 0x000FFFFFFFFFFFFFull;
+    if (ex) mx |= 0x0010000000000000ull; else ex = 1;
+    if (ey) my |= 0x0010000000000000ull; else ey = 1;
+    while (!(mx & 0x0010000000000000ull)) { mx <<= 1; ex -= 1; }
+    while (!(my & 0x0010000000000000ull)) { my <<= 1; ey -= 1; }
+    /* x / y = (mx / my) 2^(ex - ey); in units of the smallest subnormal 2^-1074, with one more bit: */
+    int64_t k = ex - ey + 1022 + 52 + 1;
+    uint64_t q = mx >= my, remainder = mx >= my ? mx - my : mx, sticky = 0;
+    for (int64_t i = 0; i < k; i++) {
+        remainder <<= 1;
+        q <<= 1;
+        if (remainder >= my) { remainder -= my; q |= 1; }
+    }
+    for (int64_t i = k; i < 0 && q; i++) { sticky |= q & 1; q >>= 1; }
+    sticky |= remainder != 0;
+    uint64_t result = q >> 1;
+    if ((q & 1) && (sticky || (result & 1))) result += 1; /* to nearest, ties to even */
+    return result | ((x ^ y) & SIGN64);
+}
+
+EXPORT("f64.div") double f64_div(double a, double b) {
+    uint64_t quotient = B(__divdf3(a, b)), x = B(a), y = B(b);
+    int finite_nonzero = (x & ~SIGN64) && (y & ~SIGN64) && (x & ~SIGN64) < INF64 && (y & ~SIGN64) < INF64;
+    if (finite_nonzero && (quotient & ~SIGN64) <= 0x0010000000000000ull) return D(subnormal_quotient(x, y));
+    return canonical64(D(quotient));
+}
 EXPORT("f32.add") float f32_add(float a, float b) { return canonical32(__addsf3(a, b)); }
 EXPORT("f32.sub") float f32_sub(float a, float b) { return canonical32(__subsf3(a, b)); }
 EXPORT("f32.mul") float f32_mul(float a, float b) { return canonical32(__mulsf3(a, b)); }
-EXPORT("f32.div") float f32_div(float a, float b) { return canonical32(__divsf3(a, b)); }
+/* f32 division through f64 (__divsf3 has __divdf3's flaw): the f64 quotient rounded to f32 is the f32
+ * quotient correctly rounded, as 53 >= 2 * 24 + 2 bits */
+EXPORT("f32.div") float f32_div(float a, float b) {
+    return canonical32(__truncdfsf2(f64_div(__extendsfdf2(a), __extendsfdf2(b))));
+}
 
 /* sqrt of the bits of a double, correctly rounded to nearest: q = floor(sqrt(m * 2^54)) digit by digit,
  * where m * 2^-52 in [1, 4) is the significand scaled to an even exponent; q's last bit is the round bit,
