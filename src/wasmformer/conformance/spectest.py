@@ -53,8 +53,8 @@ TRAP_MESSAGES = {  # the start of a script's trap message -> our reason
     "uninitialized element": TrapReason.INDIRECT_CALL,
     "indirect call type mismatch": TrapReason.INDIRECT_CALL,
     "call stack exhausted": TrapReason.CALL_STACK_EXHAUSTED,
+    "invalid conversion to integer": TrapReason.INVALID_CONVERSION,
 }
-FLOAT_TRAP_MESSAGES = ("invalid conversion to integer",)  # float -> int truncation traps
 
 REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it stands for
     ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
@@ -233,23 +233,25 @@ class _Script:
             raise Unsupported(f"command {head}")
 
     def _assert_return(self, action: SList, expected: list) -> None:
-        typed = [_integer_value(item) for item in expected]
-        expected_values = [_signed(value, kind) for kind, value in typed]
+        typed = [_value(item) for item in expected]
         result = self._run(action)
         if result.trap is not None:
             self._explain_trap(result)
-            raise Failure(f"trapped with {result.trap.name}, expected {expected_values}")
+            raise Failure(f"trapped with {result.trap.name}, expected {[value for _, value in typed]}")
         actual, start = [], 0
         for kind, _ in typed:  # each result is 4 bytes per word
-            size = I32_BYTES * INTEGER_WORDS[kind]
-            actual.append(int.from_bytes(result.output[start:start + size], "little", signed=True))
+            size = I32_BYTES * VALUE_WORDS[kind]
+            actual.append(int.from_bytes(result.output[start:start + size], "little"))
             start += size
         if start != len(result.output):
             raise Failure(f"output {len(result.output)} bytes, expected {start}")
-        if actual != expected_values:
+        if not all(_matches(kind, value, bits) for (kind, value), bits in zip(typed, actual)):
             if self._beyond_machine(result):
                 raise Unsupported(BEYOND_MACHINE)
-            raise Failure(f"returned {actual}, expected {expected_values}")
+            shown = [hex(bits) if kind in FLOAT_FORMATS else _signed(bits, kind) for (kind, _), bits in zip(typed, actual)]
+            wanted = [value if isinstance(value, str) else hex(value) if kind in FLOAT_FORMATS else _signed(value, kind)
+                      for kind, value in typed]
+            raise Failure(f"returned {shown}, expected {wanted}")
 
     def _assert_trap(self, action: SList, message: str) -> None:
         expected = _trap_reason(message)
@@ -318,7 +320,7 @@ class _Script:
             raise Unsupported("get (exported globals)")
         instance = self._instance(action)
         items = [item for item in action.items[1:] if not isinstance(item, str)]
-        name, args = items[0].value.decode(), [_integer_value(item)[1] for item in items[1:]]
+        name, args = items[0].value.decode(), [_argument(item) for item in items[1:]]
         if instance is None or instance.module is None:
             error = instance.error if instance else "no module"
             raise Unsupported(refusal_reason(error) or f"module not built: {error}")
@@ -336,7 +338,7 @@ class _Script:
         result = self.execute(program)
         if not result.halted:
             raise Failure(f"did not finish in {MAX_STEPS_PER_ASSERTION} steps")
-        if result.trap is TrapReason.UNSUPPORTED:  # reached float arithmetic (lowered to that trap)
+        if result.trap is TrapReason.UNSUPPORTED:  # reached an instruction the machine does not execute
             raise Unsupported("f32/f64")
         if self._beyond_machine(result) and self._may_change_state(instance, name):
             # wasm may have grown memory here, the machine did not: later results on this state are uncertain
@@ -381,20 +383,52 @@ def _export_may_change_state(module: Module, name: str) -> bool:
     return False
 
 
-INTEGER_WORDS = {"i32": 1, "i64": 2}  # 32-bit words per value (frontend/words.py)
+VALUE_WORDS = {"i32": 1, "i64": 2, "f32": 1, "f64": 2}  # 32-bit words per value (frontend/words.py)
+FLOAT_FORMATS = {"f32": (8, 23), "f64": (11, 52)}  # exponent and fraction bits
+NAN_PATTERNS = ("nan:canonical", "nan:arithmetic")  # the spec's NaN results where it allows a choice
 
 
-def _integer_value(item) -> tuple[str, int]:
-    """An i32.const or i64.const argument or result: (its type, its bits as an unsigned number)."""
+def _value(item) -> tuple[str, int | str]:
+    """A const argument or result: (its type, its bits as an unsigned number, or a NaN pattern)."""
     if not isinstance(item, SList) or not item.items:
         raise Unsupported("unexpected value form")
     head = item.head()
     kind = head.split(".")[0] if head else "?"
-    if kind not in INTEGER_WORDS or head != f"{kind}.const":
-        reason = {"f32": "f32/f64", "f64": "f32/f64", "v128": "SIMD",
-                  "either": "either (alternative results)"}.get(kind, "reference types")
+    if kind not in VALUE_WORDS or head != f"{kind}.const":
+        reason = {"v128": "SIMD", "either": "either (alternative results)"}.get(kind, "reference types")
         raise Unsupported(reason)
-    return kind, _parse_int(item.items[1]) % (1 << (32 * INTEGER_WORDS[kind]))
+    text = item.items[1]
+    if kind in FLOAT_FORMATS:
+        return kind, text if text in NAN_PATTERNS else _float_bits(kind, text)
+    return kind, _parse_int(text) % (1 << (32 * VALUE_WORDS[kind]))
+
+
+def _argument(item) -> int:
+    kind, value = _value(item)
+    if isinstance(value, str):
+        raise Failure(f"{value} as an argument")
+    return value
+
+
+def _float_bits(kind: str, text: str) -> int:
+    """A float literal's bits, as wasmtime's WAT parser reads it (decimal and hex literals, inf, nan:0x...)."""
+    import wasmtime
+
+    binary = bytes(wasmtime.wat2wasm(f"(module (func (result {kind}) ({kind}.const {text})))"))
+    size = I32_BYTES * VALUE_WORDS[kind]
+    return int.from_bytes(binary[-1 - size:-1], "little")  # the body ends: const opcode, the bits, end
+
+
+def _matches(kind: str, expected: int | str, bits: int) -> bool:
+    """A result against an expected value: exact bits, or a NaN of the pattern (its sign free)."""
+    if isinstance(expected, int):
+        return bits == expected
+    exponent_bits, fraction_bits = FLOAT_FORMATS[kind]
+    quiet_nan = ((1 << exponent_bits) - 1) << fraction_bits | 1 << (fraction_bits - 1)
+    magnitude = bits & ((1 << (exponent_bits + fraction_bits)) - 1)
+    if expected == "nan:canonical":
+        return magnitude == quiet_nan
+    return magnitude & quiet_nan == quiet_nan  # nan:arithmetic: any NaN with the quiet bit set
 
 
 def _parse_int(text: str) -> int:
@@ -405,7 +439,7 @@ def _parse_int(text: str) -> int:
 
 
 def _signed(value: int, kind: str = "i32") -> int:
-    bits = 32 * INTEGER_WORDS[kind]
+    bits = 32 * VALUE_WORDS[kind]
     return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
@@ -413,6 +447,4 @@ def _trap_reason(message: str) -> TrapReason:
     for prefix, reason in TRAP_MESSAGES.items():
         if message.startswith(prefix):
             return reason
-    if message.startswith(FLOAT_TRAP_MESSAGES):
-        raise Unsupported("f32/f64")
     raise Unsupported(f"trap message '{message}'")
