@@ -274,7 +274,7 @@ class _FunctionLowering:
             self.code.emit(row.op, offset)
         self._pop(1 + (row.record is Record.MEMORY))  # values: the address, and a store's value
         if row.pushes:
-            self.values.append(1)
+            self.values.append(row.pushes)  # one value of that many words (an i64 load: two)
 
     def _always_out_of_bounds(self, offset: int, width: int, operand_words: int) -> bool:
         """When every address plus this offset is past the largest memory, the access always traps: emit that."""
