@@ -551,7 +551,7 @@ def _run_summary(result) -> str:
             f"{result.tokens_per_second:,.0f} tok/s; {ending}")
 
 
-UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithmetic is not supported yet)"
+UNSUPPORTED_REMARK = "which the machine does not execute"
 
 
 def _run_status(result, model, stopped_by_horizon: bool, reached: str | None = None) -> int:
