@@ -170,3 +170,23 @@ def test_a_dropped_or_branched_over_i64_load_moves_both_words():
           (i32.const 9))))"""
     for argument in (0, 1):
         assert_same(wat, "f", (argument,))
+
+
+SHIFT_COUNTS = [0, 1, 5, 31, 32, 33, 40, 63, 64, 65, 127, -2]
+
+
+def test_shifts_by_a_constant_are_inline_word_shifts():
+    """i64 shifts right after an i64.const run as i32 shifts of the words (no helper call), as wasmtime."""
+    functions = " ".join(f'(func (export "{op}_{count % 128}") (param i64) (result i64) '
+                         f'(i64.{op} (local.get 0) (i64.const {count})))'
+                         for op in ("shl", "shr_u", "shr_s") for count in SHIFT_COUNTS)
+    wat = f"(module {functions})"
+    program = lowered(wat, calls=[Call("shl_5", (1,))])
+    assert program.stats["rewritten_ops"] == {}  # no shl64 helper
+    wasm = _wat_binary(wat)
+    for op in ("shl", "shr_u", "shr_s"):
+        for count in SHIFT_COUNTS:
+            name = f"{op}_{count % 128}"
+            for value in EDGES[::2]:
+                result = refvm.run(lowered(wat, calls=[Call(name, (value,))]))
+                assert result.output == run_wasmtime(wasm, name, (value,)).output, (name, value)

@@ -49,6 +49,10 @@ BULK_MEMORY_HELPERS = {"memory.fill": "memory_fill", "memory.copy": "memory_copy
 BULK_MEMORY_OPERANDS = 3
 PAGE_BITS = 16  # a wasm page is 2^16 bytes
 
+# i64 shifts by a constant, lowered to i32 shifts of the words (_shift_by_constant): op -> the i32 shift of the
+# high word's bits that move down (shr) or of each word (shl)
+CONSTANT_SHIFTS_64 = {Op.SHL64: Op.SHL, Op.SHR_U64: Op.SHR_U, Op.SHR_S64: Op.SHR_S}
+
 UNSUPPORTED_BY_PREFIX = [  # (name prefix, why), first match wins
     ("table.", "no reference types"), ("elem.drop", "no reference types"),
     ("ref.", "no reference types"), ("return_call", "no tail calls"),
@@ -258,6 +262,9 @@ class _FunctionLowering:
         if row.op is Op.MUL and self._multiply_by_constant():
             self._pop()
             return
+        if row.op in CONSTANT_SHIFTS_64 and self._shift_by_constant(row.op):
+            self._pop()
+            return
         self._emit_op(row.op)
         self._pop(row.pops // row.operand_words)
         if row.pushes:
@@ -327,6 +334,8 @@ class _FunctionLowering:
         for word in words:
             self.code.emit(Op.CONST, to_i32(word))
         self.values.append(len(words))
+        if instruction.name == "i64.const":
+            self.last_i64_const = (self.position, len(self.code), words[0])
 
     def _drop(self, instruction: Instruction) -> None:
         for _ in range(self._pop()[0]):
@@ -428,6 +437,58 @@ class _FunctionLowering:
                 self.code.emit(Op.CONST, shift)
                 self.code.emit(Op.SHL)
             self.code.emit(Op.ADD if digit > 0 else Op.SUB)
+        return True
+
+    def _shift_by_constant(self, op: Op) -> bool:
+        """An i64 shift right after i64.const C, as i32 shifts of the two words when the machine shifts i32
+        natively: 5 to 12 steps instead of a helper call (~25). Soft float (frontend/softfloat.c) shifts its
+        significands by constants all the time. Nothing may lie between the const and the shift (no label),
+        so the const's two words are taken back out of the code."""
+        position, length, low = getattr(self, "last_i64_const", (-1, -1, 0))
+        if position != self.position - 1 or length != len(self.code) or self.code.labels_at(length):
+            return False
+        if not {Op.SHL, Op.SHR_U, Op.SHR_S, Op.OR} <= self.env.native_ops:
+            return False
+        for _ in range(2):
+            self.code.items.pop()
+            self.code.origins.pop()
+        count = low % 64
+        if count == 0:
+            return True
+        low_word, high_word = self._scratch(0), self._scratch(1)  # free between wasm instructions
+        emit = self.code.emit
+        emit(Op.LOCAL_SET, high_word)
+        emit(Op.LOCAL_SET, low_word)
+        if count >= 32:  # one word moves whole into the other, shifted by the rest
+            rest = count - 32
+            source = low_word if op is Op.SHL64 else high_word
+            if op is Op.SHL64:
+                emit(Op.CONST, 0)
+            emit(Op.LOCAL_GET, source)
+            if rest:
+                emit(Op.CONST, rest)
+                emit(Op.SHL if op is Op.SHL64 else CONSTANT_SHIFTS_64[op])
+            if op is Op.SHR_U64:
+                emit(Op.CONST, 0)
+            elif op is Op.SHR_S64:
+                emit(Op.LOCAL_GET, high_word)
+                emit(Op.CONST, 31)
+                emit(Op.SHR_S)
+            return True
+        if op is Op.SHL64:  # low << c, then high << c | low >> (32 - c)
+            parts = [(low_word, Op.SHL, count, None), (high_word, Op.SHL, count, (low_word, Op.SHR_U, 32 - count))]
+        else:  # low >> c | high << (32 - c), then high >> c (sign-filling for shr_s)
+            parts = [(low_word, Op.SHR_U, count, (high_word, Op.SHL, 32 - count)),
+                     (high_word, CONSTANT_SHIFTS_64[op], count, None)]
+        for word, shift, amount, carried in parts:
+            emit(Op.LOCAL_GET, word)
+            emit(Op.CONST, amount)
+            emit(shift)
+            if carried is not None:
+                emit(Op.LOCAL_GET, carried[0])
+                emit(Op.CONST, carried[2])
+                emit(carried[1])
+                emit(Op.OR)
         return True
 
     def _memory_size(self, instruction: Instruction) -> None:
