@@ -131,7 +131,8 @@ EXPORT("f32.div") float f32_div(float a, float b) {
 }
 
 /* sqrt of the bits of a double, correctly rounded to nearest: q = floor(sqrt(m * 2^54)) digit by digit,
- * where m * 2^-52 in [1, 4) is the significand scaled to an even exponent; q's last bit is the round bit,
+ * where m * 2^-52 in [1, 4) is the significand scaled to an even exponent (m < 2^54: its 27 bit pairs, then
+ * zeros); q's last bit is the round bit,
  * the remainder the sticky bit (an exact tie cannot happen: q^2 would be odd). */
 static uint64_t sqrt_bits(uint64_t x) {
     if (x == 0 || x == SIGN64 || x == INF64) return x;
@@ -146,10 +147,10 @@ static uint64_t sqrt_bits(uint64_t x) {
     }
     exponent -= 1023;
     if (exponent & 1) { m <<= 1; exponent -= 1; }
-    uint64_t q = 0, remainder = 0;
-    for (int pair = 53; pair >= 0; pair--) { /* the bits 2 pair + 1 and 2 pair of m * 2^54 */
-        uint64_t bits = 2 * pair >= 54 ? (m >> (2 * pair - 54)) & 3 : 0;
-        remainder = (remainder << 2) | bits;
+    uint64_t q = 0, remainder = 0, pending = m << 10; /* m * 2^54's bits from the top, two at a time */
+    for (int pair = 0; pair < 54; pair++) {
+        remainder = (remainder << 2) | (pending >> 62);
+        pending <<= 2;
         uint64_t trial = (q << 2) | 1;
         q <<= 1;
         if (remainder >= trial) { remainder -= trial; q |= 1; }
