@@ -164,3 +164,39 @@ def test_halfway_cases_round_to_even():
     assert_batch("f32.add", [(_bits("f32", 1.0), _bits("f32", 2.0 ** -24)),
                              (_bits("f32", 1.0) + ulp, _bits("f32", 2.0 ** -24))])
     assert_batch("f64.nearest", [(_bits("f64", v),) for v in (0.5, 1.5, 2.5, -0.5, -2.5, 4503599627370495.5)])
+
+
+def test_the_float_library_is_integer_code_without_memory_or_cycles():
+    """Every float helper's reachable code: no load, store or global (the library has no memory of its own),
+    and the float instructions left in it call other helpers, never back into themselves."""
+    from wasmformer.frontend.decode import decode_body
+    from wasmformer.frontend.helpers import float_library, helper_library
+    from wasmformer.frontend.words import is_float_arithmetic
+
+    library = float_library()
+    imported = len(library.imported_functions)
+    uses: dict[str, set[str]] = {}
+    for name, (kind, start) in library.exports.items():
+        if kind != "func":
+            continue
+        seen, pending, used = set(), [start], set()
+        while pending:
+            index = pending.pop()
+            if index in seen or index < imported:
+                continue
+            seen.add(index)
+            for instruction in decode_body(library, library.defined_function(index)):
+                assert not any(word in instruction.name for word in ("load", "store", "global.")), (name, instruction)
+                if instruction.name == "call":
+                    pending.append(instruction.args[0])
+                elif is_float_arithmetic(instruction.name):
+                    used.add(instruction.name)
+        uses[name] = used
+    sign_helpers = {name for name in helper_library().exports if is_float_arithmetic(name)}
+    assert set(uses) | sign_helpers == set(INSTRUCTIONS)
+
+    def reaches(name: str, target: str, path: tuple[str, ...] = ()) -> bool:
+        return any(used == target or (used not in path and reaches(used, target, path + (used,)))
+                   for used in uses.get(name, ()))
+
+    assert not [name for name in uses if reaches(name, name)]
