@@ -14,11 +14,12 @@ as constant stores).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from wasmformer.frontend.assemble import Code, Symbol
-from wasmformer.frontend.decode import FuncType, decode_module
+from wasmformer.frontend.decode import FuncType, Module, decode_module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.words import is_float_arithmetic
 from wasmformer.frontend.units import WASI_EXPORT_PREFIX, helper_program, lower_reachable, symbol_of_function
@@ -71,6 +72,25 @@ def wasi_signatures() -> dict[str, FuncType]:
             for name, (kind, index) in module.exports.items() if kind == "func" and name.startswith(WASI_EXPORT_PREFIX)}
 
 
+@dataclass
+class HelperLibraries:
+    """The decoded helper modules for one argv, to lower many programs with (the spec harness lowers one per
+    assertion: decoding helpers.wat each time was most of its time). The float library is decoded on first
+    need. Owned by its caller: there is no module-level cache."""
+    argv: tuple[bytes, ...]
+    helpers: Module
+    floats: Module | None = None
+
+    def float_module(self) -> Module:
+        if self.floats is None:
+            self.floats = float_library()
+        return self.floats
+
+
+def helper_libraries(argv: Sequence[bytes] = ()) -> HelperLibraries:
+    return HelperLibraries(tuple(bytes(argument) for argument in argv), helper_library(argv))
+
+
 def float_library():
     """The decoded float library (frontend/softfloat.c, built with zig's compiler_rt; cached on disk)."""
     from wasmformer.frontend.toolchain import compile_float_library
@@ -79,25 +99,29 @@ def float_library():
 
 
 def lower_helpers(names: list[str], memory_limit: int, memory_pages: int,
-                  native_ops: frozenset[Op] = BASIC_OPS, argv: Sequence[bytes] = ()
+                  native_ops: frozenset[Op] = BASIC_OPS, argv: Sequence[bytes] = (),
+                  libraries: HelperLibraries | None = None
                   ) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
     """The helpers ``names`` lowered for a program with that memory reach and initial size, on a machine
     with ``native_ops``; with them, the helpers they use in turn (ops the machine lacks, float instructions).
-    ``argv``: what the WASI args functions give.
+    ``argv``: what the WASI args functions give; ``libraries``: the decoded modules to use (when made for
+    that argv; otherwise they are decoded here).
 
     Two libraries provide them, each lowered as a unit of its own: helpers.wat (with wasi.wat) and, for the
     float instructions it does not define, the float library (softfloat.c). The float library has no memory
     of its own and no globals: it is lowered with no memory reach (an access would trap, never touch the
     program's memory) and no global slots (a global.get is refused).
     """
-    libraries = [("helpers", helper_library(argv), memory_limit, memory_pages, None)]
+    if libraries is None or libraries.argv != tuple(bytes(argument) for argument in argv):
+        libraries = helper_libraries(argv)
+    units = [("helpers", libraries.helpers, memory_limit, memory_pages, None)]
     names = set(names)
     while True:  # until every helper the lowered ones use is among the names
-        if len(libraries) == 1 and any(is_float_arithmetic(name) and name not in libraries[0][1].exports
-                                       for name in names):
-            libraries.append((FLOAT_UNIT, float_library(), 0, 0, {}))
+        if len(units) == 1 and any(is_float_arithmetic(name) and name not in libraries.helpers.exports
+                                   for name in names):
+            units.append((FLOAT_UNIT, libraries.float_module(), 0, 0, {}))
         pieces, aliases, linked_names, needed, provided = [], {}, [], set(names), set()
-        for unit, module, reach, pages, slots in libraries:
+        for unit, module, reach, pages, slots in units:
             mine = sorted(name for name in names if name in module.exports and name not in provided)
             provided |= set(mine)
             if not mine:
