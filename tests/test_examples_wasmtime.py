@@ -414,6 +414,26 @@ def test_deep_recursion_matches_python():
     assert output_of("deep_recursion") == f"mix(10000) = {mix}\nweave(2000) = {weave}\n"
 
 
+def test_integrate_matches_python():
+    """examples/integrate.c's two rules in Python's doubles (the same operations in the same order)."""
+    import math
+
+    def f(x: float) -> float:
+        return 4.0 / (1.0 + x * x)
+
+    lines = []
+    for n in (2, 4, 8):
+        h = 1.0 / n
+        trapezoid = (f(0.0) + f(1.0)) / 2
+        simpson = f(0.0) + f(1.0)
+        for i in range(1, n):
+            trapezoid += f(i * h)
+            simpson += (4 if i % 2 else 2) * f(i * h)
+        t, s = trapezoid * h, simpson * h / 3
+        lines.append(f"n={n} trapezoid {t:.9f} (error {t - math.pi:+.2e}) simpson {s:.9f} (error {s - math.pi:+.2e})")
+    assert output_of("integrate") == "\n".join(lines) + "\n"
+
+
 @pytest.mark.parametrize("run_name", ["sudoku", "sudoku_hard"])
 def test_sudoku_solution_is_valid_and_keeps_the_clues(run_name):
     clues = [0 if c in "0." else int(c) for c in input_of(run_name).decode().strip()]

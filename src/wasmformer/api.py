@@ -499,7 +499,7 @@ def _result(prepared: PreparedRun, run_result, trace: bool, result_size: int) ->
                   trace=[vocab[token] for token in run_result.trace] if trace else None)
 
 
-UNSUPPORTED_REMARK = "which the machine does not execute (floating-point arithmetic is not supported yet)"
+UNSUPPORTED_REMARK = "which the machine does not execute"
 
 
 def _ending(prepared: PreparedRun, run_result) -> tuple[int, str, str | None]:

@@ -23,6 +23,7 @@ WASMTIME_TRAPS = {
     wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: TrapReason.INDIRECT_CALL,
     wasmtime.TrapCode.BAD_SIGNATURE: TrapReason.INDIRECT_CALL,
     wasmtime.TrapCode.STACK_OVERFLOW: TrapReason.CALL_STACK_EXHAUSTED,
+    wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: TrapReason.INVALID_CONVERSION,
 }
 
 

@@ -158,3 +158,35 @@ def test_division_by_every_class_of_divisor(op, divisors):
         b = rng.randrange(low, high)
         rows.append((a - (1 << 64) if a >> 63 else a, b - (1 << 64) if b >> 63 else b))
     assert_batch(op, [(a, b) for a, b in rows if not _traps(op, a, b)], None)
+
+
+def test_a_dropped_or_branched_over_i64_load_moves_both_words():
+    """Every i64 load pushes two words: drop and br discard both (the lowering once counted one)."""
+    wat = """(module (memory 1) (data (i32.const 0) "\\01\\02\\03\\04\\05\\06\\07\\08")
+      (func (export "f") (param i32) (result i32)
+        (drop (i64.load32_u (i32.const 0))) (drop (i64.load8_s (i32.const 1))) (drop (i64.load (i32.const 0)))
+        (block (result i32)
+          (drop (br_if 0 (i32.const 7) (i64.load16_u (i32.const 0)) (drop) (local.get 0)))
+          (i32.const 9))))"""
+    for argument in (0, 1):
+        assert_same(wat, "f", (argument,))
+
+
+SHIFT_COUNTS = [0, 1, 5, 31, 32, 33, 40, 63, 64, 65, 127, -2]
+
+
+def test_shifts_by_a_constant_are_inline_word_shifts():
+    """i64 shifts right after an i64.const run as i32 shifts of the words (no helper call), as wasmtime."""
+    functions = " ".join(f'(func (export "{op}_{count % 128}") (param i64) (result i64) '
+                         f'(i64.{op} (local.get 0) (i64.const {count})))'
+                         for op in ("shl", "shr_u", "shr_s") for count in SHIFT_COUNTS)
+    wat = f"(module {functions})"
+    program = lowered(wat, calls=[Call("shl_5", (1,))])
+    assert program.stats["rewritten_ops"] == {}  # no shl64 helper
+    wasm = _wat_binary(wat)
+    for op in ("shl", "shr_u", "shr_s"):
+        for count in SHIFT_COUNTS:
+            name = f"{op}_{count % 128}"
+            for value in EDGES[::2]:
+                result = refvm.run(lowered(wat, calls=[Call(name, (value,))]))
+                assert result.output == run_wasmtime(wasm, name, (value,)).output, (name, value)

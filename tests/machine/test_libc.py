@@ -143,13 +143,26 @@ def test_the_libc_tour_on_the_model(universal):
     assert (run.output, run.errors, run.exit_status) == (oracle.output, oracle.errors, 7)
 
 
-def test_a_float_conversion_in_printf_stops_with_the_instruction_and_its_function():
-    program = load_program('#include <stdio.h>\nint main(int argc, char **argv) {\n'
-                           '    printf("%d\\n", argc);\n    printf("%f\\n", argc / 3.0);\n}\n', kind="c")
-    reference = refvm.run(program)
-    assert reference.output == b"1\n" and reference.trap is TrapReason.UNSUPPORTED
-    reached = program.unsupported_at(reference.trap_pc)
-    assert reached.startswith("f64.") and " in function " in reached and " in function func" not in reached
+MATH_AND_FLOAT_FORMATS = r"""#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    double x = argc / 3.0, parsed;
+    printf("%f %e %g\n", x, sqrt(2.0) * 1e10, exp(1.0));
+    printf("%.4f %.4f %.4f %.4f %.4f\n", pow(2.0, 0.5), log(10.0), sin(1.0), cos(1.0), fmod(7.5, 2.0));
+    printf("%g %g %g %g %g\n", fabs(-3.5), floor(-2.5), ceil(2.1), strtod("3.25e2", 0), atof("-1.5"));
+    if (scanf("%lf", &parsed) == 1) printf("%.17g %a\n", parsed / 7, (float)parsed);
+    return 0;
+}
+"""
+
+
+def test_math_h_printf_scanf_and_strtod_on_doubles_as_wasmtime():
+    program = load_program(MATH_AND_FLOAT_FORMATS, kind="c")
+    reference = refvm.run(program, b"2.5e-3\n", max_steps=20_000_000)
+    oracle = run_wasmtime(module_bytes(MATH_AND_FLOAT_FORMATS, kind="c"), b"2.5e-3\n")
+    assert reference.trap is None and reference.output == oracle.output
+    assert reference.output.startswith(b"0.333333 1.414214e+10 2.71828\n")
 
 
 def test_an_import_the_machine_lacks_is_refused_with_its_name():

@@ -30,6 +30,7 @@ from typing import Callable
 
 from wasmformer.frontend.decode import Module, decode_body, decode_module
 from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.helpers import helper_libraries
 from wasmformer.frontend.lower import Call, lower
 from wasmformer.vm.program import TrapReason, VMProgram
 from wasmformer.oracles import refvm
@@ -41,6 +42,8 @@ SPEC_TESTS_RELATIVE = Path("..") / "shared" / "spec-tests"  # from the repositor
 # The machine's memory (modules that start with more are refused; memory.grow stops there).
 SPEC_MEMORY_LIMIT = T.MAX_MEMORY
 MAX_STEPS_PER_ASSERTION = 2_000_000
+STEP_BUDGET = f"more than {MAX_STEPS_PER_ASSERTION:,} steps"  # a run the harness does not wait for
+PROGRAM_NAME = "program"  # every assertion's program (its argv[0]: the helpers are decoded for it once)
 BEYOND_MACHINE = "memory beyond the machine's"  # memory wasm would have and the machine has not
 I32_BYTES = 4
 
@@ -53,8 +56,8 @@ TRAP_MESSAGES = {  # the start of a script's trap message -> our reason
     "uninitialized element": TrapReason.INDIRECT_CALL,
     "indirect call type mismatch": TrapReason.INDIRECT_CALL,
     "call stack exhausted": TrapReason.CALL_STACK_EXHAUSTED,
+    "invalid conversion to integer": TrapReason.INVALID_CONVERSION,
 }
-FLOAT_TRAP_MESSAGES = ("invalid conversion to integer",)  # float -> int truncation traps
 
 REFUSAL_REASONS = [  # a phrase in a FrontendError -> the unsupported reason it stands for
     ("no floating point", "f32/f64"), ("no SIMD", "SIMD"), ("SIMD instructions", "SIMD"),
@@ -157,6 +160,7 @@ class _Script:
         self.tally = Tally()
         self.instances: dict[str, _Instance] = {}
         self.current: _Instance | None = None
+        self.libraries = helper_libraries([PROGRAM_NAME.encode()])  # decoded once for the script's programs
 
     def run(self) -> Tally:
         for command in read_script(self.text):
@@ -233,23 +237,25 @@ class _Script:
             raise Unsupported(f"command {head}")
 
     def _assert_return(self, action: SList, expected: list) -> None:
-        typed = [_integer_value(item) for item in expected]
-        expected_values = [_signed(value, kind) for kind, value in typed]
+        typed = [_value(item) for item in expected]
         result = self._run(action)
         if result.trap is not None:
             self._explain_trap(result)
-            raise Failure(f"trapped with {result.trap.name}, expected {expected_values}")
+            raise Failure(f"trapped with {result.trap.name}, expected {[value for _, value in typed]}")
         actual, start = [], 0
         for kind, _ in typed:  # each result is 4 bytes per word
-            size = I32_BYTES * INTEGER_WORDS[kind]
-            actual.append(int.from_bytes(result.output[start:start + size], "little", signed=True))
+            size = I32_BYTES * VALUE_WORDS[kind]
+            actual.append(int.from_bytes(result.output[start:start + size], "little"))
             start += size
         if start != len(result.output):
             raise Failure(f"output {len(result.output)} bytes, expected {start}")
-        if actual != expected_values:
+        if not all(_matches(kind, value, bits) for (kind, value), bits in zip(typed, actual)):
             if self._beyond_machine(result):
                 raise Unsupported(BEYOND_MACHINE)
-            raise Failure(f"returned {actual}, expected {expected_values}")
+            shown = [hex(bits) if kind in FLOAT_FORMATS else _signed(bits, kind) for (kind, _), bits in zip(typed, actual)]
+            wanted = [value if isinstance(value, str) else hex(value) if kind in FLOAT_FORMATS else _signed(value, kind)
+                      for kind, value in typed]
+            raise Failure(f"returned {shown}, expected {wanted}")
 
     def _assert_trap(self, action: SList, message: str) -> None:
         expected = _trap_reason(message)
@@ -274,7 +280,8 @@ class _Script:
         expected = _trap_reason(message)
         try:
             module = decode_module(self._module_binary(module_form))
-            program = lower(module, calls=[], memory_limit=self.memory_limit)
+            program = lower(module, calls=[], memory_limit=self.memory_limit, name=PROGRAM_NAME,
+                            libraries=self.libraries)
         except FrontendError as error:
             if "instantiation would trap" in str(error):
                 return
@@ -318,13 +325,14 @@ class _Script:
             raise Unsupported("get (exported globals)")
         instance = self._instance(action)
         items = [item for item in action.items[1:] if not isinstance(item, str)]
-        name, args = items[0].value.decode(), [_integer_value(item)[1] for item in items[1:]]
+        name, args = items[0].value.decode(), [_argument(item) for item in items[1:]]
         if instance is None or instance.module is None:
             error = instance.error if instance else "no module"
             raise Unsupported(refusal_reason(error) or f"module not built: {error}")
         call = Call(name, tuple(args))
         try:
-            program = lower(instance.module, calls=instance.history + [call], memory_limit=self.memory_limit)
+            program = lower(instance.module, calls=instance.history + [call], memory_limit=self.memory_limit,
+                            name=PROGRAM_NAME, libraries=self.libraries)
         except FrontendError as error:
             reason = refusal_reason(str(error))
             if self._may_change_state(instance, name):
@@ -334,9 +342,9 @@ class _Script:
             raise Unsupported(reason) from None
         self.last_grow_limited = program.stats.get("grow_limited_by_machine", False)
         result = self.execute(program)
-        if not result.halted:
-            raise Failure(f"did not finish in {MAX_STEPS_PER_ASSERTION} steps")
-        if result.trap is TrapReason.UNSUPPORTED:  # reached float arithmetic (lowered to that trap)
+        if not result.halted:  # e.g. call_indirect.wast's fib-f64(20): 15 million steps of soft float
+            raise Unsupported(STEP_BUDGET)
+        if result.trap is TrapReason.UNSUPPORTED:  # reached an instruction the machine does not execute
             raise Unsupported("f32/f64")
         if self._beyond_machine(result) and self._may_change_state(instance, name):
             # wasm may have grown memory here, the machine did not: later results on this state are uncertain
@@ -381,20 +389,52 @@ def _export_may_change_state(module: Module, name: str) -> bool:
     return False
 
 
-INTEGER_WORDS = {"i32": 1, "i64": 2}  # 32-bit words per value (frontend/words.py)
+VALUE_WORDS = {"i32": 1, "i64": 2, "f32": 1, "f64": 2}  # 32-bit words per value (frontend/words.py)
+FLOAT_FORMATS = {"f32": (8, 23), "f64": (11, 52)}  # exponent and fraction bits
+NAN_PATTERNS = ("nan:canonical", "nan:arithmetic")  # the spec's NaN results where it allows a choice
 
 
-def _integer_value(item) -> tuple[str, int]:
-    """An i32.const or i64.const argument or result: (its type, its bits as an unsigned number)."""
+def _value(item) -> tuple[str, int | str]:
+    """A const argument or result: (its type, its bits as an unsigned number, or a NaN pattern)."""
     if not isinstance(item, SList) or not item.items:
         raise Unsupported("unexpected value form")
     head = item.head()
     kind = head.split(".")[0] if head else "?"
-    if kind not in INTEGER_WORDS or head != f"{kind}.const":
-        reason = {"f32": "f32/f64", "f64": "f32/f64", "v128": "SIMD",
-                  "either": "either (alternative results)"}.get(kind, "reference types")
+    if kind not in VALUE_WORDS or head != f"{kind}.const":
+        reason = {"v128": "SIMD", "either": "either (alternative results)"}.get(kind, "reference types")
         raise Unsupported(reason)
-    return kind, _parse_int(item.items[1]) % (1 << (32 * INTEGER_WORDS[kind]))
+    text = item.items[1]
+    if kind in FLOAT_FORMATS:
+        return kind, text if text in NAN_PATTERNS else _float_bits(kind, text)
+    return kind, _parse_int(text) % (1 << (32 * VALUE_WORDS[kind]))
+
+
+def _argument(item) -> int:
+    kind, value = _value(item)
+    if isinstance(value, str):
+        raise Failure(f"{value} as an argument")
+    return value
+
+
+def _float_bits(kind: str, text: str) -> int:
+    """A float literal's bits, as wasmtime's WAT parser reads it (decimal and hex literals, inf, nan:0x...)."""
+    import wasmtime
+
+    binary = bytes(wasmtime.wat2wasm(f"(module (func (result {kind}) ({kind}.const {text})))"))
+    size = I32_BYTES * VALUE_WORDS[kind]
+    return int.from_bytes(binary[-1 - size:-1], "little")  # the body ends: const opcode, the bits, end
+
+
+def _matches(kind: str, expected: int | str, bits: int) -> bool:
+    """A result against an expected value: exact bits, or a NaN of the pattern (its sign free)."""
+    if isinstance(expected, int):
+        return bits == expected
+    exponent_bits, fraction_bits = FLOAT_FORMATS[kind]
+    quiet_nan = ((1 << exponent_bits) - 1) << fraction_bits | 1 << (fraction_bits - 1)
+    magnitude = bits & ((1 << (exponent_bits + fraction_bits)) - 1)
+    if expected == "nan:canonical":
+        return magnitude == quiet_nan
+    return magnitude & quiet_nan == quiet_nan  # nan:arithmetic: any NaN with the quiet bit set
 
 
 def _parse_int(text: str) -> int:
@@ -405,7 +445,7 @@ def _parse_int(text: str) -> int:
 
 
 def _signed(value: int, kind: str = "i32") -> int:
-    bits = 32 * INTEGER_WORDS[kind]
+    bits = 32 * VALUE_WORDS[kind]
     return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
@@ -413,6 +453,4 @@ def _trap_reason(message: str) -> TrapReason:
     for prefix, reason in TRAP_MESSAGES.items():
         if message.startswith(prefix):
             return reason
-    if message.startswith(FLOAT_TRAP_MESSAGES):
-        raise Unsupported("f32/f64")
     raise Unsupported(f"trap message '{message}'")

@@ -14,16 +14,21 @@ as constant stores).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from wasmformer.frontend.assemble import Code, Symbol
-from wasmformer.frontend.decode import FuncType, decode_module
+from wasmformer.frontend.decode import FuncType, Module, decode_module
+from wasmformer.frontend.errors import FrontendError
+from wasmformer.frontend.words import is_float_arithmetic
 from wasmformer.frontend.units import WASI_EXPORT_PREFIX, helper_program, lower_reachable, symbol_of_function
 from wasmformer.vm.ops import BASIC_OPS
 from wasmformer.vm.program import Op
 
 HELPERS_SOURCE = Path(__file__).with_name("helpers.wat")
+FLOAT_LIBRARY_SOURCE = Path(__file__).with_name("softfloat.c")
+FLOAT_UNIT = "floats"
 WASI_SOURCE = Path(__file__).with_name("wasi.wat")
 HELPER_NAME_PREFIX = "helper "  # function names in origins and messages
 
@@ -67,23 +72,69 @@ def wasi_signatures() -> dict[str, FuncType]:
             for name, (kind, index) in module.exports.items() if kind == "func" and name.startswith(WASI_EXPORT_PREFIX)}
 
 
+@dataclass
+class HelperLibraries:
+    """The decoded helper modules for one argv, to lower many programs with (the spec harness lowers one per
+    assertion: decoding helpers.wat each time was most of its time). The float library is decoded on first
+    need. Owned by its caller: there is no module-level cache."""
+    argv: tuple[bytes, ...]
+    helpers: Module
+    floats: Module | None = None
+
+    def float_module(self) -> Module:
+        if self.floats is None:
+            self.floats = float_library()
+        return self.floats
+
+
+def helper_libraries(argv: Sequence[bytes] = ()) -> HelperLibraries:
+    return HelperLibraries(tuple(bytes(argument) for argument in argv), helper_library(argv))
+
+
+def float_library():
+    """The decoded float library (frontend/softfloat.c, built with zig's compiler_rt; cached on disk)."""
+    from wasmformer.frontend.toolchain import compile_float_library
+
+    return decode_module(compile_float_library(FLOAT_LIBRARY_SOURCE))
+
+
 def lower_helpers(names: list[str], memory_limit: int, memory_pages: int,
-                  native_ops: frozenset[Op] = BASIC_OPS, argv: Sequence[bytes] = ()
+                  native_ops: frozenset[Op] = BASIC_OPS, argv: Sequence[bytes] = (),
+                  libraries: HelperLibraries | None = None
                   ) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
     """The helpers ``names`` lowered for a program with that memory reach and initial size, on a machine
-    with ``native_ops``; with them, the helpers of the ops they use that the machine lacks. ``argv``: what
-    the WASI args functions give."""
-    module = helper_library(argv)
-    names = sorted(set(names))
-    while True:  # until the helpers' own rewritten ops are among the names
-        program = helper_program(module, memory_limit, memory_pages, native_ops)
-        roots = [module.exports[name][1] for name in names]
-        lowered = lower_reachable(program, roots, HELPER_NAME_PREFIX)
-        needed = sorted(set(names) | {op.value for op in program.rewritten})
+    with ``native_ops``; with them, the helpers they use in turn (ops the machine lacks, float instructions).
+    ``argv``: what the WASI args functions give; ``libraries``: the decoded modules to use (when made for
+    that argv; otherwise they are decoded here).
+
+    Two libraries provide them, each lowered as a unit of its own: helpers.wat (with wasi.wat) and, for the
+    float instructions it does not define, the float library (softfloat.c). The float library has no memory
+    of its own and no globals: it is lowered with no memory reach (an access would trap, never touch the
+    program's memory) and no global slots (a global.get is refused).
+    """
+    if libraries is None or libraries.argv != tuple(bytes(argument) for argument in argv):
+        libraries = helper_libraries(argv)
+    units = [("helpers", libraries.helpers, memory_limit, memory_pages, None)]
+    names = set(names)
+    while True:  # until every helper the lowered ones use is among the names
+        if len(units) == 1 and any(is_float_arithmetic(name) and name not in libraries.helpers.exports
+                                   for name in names):
+            units.append((FLOAT_UNIT, libraries.float_module(), 0, 0, {}))
+        pieces, aliases, linked_names, needed, provided = [], {}, [], set(names), set()
+        for unit, module, reach, pages, slots in units:
+            mine = sorted(name for name in names if name in module.exports and name not in provided)
+            provided |= set(mine)
+            if not mine:
+                continue
+            program = helper_program(module, reach, pages, native_ops, unit, slots)
+            lowered = lower_reachable(program, [module.exports[name][1] for name in mine], HELPER_NAME_PREFIX)
+            needed |= {op.value for op in program.rewritten} | set(program.helper_calls)
+            pieces += [(symbol_of_function(unit, index), lowered[index].code) for index in sorted(lowered)]
+            aliases.update({Symbol(("helper", name)): symbol_of_function(unit, module.exports[name][1])
+                            for name in mine})
+            linked_names += [module.function_name(index) for index in sorted(lowered)]
+        if names - provided:
+            raise FrontendError(f"no helper provides {', '.join(sorted(names - provided))}")
         if needed == names:
-            break
+            return pieces, aliases, linked_names
         names = needed
-    pieces = [(symbol_of_function(program.unit, index), lowered[index].code) for index in sorted(lowered)]
-    aliases = {Symbol(("helper", name)): symbol_of_function(program.unit, module.exports[name][1]) for name in names}
-    linked_names = [module.function_name(index) for index in sorted(lowered)]
-    return pieces, aliases, linked_names

@@ -694,4 +694,21 @@
     (if (result i32 i32) (i32.lt_s (local.get $ah) (i32.const 0))
       (then (call $negate64 (local.get $rl) (local.get $rh)))
       (else (local.get $rl) (local.get $rh))))
+
+  ;; float sign operations on their bits (f32: one word; f64: low and high word): only the sign bit changes,
+  ;; NaN payloads are kept as the spec fixes. The other float instructions are the float library's
+  ;; (frontend/softfloat.c).
+  (func (export "f32.abs") (param $x i32) (result i32)
+    (i32.and (local.get $x) (i32.const 0x7fffffff)))
+  (func (export "f32.neg") (param $x i32) (result i32)
+    (i32.xor (local.get $x) (i32.const 0x80000000)))
+  (func (export "f32.copysign") (param $x i32) (param $y i32) (result i32)
+    (i32.or (i32.and (local.get $x) (i32.const 0x7fffffff)) (i32.and (local.get $y) (i32.const 0x80000000))))
+  (func (export "f64.abs") (param $l i32) (param $h i32) (result i32 i32)
+    (local.get $l) (i32.and (local.get $h) (i32.const 0x7fffffff)))
+  (func (export "f64.neg") (param $l i32) (param $h i32) (result i32 i32)
+    (local.get $l) (i32.xor (local.get $h) (i32.const 0x80000000)))
+  (func (export "f64.copysign") (param $xl i32) (param $xh i32) (param $yl i32) (param $yh i32) (result i32 i32)
+    (local.get $xl)
+    (i32.or (i32.and (local.get $xh) (i32.const 0x7fffffff)) (i32.and (local.get $yh) (i32.const 0x80000000))))
 )

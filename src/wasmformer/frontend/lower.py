@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from wasmformer.frontend.assemble import Code, Label, Symbol, emit_index_search, index_runs, link
 from wasmformer.frontend.decode import PAGE_SIZE, FuncType, Module
 from wasmformer.frontend.errors import FrontendError
-from wasmformer.frontend.helpers import lower_helpers, wasi_signatures
+from wasmformer.frontend.helpers import HelperLibraries, lower_helpers, wasi_signatures
 from wasmformer.frontend.lower_function import Environment, signature_words, to_i32
 from wasmformer.frontend.segments import segment_init_code, segment_lengths
 from wasmformer.frontend.units import (WASI_MODULE, ModuleUnit, check_imports, constant_value, global_slots, initial_tables,
@@ -57,12 +57,14 @@ class Call:
 
 
 def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
-          calls: list[Call] | None = None, name: str = "program", argv: list[bytes] | None = None) -> VMProgram:
+          calls: list[Call] | None = None, name: str = "program", argv: list[bytes] | None = None,
+          libraries: HelperLibraries | None = None) -> VMProgram:
     """Lower a decoded module; ``calls`` replaces the default entry (main) with explicit calls.
 
     ``native_ops`` is the op set the target executes (default: the universal
     machine's); the front end rewrites the others into helper calls. ``argv``
-    is what WASI's args_get gives the program (default: its name alone).
+    is what WASI's args_get gives the program (default: its name alone). ``libraries``: decoded helper
+    modules to reuse across calls (frontend/helpers.py).
     """
     native_ops = MACHINE_OPS if native_ops is None else frozenset(native_ops)
     if not BASIC_OPS <= native_ops:
@@ -90,7 +92,8 @@ def lower(module: Module, *, native_ops=None, memory_limit: int = DEFAULT_MEMORY
                                                                      module.data[index].data,
                                                                      program.segment_globals[index]))
                for index in initialised]
-    helper_pieces, helper_aliases, helper_names = helper_code(program, [name.encode()] if argv is None else argv)
+    helper_pieces, helper_aliases, helper_names = helper_code(program, [name.encode()] if argv is None else argv,
+                                                                libraries)
     linked = link(pieces + helper_pieces, helper_aliases)
     if len(linked.instrs) > MAX_INSTRUCTIONS:
         raise FrontendError(f"the program has {len(linked.instrs)} VM instructions; at most {MAX_INSTRUCTIONS} are supported")
@@ -329,7 +332,7 @@ def _output_through_shifts(code: Code, program: ModuleUnit, environment: Environ
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def helper_code(program: ModuleUnit, argv: list[bytes]
+def helper_code(program: ModuleUnit, argv: list[bytes], libraries: HelperLibraries | None = None
                 ) -> tuple[list[tuple[Symbol, Code]], dict[Symbol, Symbol], list[str]]:
     """The helper subroutines for the rewritten ops and the bulk memory instructions.
 
@@ -339,6 +342,6 @@ def helper_code(program: ModuleUnit, argv: list[bytes]
     names = sorted({op.value for op in program.rewritten} | set(program.helper_calls))
     if not names:
         return [], {}, []
-    return lower_helpers(names, program.memory_limit, program.memory_pages, program.native_ops, argv)
+    return lower_helpers(names, program.memory_limit, program.memory_pages, program.native_ops, argv, libraries)
 
 

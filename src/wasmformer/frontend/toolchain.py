@@ -122,6 +122,32 @@ def compile_c(
         return wasm
 
 
+# The float helper library (frontend/softfloat.c): freestanding (no libc), linked with zig's compiler_rt, no
+# entry; every function it defines is exported under its export_name. -O2: its routines run often.
+FLOAT_LIBRARY_TARGET = "wasm32-freestanding"
+FLOAT_LIBRARY_FLAGS = ("-O2", "-g", "-Wl,--no-entry")
+
+
+def compile_float_library(source: Path) -> bytes:
+    """The float helper library's module, built once with zig's clang and compiler_rt, then cached like a C
+    program (its key: the source, the flags and the toolchain)."""
+    with tempfile.TemporaryDirectory(prefix="wasmformer-float-") as work_dir:
+        work = Path(work_dir)
+        flags = [f"--target={FLOAT_LIBRARY_TARGET}", f"-mcpu={WASM_CPU}", *FLOAT_LIBRARY_FLAGS]
+        entry = _cache_entry(source, None, flags, None)
+        cached = _cached_module(entry)
+        if cached is not None:
+            return cached
+        wasm_file, dependency_file = work / "floats.wasm", work / DEPENDENCY_FILE
+        command = _compiler_command(None) + flags + ["-MD", "-MF", str(dependency_file), "-o", str(wasm_file),
+                                                     str(source)]
+        _run_compiler(command, None, work)
+        wasm = strip_debug_sections(wasm_file.read_bytes())
+        if entry is not None:
+            _remember(entry, wasm, dependency_file, Path.cwd(), source)
+        return wasm
+
+
 DEBUG_SECTION_PREFIX = b".debug"
 CUSTOM_SECTION = 0
 WASM_HEADER_BYTES = 8  # magic and version

@@ -16,7 +16,7 @@ from wasmformer.frontend.assemble import Symbol
 from wasmformer.frontend.decode import FuncType, Instruction, Module
 from wasmformer.frontend.errors import FrontendError
 from wasmformer.frontend.lower_function import Environment, LoweredFunction, lower_function, to_i32, type_reason
-from wasmformer.frontend.words import const_bits, words_of
+from wasmformer.frontend.words import const_bits, is_float_arithmetic, words_of
 from wasmformer.vm.ops import BASIC_OPS, WORD_BITS
 from wasmformer.vm.program import Instr, Op, TrapReason
 
@@ -37,6 +37,7 @@ HELPER_TRAP_IMPORTS = {
     "trap_divide_by_zero": TrapReason.DIVIDE_BY_ZERO,
     "trap_integer_overflow": TrapReason.INTEGER_OVERFLOW,
     "trap_out_of_bounds_memory": TrapReason.OUT_OF_BOUNDS_MEMORY,
+    "trap_invalid_conversion": TrapReason.INVALID_CONVERSION,
 }
 
 
@@ -199,7 +200,7 @@ def make_environment(program: ModuleUnit, name_prefix: str = "") -> Environment:
         return Symbol(("helper", op.value))
 
     def helper_symbol(name: str) -> Symbol:
-        if program.allow_helper_traps:
+        if program.allow_helper_traps and not is_float_arithmetic(name):
             raise FrontendError(f"helper code uses the helper {name} through a wasm instruction; call it instead")
         program.helper_calls[name] = program.helper_calls.get(name, 0) + 1
         return Symbol(("helper", name))
@@ -245,15 +246,18 @@ def table_functions(program: ModuleUnit, signature: FuncType, table: int) -> lis
 
 
 def helper_program(module: Module, memory_limit: int, memory_pages: int,
-                   native_ops: frozenset[Op] = BASIC_OPS) -> ModuleUnit:
+                   native_ops: frozenset[Op] = BASIC_OPS, unit: str = "helpers",
+                   slots: dict[int, tuple[int, int]] | None = None) -> ModuleUnit:
     """The ModuleUnit for the helper library: trap imports allowed, the machine's native ops.
 
     The helpers run on the user program's memory, so they get its reach
     (``memory_limit``) and declared size (``memory_pages``), not their own
     module's placeholder memory. An op the machine lacks in helper code becomes
     a call of that op's helper, like in the user's code (the i32 helpers use
-    basic ops only, so this never recurses).
+    basic ops only, so this never recurses). ``unit`` names the library (its symbols' namespace);
+    ``slots``: its globals' VM globals (default: its own, from 0).
     """
     check_imports(module, allow_helper_traps=True)
-    return ModuleUnit(module, "helpers", native_ops, memory_limit, memory_pages, global_slots(module),
-                      initial_tables(module), allow_helper_traps=True)
+    return ModuleUnit(module, unit, native_ops, memory_limit, memory_pages,
+                      global_slots(module) if slots is None else slots, initial_tables(module),
+                      allow_helper_traps=True)

@@ -4,8 +4,10 @@ The machine's stack, locals, globals and memory hold 32-bit words. An i32 or
 f32 is one word; an i64 or f64 is two, the low word deeper on the stack (and
 in the lower-numbered local or global). Floats are moved as raw bits: their
 consts, loads, stores, locals, globals, params, results and reinterpretations
-are word moves; their arithmetic is not executed (a reached instruction stops
-the run with TRAP UNSUPPORTED, naming it: lower_function).
+are word moves; their arithmetic (and comparisons and numeric conversions) is
+a call of the helper exported under the instruction's name (the float library,
+frontend/softfloat.c, and the sign operations of helpers.wat), whose type
+``float_instruction_type`` gives.
 
 This module holds the facts: words per type, and the wasm instructions that
 are pure word moves (float loads and stores as integer ones, narrow i64
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import struct
 
+from wasmformer.frontend.decode import FuncType
 from wasmformer.vm.ops import WORD_BITS, value_to_words
 from wasmformer.vm.program import Op
 
@@ -62,3 +65,25 @@ def is_float_arithmetic(name: str) -> bool:
     if name in REINTERPRETATIONS or name in FLOAT_MEMORY or name.endswith(".const"):
         return False
     return name.startswith(FLOAT_TYPES) or "_f32" in name or "_f64" in name
+
+
+FLOAT_UNARY = frozenset(["abs", "neg", "sqrt", "ceil", "floor", "trunc", "nearest"])
+FLOAT_BINARY = frozenset(["add", "sub", "mul", "div", "min", "max", "copysign"])
+FLOAT_COMPARISONS = frozenset(["eq", "ne", "lt", "gt", "le", "ge"])
+
+
+def float_instruction_type(name: str) -> FuncType:
+    """The stack effect of a float instruction that computes, as a function type: ``f64.add`` (f64 f64) ->
+    (f64), ``f32.lt`` (f32 f32) -> (i32), ``i64.trunc_sat_f32_u`` (f32) -> (i64), ``f64.promote_f32`` (f32)
+    -> (f64)."""
+    result, _, operation = name.partition(".")
+    if operation in FLOAT_UNARY:
+        return FuncType((result,), (result,))
+    if operation in FLOAT_BINARY:
+        return FuncType((result, result), (result,))
+    if operation in FLOAT_COMPARISONS:
+        return FuncType((result, result), ("i32",))
+    sources = [part for part in operation.split("_") if part in WORDS]
+    if len(sources) != 1:
+        raise ValueError(f"{name} is not a float instruction that computes")
+    return FuncType((sources[0],), (result,))

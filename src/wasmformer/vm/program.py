@@ -140,7 +140,8 @@ class TrapReason(enum.IntEnum):
     OUT_OF_BOUNDS_MEMORY = 3
     INDIRECT_CALL = 4  # call_indirect to a bad index or signature
     CALL_STACK_EXHAUSTED = 5
-    UNSUPPORTED = 6  # an instruction the machine cannot execute was reached (floating-point arithmetic)
+    UNSUPPORTED = 6  # an instruction the machine cannot execute was reached
+    INVALID_CONVERSION = 7  # a float -> integer truncation of a NaN
 
 
 # What each reason is called in the wasm spec scripts and in wasmtime's trap messages. wasmtime tells the
@@ -155,6 +156,7 @@ TRAP_DESCRIPTIONS = {
                                "(call_indirect: index out of the table, null slot, or another signature)"),
     TrapReason.CALL_STACK_EXHAUSTED: "call stack exhausted",
     TrapReason.UNSUPPORTED: "an instruction the machine does not execute was reached",
+    TrapReason.INVALID_CONVERSION: "invalid conversion to integer",
 }
 
 
