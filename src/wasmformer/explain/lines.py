@@ -148,23 +148,22 @@ class _Bytes:
         value = self.fixed(count)
         return value - (1 << (8 * count)) if value >> (8 * count - 1) else value
 
-    def uleb(self) -> int:
+    def _leb(self) -> tuple[int, int, int]:
+        """A LEB128 number's 7-bit groups: (value read unsigned, bits read, its last byte)."""
         result = shift = 0
         while True:
             byte = self.fixed(1)
             result |= (byte & 0x7F) << shift
             shift += 7
             if byte < 0x80:
-                return result
+                return result, shift, byte
+
+    def uleb(self) -> int:
+        return self._leb()[0]
 
     def sleb(self) -> int:
-        result = shift = 0
-        while True:
-            byte = self.fixed(1)
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return result - (1 << shift) if byte & 0x40 else result
+        result, shift, last = self._leb()
+        return result - (1 << shift) if last & 0x40 else result
 
     def cstring(self) -> str:
         end = self.data.index(b"\0", self.position)
