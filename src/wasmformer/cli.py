@@ -425,15 +425,12 @@ def _write_output(args, program, output: bytes, completed: bool) -> None:
 
 # -- run ------------------------------------------------------------------------------------------
 
-SOURCE_SUFFIXES = (".c", ".wat", ".wasm")
-
-
 def _cmd_run(args) -> int:
     """`run`: the Python API's prepare + execute, with the terminal's progress line, streams and messages."""
     from wasmformer import api, runner
 
     _require_file(args.source)
-    is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
+    is_source = args.source.suffix.lower() in api.SOURCE_SUFFIXES
     if not is_source:
         _refuse_source_options(args)
     program = _load_program(args) if is_source else None  # before the model: a refused source fails fast
@@ -659,7 +656,7 @@ def _cmd_explain(args) -> int:
     try:
         first, last = parse_step_range(args.steps) if args.steps else (None, None)
         _require_file(args.source)
-        is_source = args.source.suffix.lower() in SOURCE_SUFFIXES
+        is_source = args.source.suffix.lower() in api.SOURCE_SUFFIXES
         if not is_source:
             _refuse_source_options(args)
         program = _load_program(args) if is_source else None

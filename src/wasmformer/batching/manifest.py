@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from wasmformer.api import SOURCE_SUFFIXES
 from wasmformer.vm.errors import ProgramError
 
-SOURCE_SUFFIXES = (".c", ".wat", ".wasm")
 ENTRY_KEYS = {"id", "program", "input", "input_file", "args", "max_new_tokens"}
 
 
