@@ -144,7 +144,13 @@ DAMAGE = {
 }
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
+# Each damage costs a rebuild of the universal model (about 15 s): two kinds in `make test` (a readable file
+# with the wrong content, an unreadable one), all of them in `make test-all`.
+QUICK_DAMAGE = ("garbage config", "one flipped weight bit")
+
+
+@pytest.mark.parametrize("damage", [pytest.param(name, marks=[] if name in QUICK_DAMAGE else [pytest.mark.slow])
+                                    for name in sorted(DAMAGE)])
 def test_a_damaged_cached_model_is_rebuilt_with_one_warning(built_cache, tmp_path, damage):
     source, reference_trace, reference_output = built_cache
     cache = tmp_path / "cache"

@@ -81,6 +81,9 @@ def test_float_scripts_on_the_transformer(on_model, name):
     compare([path for path in SCRIPTS if path.name == name], on_model)
 
 
+# One test per script, so that pytest-xdist spreads them over its workers (the float scripts are over 13,000
+# assertions of soft float).
 @pytest.mark.slow
-def test_every_script_on_the_transformer(on_model):
-    compare(SCRIPTS, on_model)
+@pytest.mark.parametrize("path", SCRIPTS, ids=[path.name for path in SCRIPTS])
+def test_every_script_on_the_transformer(on_model, path):
+    compare([path], on_model)
