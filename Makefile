@@ -36,7 +36,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m wasmformer bench
 
-# A few minutes of malformed inputs, hostile options and random programs through the CLI (docs/fuzzing.md).
+# A few minutes of malformed inputs, hostile options and random programs through the CLI (docs/fuzzing.md);
+# its Csmith cases need Debian's csmith and libcsmith-dev (it stops and says so when they are missing).
 fuzz: $(STAMP)
 	$(PY) -m fuzz --seed 1 --cases 600
 

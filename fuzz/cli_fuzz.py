@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .cases import Case, Failure, Outcome, check, describe_difference
 from .corpus import REPO, Corpus, SetupError, build_corpus
-from .generators import CATEGORIES, make_case
+from .generators import CATEGORIES, NEEDS_TOOL, make_case
 
 DEFAULT_SEED = 1
 DEFAULT_CASES = 600  # about 3 minutes on 2 cores
@@ -240,6 +240,7 @@ def run_session(settings: Settings, log=print) -> Summary:
     for directory in (cases_dir, failures_dir):
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
+    _check_tools(settings.only or CATEGORIES)
     log(f"fuzz: setting up seeds in {work}")
     corpus = build_corpus(work, settings.seed, wasmformer_command())
     summary = Summary()
@@ -252,6 +253,14 @@ def run_session(settings: Settings, log=print) -> Summary:
     summary.seconds = time.perf_counter() - started
     (settings.out / "summary.json").write_text(json.dumps(summary.as_json(), indent=1) + "\n")
     return summary
+
+
+def _check_tools(categories: tuple[str, ...]) -> None:
+    """Stop before any work when a chosen category needs a tool this machine lacks (Csmith)."""
+    for category in categories:
+        reason = NEEDS_TOOL[category]() if category in NEEDS_TOOL else None
+        if reason is not None:
+            raise SetupError(f"the {category} cases need it: {reason}; or leave them out with --skip {category}")
 
 
 def _results(settings: Settings, corpus: Corpus, cases_dir: Path, started: float):
@@ -361,19 +370,28 @@ def parse_settings(argv: list[str] | None) -> Settings:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="work and failures directory")
     parser.add_argument("--only", default="", metavar="CATEGORY,...",
                         help=f"generate only these categories: {', '.join(CATEGORIES)}")
+    parser.add_argument("--skip", default="", metavar="CATEGORY,...", help="leave out these categories")
     parser.add_argument("--in-process", action="store_true",
                         help="call wasmformer.cli.main in this process (faster; no timeout, one job)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
-    unknown = set(only) - set(CATEGORIES)
+    only, skip = _category_list(args.only), _category_list(args.skip)
+    unknown = set(only + skip) - set(CATEGORIES)
     if unknown:
         parser.error(f"unknown categories {sorted(unknown)}; choose from {', '.join(CATEGORIES)}")
+    if skip:
+        only = tuple(name for name in only or CATEGORIES if name not in skip)
+        if not only:
+            parser.error("--skip leaves no category to run")
     if args.in_process:  # no signals in process: leave out the interrupt cases
         only = tuple(name for name in only or CATEGORIES if name not in SUBPROCESS_ONLY)
     cases = args.cases if args.cases is not None or args.seconds is not None else DEFAULT_CASES
     return Settings(seed=args.seed, cases=cases, seconds=args.seconds, jobs=max(1, args.jobs), timeout=args.timeout,
                     out=args.out.resolve(), only=only, in_process=args.in_process, progress=not args.no_progress)
+
+
+def _category_list(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def main(argv: list[str] | None = None) -> int:

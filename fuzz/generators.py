@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from . import mutate, oracle
+from . import csmith, mutate, oracle
 from .cases import Case, Expected
 from .corpus import CACHE_VARIABLE, OK_OUTPUT, Corpus
 from .options import hostile_option_case
@@ -222,9 +222,16 @@ def valid_invoke_case(rng: random.Random, corpus: Corpus, index: int) -> Case:
                 files={**files, **program_files}, expected=expected)
 
 
-# The mix of a default run: (category, generator, weight). The ordinary-C issue adds its Csmith
-# generator here (random C programs compiled by the front end, compared with wasmtime like
-# valid_main_case), as ("csmith", csmith_case, WEIGHT).
+def csmith_case(rng: random.Random, corpus: Corpus, index: int) -> Case:
+    """A random C program from Csmith (floats on; fuzz/csmith.py), compiled and run by `wasmformer run prog.c`."""
+    program = csmith.random_program(rng)
+    quiet = ("--quiet",) if rng.random() < 0.3 else ()
+    return Case(index, "csmith", f"csmith --float --seed {program.seed} {' '.join(program.options)} "
+                f"({program.steps} steps)", ("run", "prog.c", *quiet), files={"prog.c": program.source},
+                copies=csmith.header_copies(), expected=program.expected)
+
+
+# The mix of a default run: (category, generator, weight).
 GENERATORS = (
     ("wasm-bytes", wasm_bytes_case, 3),
     ("wat-text", wat_text_case, 2),
@@ -238,7 +245,10 @@ GENERATORS = (
     ("valid-run", valid_main_case, 4),
     ("valid-invoke", valid_invoke_case, 3),
     ("valid-refvm", valid_refvm_case, 1),
+    ("csmith", csmith_case, 2),
 )
+# Categories that need a tool outside the Python environment: category -> a function giving why it is missing.
+NEEDS_TOOL = {"csmith": csmith.missing}
 CATEGORIES = tuple(category for category, _, _ in GENERATORS)
 
 

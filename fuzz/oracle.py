@@ -22,6 +22,7 @@ ORACLE_FUEL = 50_000_000  # wasm instructions; random programs need far fewer (t
 TRAPPED_PREFIX = "wasm trapped after printing "
 WRAPPER_NAME = "fuzz_invoke"
 I32_MODULUS = 2**32
+OUT_OF_FUEL = "the random program ran out of fuel under wasmtime"
 
 
 class OracleUnusable(Exception):
@@ -30,7 +31,12 @@ class OracleUnusable(Exception):
 
 def expected_main(wat_text: str, input_bytes: bytes) -> Expected:
     """stdout and status of `wasmformer run` on a module whose entry is its exported main."""
-    run = _execute(wat_text, input_bytes)
+    return expected_wasm(_wat_to_wasm(wat_text), input_bytes)
+
+
+def expected_wasm(wasm: bytes, input_bytes: bytes, fuel: int = ORACLE_FUEL) -> Expected:
+    """stdout and status of `wasmformer run` on a module (its main, or a WASI command's _start)."""
+    run = _execute(wasm, input_bytes, fuel)
     if isinstance(run, Expected):
         return run
     return Expected(status=run.exit_status, stdout=run.output, why="wasmtime")  # main's value & 0xff
@@ -44,21 +50,25 @@ def expected_invoke(module: RandomModule, function_index: int, args: tuple[int, 
     constants = "".join(f" (i32.const {_signed(value)})" for value in args)
     result = " (result i32)" if function.has_result else ""
     wrapper = f"  (func ${WRAPPER_NAME}{result} (call ${function.name}{constants}))"
-    run = _execute(module.text({"main": WRAPPER_NAME}, extra_functions=(wrapper,)), input_bytes)
+    run = _execute(_wat_to_wasm(module.text({"main": WRAPPER_NAME}, extra_functions=(wrapper,))), input_bytes)
     if isinstance(run, Expected):
         return run, len(run.stdout)
     printed_result = f"{_signed(run.exit_value)}\n".encode() if function.has_result else b""
     return Expected(status=0, stdout=run.output + printed_result, why="wasmtime --invoke"), len(run.output)
 
 
-def _execute(wat_text: str, input_bytes: bytes):
-    """The runner's WasmtimeRun, or an Expected trap (status 134, output so far, trap token)."""
+def _wat_to_wasm(wat_text: str) -> bytes:
     import wasmtime
 
+    return bytes(wasmtime.wat2wasm(wat_text))
+
+
+def _execute(wasm: bytes, input_bytes: bytes, fuel: int = ORACLE_FUEL):
+    """The runner's WasmtimeRun, or an Expected trap (status 134, output so far, trap token)."""
     from wasmformer.oracles.wasmtime_runner import WasmOracleError, execute_wasm
 
     try:
-        return execute_wasm(bytes(wasmtime.wat2wasm(wat_text)), input_bytes, fuel=ORACLE_FUEL)
+        return execute_wasm(wasm, input_bytes, fuel=fuel)
     except WasmOracleError as error:
         message = str(error)
         if not message.startswith(TRAPPED_PREFIX):
@@ -83,7 +93,7 @@ def _trap_token(trap_text: str) -> str:
     )
 
     if "all fuel consumed" in trap_text:
-        raise OracleUnusable("the random program ran out of fuel under wasmtime")
+        raise OracleUnusable(OUT_OF_FUEL)
     for message, reason in TRAP_MESSAGES.items():
         if re.search(re.escape(message), trap_text):
             return f"trap.{reason.name.lower()}"
