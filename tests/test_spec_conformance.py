@@ -33,9 +33,17 @@ COMMANDS = ("assert_return", "assert_trap", "assert_exhaustion", "assert_invalid
             "assert_unlinkable")
 
 
-# One test per script, so that pytest-xdist spreads them over its workers: the float scripts alone are
-# over 13,000 assertions of soft float.
-@pytest.mark.parametrize("path", SCRIPTS, ids=[path.name for path in SCRIPTS])
+# The float scripts: over 13,000 assertions of soft float, minutes of the Python reference VM. They run in
+# `make test-all` (here and through the transformer, tests/machine/test_spec_on_model.py); `make test` checks
+# every float instruction against wasmtime on edge cases and random bits (tests/frontend/test_float_oracle.py)
+# and float_memory.wast, f32_bitwise.wast and f64_bitwise.wast here.
+FLOAT_ARITHMETIC_SCRIPTS = ("f32.wast", "f64.wast", "f32_cmp.wast", "f64_cmp.wast", "float_exprs.wast",
+                            "float_misc.wast", "conversions.wast", "const.wast", "float_literals.wast")
+
+
+# One test per script, so that pytest-xdist spreads them over its workers.
+@pytest.mark.parametrize("path", [pytest.param(path, marks=[pytest.mark.slow] if path.name in FLOAT_ARITHMETIC_SCRIPTS
+                                               else [], id=path.name) for path in SCRIPTS])
 def test_every_supported_assertion_passes(path):
     tally = run_script(path)
     print("\n" + format_summary({path.name: tally}))

@@ -58,11 +58,14 @@ def _check(case, exit_status, output, trap):
         assert problem is None, problem
 
 
-REFERENCE_CASES = [case for case in CASES if case.name not in BEYOND_REFERENCE_VM]
+# Cases of millions of reference-VM steps (10 to 25 s each in Python) run in `make test-all`.
+LONG_ON_THE_REFERENCE_VM = ("00041", "00204")
+REFERENCE_CASES = [pytest.param(case, id=case.name, marks=[pytest.mark.slow] if case.name in LONG_ON_THE_REFERENCE_VM
+                                else []) for case in CASES if case.name not in BEYOND_REFERENCE_VM]
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("case", REFERENCE_CASES, ids=_ids(REFERENCE_CASES))
+@pytest.mark.parametrize("case", REFERENCE_CASES)
 def test_case_on_the_reference_vm(case):
     result = refvm.run(load_program(case.source), max_steps=MAX_STEPS)
     assert result.halted, f"{case.name}: not halted after {MAX_STEPS} steps"
