@@ -39,10 +39,15 @@ COMMANDS = ("assert_return", "assert_trap", "assert_exhaustion", "assert_invalid
 # and float_memory.wast, f32_bitwise.wast and f64_bitwise.wast here.
 FLOAT_ARITHMETIC_SCRIPTS = ("f32.wast", "f64.wast", "f32_cmp.wast", "f64_cmp.wast", "float_exprs.wast",
                             "float_misc.wast", "conversions.wast", "const.wast", "float_literals.wast")
+# memory_copy.wast: thousands of byte-by-byte checks after each copy, nearly three minutes of the Python reference
+# VM; memory.copy stays in `make test` through bulk.wast and memory_init.wast here and the bulk-memory programs on
+# the model (tests/machine/test_model_traces.py, tests/frontend/test_bulk_memory_oracle.py).
+LONG_ON_THE_REFERENCE_VM = ("memory_copy.wast",)
 
 
 # One test per script, so that pytest-xdist spreads them over its workers.
-@pytest.mark.parametrize("path", [pytest.param(path, marks=[pytest.mark.slow] if path.name in FLOAT_ARITHMETIC_SCRIPTS
+@pytest.mark.parametrize("path", [pytest.param(path, marks=[pytest.mark.slow]
+                                               if path.name in FLOAT_ARITHMETIC_SCRIPTS + LONG_ON_THE_REFERENCE_VM
                                                else [], id=path.name) for path in SCRIPTS])
 def test_every_supported_assertion_passes(path):
     tally = run_script(path)
