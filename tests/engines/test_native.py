@@ -92,7 +92,7 @@ def test_values_of_past_positions_are_recomputed_exactly():
 
 
 # The real machine on a real program, native against the Python hull engine token for token: hello.c's first
-# 20,000 tokens in tests/machine/test_model_traces.py (test_hull_engine_agrees_with_the_fast_engine).
+# 2,000 tokens (every example's first 20,000 in make test-all) in tests/machine/test_model_traces.py (test_hull_engine_agrees_with_the_fast_engine).
 
 
 def test_head_kinds_are_read_from_the_weights():

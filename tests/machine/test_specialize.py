@@ -27,7 +27,9 @@ from tests.machine.trace_ids import token_ids
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 # The examples that fit a specialised model: the ones with printf or scanf link the libc's vfprintf / vfscanf,
 # 10,000-21,000 instructions, past MAX_TABLE_UNITS (docs/specialize.md); test_printf_programs_are_too_large.
-RUNS = [("hello", "hello", None), ("sudoku", "sudoku", None), ("sudoku_hard", "sudoku", 400_000)]
+# sudoku_hard is sudoku's program (the same specialised model) on another input: `make test-all`.
+RUNS = [("hello", "hello", None), ("sudoku", "sudoku", None),
+        pytest.param("sudoku_hard", "sudoku", 400_000, marks=pytest.mark.slow, id="sudoku_hard")]
 # Tokens compared with the dense engine, which computes every FFN of the specialised model in full (about a
 # tenth of a second per token for hello's): a short prefix in `make test`, a longer one in `make test-all`.
 DENSE_PREFIX = 250
@@ -66,7 +68,7 @@ def assert_same_as_expected(model, program, input_bytes, limit, name):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("name,source,limit", RUNS, ids=[run[0] for run in RUNS])
+@pytest.mark.parametrize("name,source,limit", RUNS, ids=["hello", "sudoku", "sudoku_hard"])
 def test_specialised_trace_equals_the_universal_trace(specialised, name, source, limit):
     program, result = specialised(source)
     assert_same_as_expected(result.model, program, _input(name), limit, name)
