@@ -108,8 +108,10 @@ def test_a_trap_and_a_token_cap_end_the_run_with_the_cli_statuses(model):
 
 
 def test_stream_yields_the_output_in_order_as_it_is_generated(model):
-    whole = wasmformer.run(EXAMPLES / "collatz.c", model=model)
-    stream = wasmformer.stream(EXAMPLES / "collatz.c", model=model)
+    lines = b"one\ntwo\nthree\n"
+    whole = wasmformer.run(ECHO_INPUT, input=lines, model=model)
+    assert whole.stdout == lines
+    stream = wasmformer.stream(ECHO_INPUT, input=lines, model=model)
     chunks = list(stream)
     assert len(chunks) > 1 and {chunk.stream for chunk in chunks} == {"stdout"}
     assert b"".join(chunk.data for chunk in chunks) == whole.stdout
