@@ -91,8 +91,9 @@ def test_values_of_past_positions_are_recomputed_exactly():
     assert stats["recorded_slots"] == 6 and stats["wide_slots"] == 1
 
 
-# The real machine on a real program, native against the Python hull engine token for token: hello.c's first
-# 2,000 tokens (every example's first 20,000 in make test-all) in tests/machine/test_model_traces.py (test_hull_engine_agrees_with_the_fast_engine).
+# The real machine on a real program, native against the Python hull engine token for token: a C program
+# in tests/test_api.py; every example's first 20,000 tokens in make test-all (tests/machine/test_model_traces.py,
+# test_hull_engine_agrees_with_the_fast_engine).
 
 
 def test_head_kinds_are_read_from_the_weights():

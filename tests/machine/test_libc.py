@@ -194,12 +194,21 @@ def _source(tmp_path: Path, name: str) -> Path:
     return path
 
 
+ARGV_AND_STREAMS = r"""#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) printf("argv[%d] = %s\n", i, argv[i]);
+    fprintf(stderr, "%d arguments\n", argc - 1);
+    return argc + 4;
+}
+"""
+
+
 def test_cli_run_gives_argv_and_separates_stdout_stderr_and_status(universal, capsys, monkeypatch, tmp_path):
-    source = tmp_path / "tour.c"
-    source.write_bytes(TOUR.read_bytes())
-    status, out, err = _cli(capsys, monkeypatch, "run", source, "--input", TOUR_INPUT.decode(), "-q",
-                            "--", "x", "y z")
-    oracle = run_wasmtime(module_bytes(TOUR), TOUR_INPUT, argv=[b"tour.c", b"x", b"y z"])
+    source = tmp_path / "args.c"
+    source.write_text(ARGV_AND_STREAMS)
+    status, out, err = _cli(capsys, monkeypatch, "run", source, "-q", "--", "x", "y z")
+    oracle = run_wasmtime(module_bytes(source), b"", argv=[b"args.c", b"x", b"y z"])
+    assert oracle.output == b"argv[0] = args.c\nargv[1] = x\nargv[2] = y z\n" and oracle.errors == b"2 arguments\n"
     assert (status, out, err.encode()) == (7, oracle.output, oracle.errors)
 
 

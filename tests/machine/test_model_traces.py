@@ -146,22 +146,21 @@ def test_dense_engine_agrees_on_the_first_tokens_of_each_example(universal, prog
     assert dense.trace == fast.trace
 
 
-HULL_PREFIX = 20_000  # `make test-all`: every example (hello whole)
-# `make test`: hello's first tokens; its prompt (the libc's printf, about 66,000 tokens) is most of the Python
-# hull engine's time, and the prefix still covers the first printf call's steps.
-HULL_PREFIX_QUICK = 2_000
+# Every example's prompt holds the libc's printf (about 66,000 tokens), half a minute of the Python hull engine
+# before its first token: `make test-all`. In `make test` the hull engine runs a C program without stdio
+# (tests/test_api.py, test_the_trace_is_the_same_on_every_engine) and its own tests (tests/engines/).
+HULL_PREFIX = 20_000
 
 
-@pytest.mark.parametrize("name,source,input_path,prefix", [
-    pytest.param("hello", "hello", EXAMPLES_DIR / "hello.input", HULL_PREFIX_QUICK, id=f"hello-{HULL_PREFIX_QUICK}")
-] + [pytest.param(*run, HULL_PREFIX, marks=[pytest.mark.slow], id=run[0]) for run in example_runs()])
-def test_hull_engine_agrees_with_the_fast_engine(universal, programs, name, source, input_path, prefix):
-    """The Python hull engine (exact, readable) and the native engine: the same tokens."""
+@pytest.mark.slow
+@pytest.mark.parametrize("name,source,input_path", example_runs(), ids=[run[0] for run in example_runs()])
+def test_hull_engine_agrees_with_the_fast_engine(universal, programs, name, source, input_path):
+    """The Python hull engine (exact, readable) and the native engine: the same tokens (hello whole)."""
     program, input_bytes = programs(source), _input(input_path)
-    fast = run_program(universal, program, input_bytes, max_new_tokens=prefix)
-    hull = run_program(universal, program, input_bytes, engine="hull", max_new_tokens=prefix)
+    fast = run_program(universal, program, input_bytes, max_new_tokens=HULL_PREFIX)
+    hull = run_program(universal, program, input_bytes, engine="hull", max_new_tokens=HULL_PREFIX)
     assert hull.trace == fast.trace
-    assert fast.halted or len(fast.trace) == prefix
+    assert fast.halted or len(fast.trace) == HULL_PREFIX
 
 
 @pytest.mark.oracle

@@ -24,8 +24,12 @@ GRAPH_NAME = "universal"
 
 def universal_model(cache_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Model:
     """The model that runs any VM program in its prompt (built on first use, then loaded from the cache)."""
-    key = sources_key(GRAPH_SOURCES, {"factory": "wasmformer.machine.interpreter.build_interpreter"})
-    return build_model(_interpreter_graph, cache_dir, key=key, name=GRAPH_NAME, log=log)
+    return build_model(_interpreter_graph, cache_dir, key=universal_key(), name=GRAPH_NAME, log=log)
+
+
+def universal_key() -> str:
+    """The universal model's cache key: its entry is ``<cache root>/models/<key>``."""
+    return sources_key(GRAPH_SOURCES, {"factory": "wasmformer.machine.interpreter.build_interpreter"})
 
 
 def _interpreter_graph():
